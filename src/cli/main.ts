@@ -1,0 +1,155 @@
+import { Command, CommanderError } from 'commander';
+import type { GenerateResult } from '../api/generate.js';
+import { isCachedDeployError } from '../errors.js';
+import type { FileChange } from '../plan/plan.js';
+import { GENERATOR_VERSION } from '../version.js';
+
+export interface Io {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  /** Whether a person can answer prompts (stdin and stdout are terminals). */
+  interactive: boolean;
+}
+
+const defaultIo: Io = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+  interactive: Boolean(process.stdin.isTTY && process.stdout.isTTY),
+};
+
+/** Exit codes (DESIGN.md): 0 ok / in sync, 1 error, 2 drift or pending changes. */
+export const EXIT = { ok: 0, error: 1, drift: 2 } as const;
+
+/**
+ * The whole CLI: parses argv, runs one command through the API, returns the exit code. Commands
+ * are imported when they run, so `--version` and `generate` load neither the prompt library nor
+ * anything they do not use.
+ */
+export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
+  let exitCode: number = EXIT.ok;
+  const debug = argv.includes('--debug');
+  const program = new Command('create-cached-deploy')
+    .description(
+      'Fast, cheap, safe Docker deploys from CI to Amazon ECR with BuildKit registry cache.',
+    )
+    .version(GENERATOR_VERSION, '-v, --version')
+    .option('--debug', 'print stack traces of unexpected errors')
+    .exitOverride()
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+
+  program
+    .command('init', { isDefault: true })
+    .description(
+      'detect the repository, ask what cannot be detected, write cached-deploy.yml and every generated file',
+    )
+    .argument('[dir]', 'repository root', '.')
+    .option('-y, --yes', 'accept detected values; never prompt')
+    .option('--account-id <id>', 'AWS account id of the ECR registry')
+    .option('--region <region>', 'AWS region of the ECR registry (default: $AWS_REGION)')
+    .option(
+      '--github-repository <owner/name>',
+      'GitHub repository (default: from the origin remote)',
+    )
+    .option(
+      '--main-branch <name>',
+      'branch that deploys and owns the main cache (default: detected)',
+    )
+    .option('--role-name <name>', 'IAM role the workflow assumes (default: <repo>-cached-deploy)')
+    .option(
+      '--image-repository <name>',
+      'ECR repository of the image (one-Dockerfile repositories)',
+    )
+    .option('--deploy-command <command>', 'shell command the deploy job runs on the main branch')
+    .option('--force', 'overwrite generated files that were edited by hand')
+    .action(async (dir: string, options: Record<string, string | boolean | undefined>) => {
+      const { init } = await import('../api/init.js');
+      const prompter = io.interactive ? (await import('./prompts.js')).terminalPrompter : undefined;
+      const result = await init(dir, {
+        yes: Boolean(options.yes),
+        accountId: options.accountId as string | undefined,
+        region: options.region as string | undefined,
+        githubRepository: options.githubRepository as string | undefined,
+        mainBranch: options.mainBranch as string | undefined,
+        roleName: options.roleName as string | undefined,
+        imageRepository: options.imageRepository as string | undefined,
+        deployCommand: options.deployCommand as string | undefined,
+        force: Boolean(options.force),
+        prompter,
+      });
+      printChanges(io, result.plan.changes);
+      io.stdout('Next: commit these files, create the IAM role from ecr/, and push.\n');
+    });
+
+  program
+    .command('generate')
+    .description('regenerate every file from cached-deploy.yml (idempotent)')
+    .argument('[dir]', 'repository root', '.')
+    .option('--check', 'write nothing; exit 2 when a file is out of date')
+    .option('--force', 'overwrite generated files that were edited by hand')
+    .action(async (dir: string, options: { check?: boolean; force?: boolean }) => {
+      const { generate } = await import('../api/generate.js');
+      const result = await generate(dir, { check: options.check, force: options.force });
+      exitCode = reportGenerate(io, result, Boolean(options.check));
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    return reportError(io, error, debug);
+  }
+}
+
+function reportGenerate(io: Io, result: GenerateResult, check: boolean): number {
+  const pending = result.plan.changes.filter((change) => change.action !== 'unchanged');
+  if (check) {
+    if (pending.length === 0) {
+      io.stdout(`In sync: ${result.plan.changes.length} generated files are up to date.\n`);
+      return EXIT.ok;
+    }
+    for (const change of pending) io.stdout(`out of date: ${change.path} (${describe(change)})\n`);
+    io.stdout('Run `npx create-cached-deploy generate` to update them.\n');
+    return EXIT.drift;
+  }
+  if (pending.length === 0)
+    io.stdout(`In sync: ${result.plan.changes.length} generated files are up to date.\n`);
+  else printChanges(io, result.plan.changes);
+  return EXIT.ok;
+}
+
+function describe(change: FileChange): string {
+  if (change.action !== 'conflict') return `would ${change.action}`;
+  return change.reason === 'not-generated'
+    ? 'conflict: not written by create-cached-deploy'
+    : 'conflict: edited by hand';
+}
+
+function printChanges(io: Io, changes: FileChange[]): void {
+  for (const change of changes) {
+    if (change.action === 'unchanged') continue;
+    const verb = { create: 'created', update: 'updated', delete: 'deleted', conflict: 'conflict' }[
+      change.action
+    ];
+    io.stdout(`${verb.padEnd(8)} ${change.path}\n`);
+  }
+}
+
+function reportError(io: Io, error: unknown, debug: boolean): number {
+  if (error instanceof CommanderError) {
+    // Help and --version "fail" with exit code 0; usage errors were already printed by commander.
+    return error.exitCode === 0 ? EXIT.ok : EXIT.error;
+  }
+  if (error instanceof Error && error.name === 'ExitPromptError') return 130; // Ctrl-C at a prompt
+  if (isCachedDeployError(error)) {
+    io.stderr(`create-cached-deploy: ${error.message}\n`);
+    if (error.details) io.stderr(`${error.details}\n`);
+    if (debug) io.stderr(`${error.stack}\n`);
+    return EXIT.error;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  io.stderr(
+    `create-cached-deploy: unexpected error: ${message.split('\n')[0]}${debug ? '' : ' (rerun with --debug for details)'}\n`,
+  );
+  if (debug && error instanceof Error) io.stderr(`${error.stack}\n`);
+  return EXIT.error;
+}

@@ -1,0 +1,100 @@
+import type { RawConfig } from './schema.js';
+
+/** The BuildKit image the workflow pins when the config does not say (DOMAIN.md §2). */
+export const DEFAULT_BUILDKIT_IMAGE = 'moby/buildkit:v0.27.0';
+export const CONFIG_FILE = 'cached-deploy.yml';
+
+export interface ImageSettings {
+  /** The bake target name; also the suffix of its cache tags. */
+  name: string;
+  context: string;
+  dockerfile: string;
+  /** The Dockerfile stage to build, or undefined for the last stage. */
+  target: string | undefined;
+  platforms: string[];
+  repository: string;
+  cacheRepository: string;
+}
+
+/** cached-deploy.yml with every default filled in: what the model is built from. */
+export interface ResolvedConfig {
+  aws: { accountId: string; region: string; roleName: string };
+  github: { repository: string; mainBranch: string };
+  images: ImageSettings[];
+  cache: { branchRetentionDays: number; untaggedRetentionDays: number };
+  deployImages: { keep: number; untaggedRetentionDays: number };
+  buildkit: { image: string };
+  workflow: {
+    file: string;
+    name: string;
+    runsOn: string;
+    on: { push: string[]; pullRequest: boolean; workflowDispatch: boolean };
+    deploy: { command: string; environment: string | undefined } | undefined;
+  };
+  paths: { bakeFile: string; ecrDir: string; stateFile: string };
+}
+
+export const DEFAULTS = {
+  cache: { branchRetentionDays: 14, untaggedRetentionDays: 1 },
+  deployImages: { keep: 30, untaggedRetentionDays: 1 },
+  buildkit: { image: DEFAULT_BUILDKIT_IMAGE },
+  paths: {
+    bakeFile: 'docker-bake.hcl',
+    ecrDir: 'ecr',
+    stateFile: '.cached-deploy/state.json',
+  },
+} as const;
+
+export function resolveConfig(raw: RawConfig): ResolvedConfig {
+  const mainBranch = raw.github.mainBranch ?? 'main';
+  const repoName = raw.github.repository.split('/')[1] ?? 'app';
+  const workflow = raw.workflow ?? {};
+  return {
+    aws: {
+      accountId: raw.aws.accountId,
+      region: raw.aws.region,
+      roleName: raw.aws.roleName ?? `${repoName}-cached-deploy`.slice(0, 64),
+    },
+    github: { repository: raw.github.repository, mainBranch },
+    images: raw.images.map((image) => ({
+      name: image.name,
+      context: normalizePath(image.context ?? '.'),
+      dockerfile: normalizePath(image.dockerfile ?? joinPath(image.context ?? '.', 'Dockerfile')),
+      target: image.target,
+      platforms: image.platforms ?? ['linux/amd64'],
+      repository: image.repository,
+      cacheRepository: image.cacheRepository ?? `${image.repository}-buildcache`,
+    })),
+    cache: { ...DEFAULTS.cache, ...raw.cache },
+    deployImages: { ...DEFAULTS.deployImages, ...raw.deployImages },
+    buildkit: { ...DEFAULTS.buildkit, ...raw.buildkit },
+    workflow: {
+      file: normalizePath(workflow.file ?? '.github/workflows/deploy.yml'),
+      name: workflow.name ?? 'deploy',
+      runsOn: workflow.runsOn ?? 'ubuntu-latest',
+      on: {
+        push: workflow.on?.push ?? [mainBranch],
+        pullRequest: workflow.on?.pullRequest ?? true,
+        workflowDispatch: workflow.on?.workflowDispatch ?? true,
+      },
+      deploy: workflow.deploy
+        ? { command: workflow.deploy.command, environment: workflow.deploy.environment }
+        : undefined,
+    },
+    paths: {
+      bakeFile: normalizePath(raw.paths?.bakeFile ?? DEFAULTS.paths.bakeFile),
+      ecrDir: normalizePath(raw.paths?.ecrDir ?? DEFAULTS.paths.ecrDir),
+      stateFile: normalizePath(raw.paths?.stateFile ?? DEFAULTS.paths.stateFile),
+    },
+  };
+}
+
+/** POSIX-style, without "./" segments or a trailing slash; "." for the root. */
+export function normalizePath(path: string): string {
+  const parts = path.split(/[\\/]+/).filter((part) => part !== '' && part !== '.');
+  return parts.length === 0 ? '.' : parts.join('/');
+}
+
+export function joinPath(dir: string, file: string): string {
+  return normalizePath(`${dir}/${file}`);
+}

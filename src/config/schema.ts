@@ -1,0 +1,181 @@
+import { CachedDeployError } from '../errors.js';
+import { boolean, type Checker, fail, integer, list, literal, object, string } from './validate.js';
+
+/**
+ * The shape of cached-deploy.yml. Only `aws`, `github` and `images` are required; every other
+ * section has defaults (see `DEFAULTS` in resolve.ts), so a repository's file holds only what is
+ * particular to it and a fleet can change the rest in one place.
+ */
+
+export const ACCOUNT_ID = /^\d{12}$/;
+// Commercial, China, GovCloud and ISO partitions: xx(-gov|-iso…)-direction-N.
+export const REGION = /^(?:[a-z]{2})(?:-(?:gov|isob?|isof))?-[a-z]+-\d{1,2}$/;
+// ECR repository name: lowercase components separated by ., _ or -, optionally namespaced.
+export const ECR_REPOSITORY =
+  /^(?=.{2,256}$)(?:[a-z0-9]+(?:[._-][a-z0-9]+)*\/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
+export const IAM_ROLE_NAME = /^[\w+=,.@-]{1,64}$/;
+export const GITHUB_REPOSITORY = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})\/[A-Za-z0-9._-]{1,100}$/;
+// Image (bake target) names become part of cache tags after a '.', so they must not contain one:
+// that is what keeps `<scope>.<image>` unambiguous (see model/cache-tags.ts).
+export const IMAGE_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+export const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/;
+// A pinned image reference: a tag other than latest, or a digest.
+export const PINNED_IMAGE =
+  /^[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::(?!latest$)[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+export const DOCKERFILE_STAGE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+const relativePath: Checker<string> = (value, path, source) => {
+  const text = string()(value, path, source);
+  if (text.startsWith('/') || /^[A-Za-z]:[\\/]/.test(text) || text.split(/[\\/]/).includes('..')) {
+    throw pathOutsideRepo(source, path, text);
+  }
+  if (/[\0\n\r]/.test(text)) fail(source, path, 'must not contain control characters');
+  return text;
+};
+
+export function pathOutsideRepo(source: string, path: string, text: string) {
+  return new PathOutsideRepoError(
+    `${source}: ${path}: ${JSON.stringify(text)} points outside the repository (use a path relative to the repository root, without "..")`,
+  );
+}
+
+class PathOutsideRepoError extends CachedDeployError {
+  constructor(message: string) {
+    super('PATH_OUTSIDE_REPO', message);
+  }
+}
+
+// Branch names as git accepts them (git check-ref-format --branch), minus what never makes sense
+// for a deploy branch. Only used for names we write into triggers and comparisons.
+const BRANCH_NAME = string({
+  pattern: /^(?!-)(?!.*(?:\.\.|@\{|\/\/|\/\.|\.lock(?:\/|$)))[^\0-\x20\x7f~^:?*[\\]+(?<![./])$/,
+  hint: 'a valid git branch name',
+});
+// Branch filters in `on.push.branches` may use GitHub's glob characters.
+const BRANCH_FILTER = string({
+  pattern: /^[^\0-\x20\x7f~^:\\]+$/,
+  hint: 'a branch name or GitHub branch filter pattern',
+});
+
+const imageSchema = object(
+  {
+    name: string({
+      pattern: IMAGE_NAME,
+      hint: 'a bake target name ([a-z0-9][a-z0-9_-]*, at most 32 characters, no dots)',
+    }),
+    context: relativePath,
+    dockerfile: relativePath,
+    target: string({ pattern: DOCKERFILE_STAGE, hint: 'a Dockerfile stage name' }),
+    platforms: list(string({ pattern: PLATFORM, hint: 'a platform such as linux/amd64' }), {
+      min: 1,
+      unique: true,
+    }),
+    repository: string({ pattern: ECR_REPOSITORY, hint: 'a valid ECR repository name' }),
+    cacheRepository: string({ pattern: ECR_REPOSITORY, hint: 'a valid ECR repository name' }),
+  },
+  ['context', 'dockerfile', 'target', 'platforms', 'cacheRepository'],
+);
+
+export const configSchema = object(
+  {
+    version: literal(1),
+    generator: string(),
+    aws: object(
+      {
+        accountId: string({ pattern: ACCOUNT_ID, hint: 'a 12-digit AWS account id' }),
+        region: string({ pattern: REGION, hint: 'an AWS region such as eu-west-1' }),
+        roleName: string({ pattern: IAM_ROLE_NAME, hint: 'a valid IAM role name' }),
+      },
+      ['roleName'],
+    ),
+    github: object(
+      {
+        repository: string({
+          pattern: GITHUB_REPOSITORY,
+          hint: 'owner/name of the GitHub repository',
+        }),
+        mainBranch: BRANCH_NAME,
+      },
+      ['mainBranch'],
+    ),
+    images: list(imageSchema, { min: 1, max: 20 }),
+    cache: object(
+      {
+        branchRetentionDays: integer(1, 3650),
+        untaggedRetentionDays: integer(1, 3650),
+      },
+      ['branchRetentionDays', 'untaggedRetentionDays'],
+    ),
+    deployImages: object(
+      {
+        keep: integer(1, 10000),
+        untaggedRetentionDays: integer(1, 3650),
+      },
+      ['keep', 'untaggedRetentionDays'],
+    ),
+    buildkit: object(
+      {
+        image: string({
+          pattern: PINNED_IMAGE,
+          hint: 'a pinned BuildKit image such as moby/buildkit:v0.27.0 (a version tag or digest, not latest)',
+        }),
+      },
+      ['image'],
+    ),
+    workflow: object(
+      {
+        file: relativePath,
+        name: string({ maxLength: 100 }),
+        runsOn: string({ maxLength: 200 }),
+        on: object(
+          {
+            push: list(BRANCH_FILTER, { unique: true }),
+            pullRequest: boolean(),
+            workflowDispatch: boolean(),
+          },
+          ['push', 'pullRequest', 'workflowDispatch'],
+        ),
+        deploy: object(
+          {
+            // Expressions inside run: are how script injection happens; the deploy step gets
+            // REGISTRY and IMAGE_TAG through env instead.
+            command: string({
+              maxLength: 10000,
+              pattern: /^(?![\s\S]*\$\{\{)[\s\S]+$/,
+              // biome-ignore lint/suspicious/noTemplateCurlyInString: names GitHub's syntax, not a template
+              hint: 'a shell command without ${{ }} expressions (read REGISTRY and IMAGE_TAG from the environment)',
+            }),
+            environment: string({ pattern: /^[\w. -]{1,255}$/, hint: 'a GitHub environment name' }),
+          },
+          ['environment'],
+        ),
+      },
+      ['file', 'name', 'runsOn', 'on', 'deploy'],
+    ),
+    paths: object(
+      {
+        bakeFile: relativePath,
+        ecrDir: relativePath,
+        stateFile: relativePath,
+      },
+      ['bakeFile', 'ecrDir', 'stateFile'],
+    ),
+  },
+  ['version', 'generator', 'cache', 'deployImages', 'buildkit', 'workflow', 'paths'],
+);
+
+/** cached-deploy.yml as written: what the schema accepts, before defaults. */
+export type RawConfig = ReturnType<typeof configSchema>;
+
+export const TOP_LEVEL_SECTIONS = [
+  'version',
+  'generator',
+  'aws',
+  'github',
+  'images',
+  'cache',
+  'deployImages',
+  'buildkit',
+  'workflow',
+  'paths',
+] as const;

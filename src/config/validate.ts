@@ -1,0 +1,136 @@
+import { CachedDeployError } from '../errors.js';
+
+/**
+ * A tiny schema toolkit: each checker takes an unknown value and the field path it came from, and
+ * returns the typed value or throws one CONFIG_INVALID error naming the path and what is allowed.
+ * Hand-rolled rather than a schema library so `generate` stays fast to start and the messages stay
+ * ours ("images[1].target: ...").
+ */
+export type Checker<T> = (value: unknown, path: string, source: string) => T;
+
+export function fail(source: string, path: string, message: string): never {
+  throw new CachedDeployError('CONFIG_INVALID', `${source}: ${path}: ${message}`);
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return `${typeof value} ${JSON.stringify(value)}`;
+}
+
+export function string(options: { pattern?: RegExp; hint?: string; maxLength?: number } = {}) {
+  return ((value, path, source) => {
+    if (typeof value !== 'string' || value.length === 0) {
+      fail(source, path, `expected a non-empty string, got ${describe(value)}`);
+    }
+    if (options.maxLength !== undefined && value.length > options.maxLength) {
+      fail(source, path, `${JSON.stringify(value)} is longer than ${options.maxLength} characters`);
+    }
+    if (options.pattern && !options.pattern.test(value)) {
+      fail(
+        source,
+        path,
+        `${JSON.stringify(value)} is not ${options.hint ?? String(options.pattern)}`,
+      );
+    }
+    return value;
+  }) satisfies Checker<string>;
+}
+
+export function oneOf<const T extends readonly string[]>(allowed: T): Checker<T[number]> {
+  return (value, path, source) => {
+    if (typeof value !== 'string' || !allowed.includes(value)) {
+      fail(source, path, `${describe(value)} is not allowed (allowed: ${allowed.join(', ')})`);
+    }
+    return value as T[number];
+  };
+}
+
+export function integer(min: number, max: number): Checker<number> {
+  return (value, path, source) => {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      fail(source, path, `${describe(value)} is not an integer from ${min} to ${max}`);
+    }
+    return value;
+  };
+}
+
+export function boolean(): Checker<boolean> {
+  return (value, path, source) => {
+    if (typeof value !== 'boolean')
+      fail(source, path, `expected true or false, got ${describe(value)}`);
+    return value;
+  };
+}
+
+export function literal<const T extends string | number>(expected: T): Checker<T> {
+  return (value, path, source) => {
+    if (value !== expected)
+      fail(source, path, `${describe(value)} is not allowed (allowed: ${expected})`);
+    return expected;
+  };
+}
+
+export function list<T>(
+  item: Checker<T>,
+  options: { min?: number; max?: number; unique?: boolean } = {},
+): Checker<T[]> {
+  return (value, path, source) => {
+    if (!Array.isArray(value)) fail(source, path, `expected a list, got ${describe(value)}`);
+    const min = options.min ?? 0;
+    if (value.length < min) fail(source, path, `needs at least ${min} item(s)`);
+    if (options.max !== undefined && value.length > options.max) {
+      fail(source, path, `allows at most ${options.max} items, got ${value.length}`);
+    }
+    const items = value.map((entry, index) => item(entry, `${path}[${index}]`, source));
+    if (options.unique) {
+      const seen = new Set<string>();
+      items.forEach((entry, index) => {
+        const key = JSON.stringify(entry);
+        if (seen.has(key)) fail(source, `${path}[${index}]`, `${key} is listed twice`);
+        seen.add(key);
+      });
+    }
+    return items;
+  };
+}
+
+type Shape = Record<string, Checker<unknown>>;
+type Out<S extends Shape> = { [K in keyof S]: ReturnType<S[K]> };
+
+/**
+ * A mapping with a fixed set of keys. Unknown keys are errors (a typo must not silently fall back
+ * to a default); keys in `optional` may be absent and come back as undefined.
+ */
+export function object<S extends Shape, O extends keyof S = never>(
+  shape: S,
+  optional: readonly O[] = [],
+): Checker<Omit<Out<S>, O> & Partial<Pick<Out<S>, O>>> {
+  return (value, path, source) => {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      fail(source, path, `expected a mapping, got ${describe(value)}`);
+    }
+    const input = value as Record<string, unknown>;
+    const allowed = Object.keys(shape);
+    for (const key of Object.keys(input)) {
+      if (!allowed.includes(key)) {
+        fail(source, join(path, key), `unknown field (allowed: ${allowed.join(', ')})`);
+      }
+    }
+    const out: Record<string, unknown> = {};
+    for (const [key, check] of Object.entries(shape)) {
+      const raw = input[key];
+      if (raw === undefined || raw === null) {
+        if ((optional as readonly string[]).includes(key)) continue;
+        fail(source, join(path, key), 'is required');
+      }
+      out[key] = check(raw, join(path, key), source);
+    }
+    return out as Omit<Out<S>, O> & Partial<Pick<Out<S>, O>>;
+  };
+}
+
+export function join(path: string, key: string): string {
+  return path === '' ? key : `${path}.${key}`;
+}

@@ -1,0 +1,129 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, join, relative } from 'node:path';
+import { type DockerfileStage, parseDockerfileStages } from './dockerfile.js';
+
+/** What init can learn about a repository without asking. */
+export interface RepoFacts {
+  dockerfiles: { path: string; stages: DockerfileStage[] }[];
+  /** owner/name when origin points at GitHub. */
+  githubRepository: string | undefined;
+  defaultBranch: string | undefined;
+  /** Workflow files already under .github/workflows. */
+  existingWorkflows: string[];
+  /** AWS_REGION / AWS_DEFAULT_REGION, when set. */
+  region: string | undefined;
+}
+
+const SKIP_DIRS = new Set(['node_modules', 'vendor', 'dist', 'build', 'lib', 'target', 'coverage']);
+const MAX_DEPTH = 4;
+
+export function isDockerfileName(name: string): boolean {
+  return (
+    name === 'Dockerfile' ||
+    name === 'Containerfile' ||
+    name.startsWith('Dockerfile.') ||
+    name.endsWith('.Dockerfile') ||
+    name.endsWith('.dockerfile')
+  );
+}
+
+export function findDockerfiles(dir: string): string[] {
+  const found: string[] = [];
+  const walk = (current: string, depth: number) => {
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = readdirSync(current, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (entry.isFile() && isDockerfileName(entry.name) && !entry.name.endsWith('.dockerignore')) {
+        found.push(relative(dir, join(current, entry.name)).split('\\').join('/'));
+      } else if (
+        entry.isDirectory() &&
+        depth < MAX_DEPTH &&
+        !entry.name.startsWith('.') &&
+        !SKIP_DIRS.has(entry.name)
+      ) {
+        walk(join(current, entry.name), depth + 1);
+      }
+    }
+  };
+  walk(dir, 0);
+  return found;
+}
+
+export function detectRepo(dir: string, env: NodeJS.ProcessEnv = process.env): RepoFacts {
+  const workflowsDir = join(dir, '.github', 'workflows');
+  return {
+    dockerfiles: findDockerfiles(dir).map((path) => ({
+      path,
+      stages: parseDockerfileStages(readFileSync(join(dir, path), 'utf8')),
+    })),
+    githubRepository: parseGithubRemote(git(dir, ['remote', 'get-url', 'origin'])),
+    defaultBranch: detectDefaultBranch(dir),
+    existingWorkflows: existsSync(workflowsDir)
+      ? readdirSync(workflowsDir).filter((name) => /\.ya?ml$/.test(name))
+      : [],
+    region: env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
+  };
+}
+
+function git(dir: string, args: string[]): string | undefined {
+  try {
+    return (
+      execFileSync('git', ['-C', dir, ...args], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim() || undefined
+    );
+  } catch {
+    return undefined;
+  }
+}
+
+function detectDefaultBranch(dir: string): string | undefined {
+  const remoteHead = git(dir, ['symbolic-ref', '--short', 'refs/remotes/origin/HEAD']);
+  if (remoteHead?.startsWith('origin/')) return remoteHead.slice('origin/'.length);
+  return git(dir, ['branch', '--show-current']) ?? git(dir, ['config', 'init.defaultBranch']);
+}
+
+/** owner/name from the usual GitHub remote URL forms (https, ssh, scp-like). */
+export function parseGithubRemote(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  const match = /github\.com[:/]+([A-Za-z0-9-]+)\/([A-Za-z0-9._-]+?)(?:\.git)?\/?$/.exec(url);
+  return match ? `${match[1]}/${match[2]}` : undefined;
+}
+
+/** A bake target name for a Dockerfile: its directory, or its suffix (Dockerfile.worker). */
+export function imageNameFor(dockerfile: string, fallback: string): string {
+  const file = basename(dockerfile);
+  const dir = dockerfile.includes('/')
+    ? basename(dockerfile.slice(0, dockerfile.lastIndexOf('/')))
+    : '';
+  const suffix = file.startsWith('Dockerfile.')
+    ? file.slice('Dockerfile.'.length)
+    : file.replace(/\.[Dd]ockerfile$/, '');
+  const raw = suffix && suffix !== file ? suffix : dir || fallback;
+  return sanitizeName(raw, 32) || 'app';
+}
+
+/** Lowercase [a-z0-9] words joined by single '-', at most `max` characters. */
+export function sanitizeName(raw: string, max: number): string {
+  return raw
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, max)
+    .replace(/-+$/, '');
+}
+
+const PREFERRED_STAGES = ['runtime', 'production', 'prod', 'release', 'final', 'app'];
+
+/** The stage to deploy: a conventionally named one, else the last stage (if it has a name). */
+export function pickTargetStage(stages: DockerfileStage[]): string | undefined {
+  const named = stages.flatMap((stage) => (stage.name ? [stage.name] : []));
+  const preferred = PREFERRED_STAGES.find((name) => named.includes(name));
+  return preferred ?? stages.at(-1)?.name;
+}

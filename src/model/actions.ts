@@ -1,0 +1,11 @@
+/**
+ * Every action the generated workflow uses, with the major version it was written for
+ * (DOMAIN.md §3). One table, so an upgrade is one reviewed change for the whole fleet.
+ */
+export const ACTIONS = {
+  checkout: 'actions/checkout@v5',
+  configureAwsCredentials: 'aws-actions/configure-aws-credentials@v6',
+  ecrLogin: 'aws-actions/amazon-ecr-login@v2',
+  setupBuildx: 'docker/setup-buildx-action@v4',
+  bake: 'docker/bake-action@v7',
+} as const;

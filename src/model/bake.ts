@@ -1,0 +1,97 @@
+import type { ResolvedConfig } from '../config/resolve.js';
+import { registryHost } from './aws.js';
+import { cacheTag, MAIN_SCOPE } from './cache-tags.js';
+
+/**
+ * The buildx bake file as data. The cache strategy (DOMAIN.md §1) holds by plain variable
+ * substitution, with no conditionals to get wrong: every target imports the main cache and
+ * `${CACHE_SCOPE}`'s, and exports only to `${CACHE_SCOPE}`. The workflow sets CACHE_SCOPE to
+ * "main" on the main branch and to "br-<slug>" elsewhere.
+ */
+export interface BakeFile {
+  variables: BakeVariable[];
+  targets: BakeTarget[];
+}
+
+export interface BakeVariable {
+  name: string;
+  default: string;
+  comment: string;
+}
+
+export interface BakeTarget {
+  name: string;
+  context: string;
+  dockerfile: string;
+  target: string | undefined;
+  platforms: string[];
+  tags: string[];
+  cacheFrom: string[];
+  cacheTo: string[];
+}
+
+export const BAKE_VARIABLES = {
+  registry: 'REGISTRY',
+  imageTag: 'IMAGE_TAG',
+  cacheScope: 'CACHE_SCOPE',
+} as const;
+
+/** A scope no CI build uses: a build on a laptop reads main's cache but never writes it. */
+export const LOCAL_CACHE_SCOPE = 'br-local';
+
+/**
+ * `ignore-error=true`: a failed export (throttling, an expired token) must not fail a deploy.
+ * `image-manifest=true,oci-mediatypes=true`: the only cache layout ECR accepts (DOMAIN.md §2).
+ */
+export const CACHE_EXPORT_OPTIONS =
+  'mode=max,image-manifest=true,oci-mediatypes=true,ignore-error=true';
+
+export function bakeFile(config: ResolvedConfig): BakeFile {
+  const v = (name: string) => `\${${name}}`;
+  const registry = v(BAKE_VARIABLES.registry);
+  const scope = v(BAKE_VARIABLES.cacheScope);
+  return {
+    variables: [
+      {
+        name: BAKE_VARIABLES.registry,
+        default: registryHost(config.aws.accountId, config.aws.region),
+        comment: 'The ECR registry of the image and cache repositories.',
+      },
+      {
+        name: BAKE_VARIABLES.imageTag,
+        default: 'dev',
+        comment: 'The image tag; the workflow sets it to the commit SHA.',
+      },
+      {
+        name: BAKE_VARIABLES.cacheScope,
+        default: LOCAL_CACHE_SCOPE,
+        comment: `Which cache this build writes: "${MAIN_SCOPE}" on the main branch, "br-<branch slug>" elsewhere (set by the workflow).`,
+      },
+    ],
+    targets: config.images.map((image) => {
+      const cacheRef = (tagScope: string) =>
+        `type=registry,ref=${registry}/${image.cacheRepository}:${cacheTag(tagScope, image.name)}`;
+      return {
+        name: image.name,
+        context: image.context,
+        dockerfile: relativeToContext(image.context, image.dockerfile),
+        target: image.target,
+        platforms: image.platforms,
+        tags: [`${registry}/${image.repository}:${v(BAKE_VARIABLES.imageTag)}`],
+        cacheFrom: [cacheRef(MAIN_SCOPE), cacheRef(scope)],
+        cacheTo: [`${cacheRef(scope)},${CACHE_EXPORT_OPTIONS}`],
+      };
+    }),
+  };
+}
+
+/** Bake resolves `dockerfile` relative to `context`, while the config holds repo-relative paths. */
+function relativeToContext(context: string, dockerfile: string): string {
+  if (context === '.') return dockerfile;
+  const contextParts = context.split('/');
+  const fileParts = dockerfile.split('/');
+  let common = 0;
+  while (common < contextParts.length && contextParts[common] === fileParts[common]) common++;
+  const up = contextParts.slice(common).map(() => '..');
+  return [...up, ...fileParts.slice(common)].join('/');
+}

@@ -1,0 +1,100 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * Cache tags. Every image (bake target) has one cache tag per scope in its cache repository:
+ *
+ *   main.<image>          written only by builds of the main branch, kept forever
+ *   br-<slug>.<image>     written only by builds of that branch, expired after N days
+ *
+ * The scope comes first so that lifecycle rules can select by tag prefix ("main." vs "br-": no
+ * branch can ever reach the main namespace), and the image name comes last after a '.', which
+ * image names cannot contain, so `<scope>.<image>` is unambiguous.
+ *
+ * The branch slug is computed in two places that must agree byte for byte: here (for tests, the
+ * pruner and the branch-deletion job) and in the workflow's shell step (BRANCH_SCOPE_SCRIPT below),
+ * which runs on the CI runner with nothing but coreutils. Tests run the shell version with bash
+ * and compare it to this one over generated branch names.
+ */
+
+export const MAIN_SCOPE = 'main';
+export const BRANCH_SCOPE_PREFIX = 'br-';
+/** Docker's tag grammar allows 128 characters (ECR allows 300, BuildKit enforces 128). */
+export const MAX_TAG_LENGTH = 128;
+const HASH_LENGTH = 8;
+const HASHED_SUFFIX = /-[0-9a-f]{8}$/;
+
+/** The longest slug that still fits `br-<slug>.<image>` for every image name given. */
+export function maxSlugLength(imageNames: readonly string[]): number {
+  const longest = Math.max(0, ...imageNames.map((name) => name.length));
+  return MAX_TAG_LENGTH - BRANCH_SCOPE_PREFIX.length - 1 - longest;
+}
+
+/**
+ * A tag-safe, injective slug of a branch name:
+ * - every UTF-8 byte outside [A-Za-z0-9_.-] becomes '-', then runs of '-' collapse to one;
+ * - when that changed the name, or it is too long, or it already ends like a hashed slug,
+ *   the slug is cut to fit and suffixed with '-' and the first 8 hex digits of the SHA-256 of the
+ *   raw name. So `feat/a` and `feat-a` differ, and a branch literally named like another branch's
+ *   hashed slug still gets a hash of its own.
+ */
+export function branchSlug(branch: string, maxLength: number): string {
+  let cleaned = '';
+  for (const byte of Buffer.from(branch, 'utf8')) {
+    cleaned += isTagByte(byte) ? String.fromCharCode(byte) : '-';
+  }
+  cleaned = cleaned.replace(/-+/g, '-');
+  if (cleaned === branch && cleaned.length <= maxLength && !HASHED_SUFFIX.test(cleaned)) {
+    return cleaned;
+  }
+  const hash = createHash('sha256').update(branch, 'utf8').digest('hex').slice(0, HASH_LENGTH);
+  return `${cleaned.slice(0, maxLength - HASH_LENGTH - 1)}-${hash}`;
+}
+
+function isTagByte(byte: number): boolean {
+  return (
+    (byte >= 0x30 && byte <= 0x39) || // 0-9
+    (byte >= 0x41 && byte <= 0x5a) || // A-Z
+    (byte >= 0x61 && byte <= 0x7a) || // a-z
+    byte === 0x5f || // _
+    byte === 0x2e || // .
+    byte === 0x2d // -
+  );
+}
+
+/** The scope a build writes: main's on the main branch, the branch's own everywhere else. */
+export function cacheScope(options: {
+  isMainBranch: boolean;
+  branch: string;
+  imageNames: readonly string[];
+}): string {
+  if (options.isMainBranch) return MAIN_SCOPE;
+  return BRANCH_SCOPE_PREFIX + branchSlug(options.branch, maxSlugLength(options.imageNames));
+}
+
+export function cacheTag(scope: string, imageName: string): string {
+  return `${scope}.${imageName}`;
+}
+
+/**
+ * The same computation as `cacheScope`, as a bash step for the workflow. It reads BRANCH (the
+ * untrusted branch name, passed through env, never interpolated) and IS_MAIN, and writes
+ * `scope=<scope>` to $GITHUB_OUTPUT. LC_ALL=C makes tr work on bytes, like branchSlug.
+ */
+export function branchScopeScript(imageNames: readonly string[]): string {
+  const max = maxSlugLength(imageNames);
+  return [
+    'set -euo pipefail',
+    'if [ "$IS_MAIN" = "true" ]; then',
+    `  scope=${MAIN_SCOPE}`,
+    'else',
+    `  slug=$(printf '%s' "$BRANCH" | LC_ALL=C tr -cs 'A-Za-z0-9_.-' '-')`,
+    `  if [ "$slug" != "$BRANCH" ] || [ "\${#slug}" -gt ${max} ] || [[ "$slug" =~ -[0-9a-f]{${HASH_LENGTH}}$ ]]; then`,
+    `    hash=$(printf '%s' "$BRANCH" | sha256sum | cut -c1-${HASH_LENGTH})`,
+    `    slug="\${slug:0:${max - HASH_LENGTH - 1}}-$hash"`,
+    '  fi',
+    `  scope="${BRANCH_SCOPE_PREFIX}$slug"`,
+    'fi',
+    'echo "scope=$scope" >> "$GITHUB_OUTPUT"',
+    'echo "Cache scope: $scope"',
+  ].join('\n');
+}

@@ -1,0 +1,99 @@
+import type { ResolvedConfig } from '../config/resolve.js';
+import { BRANCH_SCOPE_PREFIX, MAIN_SCOPE } from './cache-tags.js';
+
+/** An ECR lifecycle policy as ECR's API takes it (DOMAIN.md §5). */
+export interface LifecyclePolicy {
+  rules: LifecycleRule[];
+}
+
+export interface LifecycleRule {
+  rulePriority: number;
+  description: string;
+  selection: {
+    tagStatus: 'tagged' | 'untagged' | 'any';
+    tagPrefixList?: string[];
+    tagPatternList?: string[];
+    countType: 'imageCountMoreThan' | 'sinceImagePushed';
+    countUnit?: 'days';
+    countNumber: number;
+  };
+  action: { type: 'expire' };
+}
+
+/**
+ * Lifecycle age is the original push time, and an unchanged cache keeps its digest and push date,
+ * so main's cache would look old and be expired by any age rule. A count rule that can never fire
+ * (more than 9999 images under one tag per image) is how ECR spells "keep": being selected by a
+ * higher-priority rule protects an image from every lower one.
+ */
+export const KEEP_FOREVER_COUNT = 9999;
+
+export function cacheLifecyclePolicy(config: ResolvedConfig): LifecyclePolicy {
+  return {
+    rules: [
+      {
+        rulePriority: 1,
+        description: `Keep the main branch cache (tags ${MAIN_SCOPE}.*) forever`,
+        selection: {
+          tagStatus: 'tagged',
+          tagPrefixList: [`${MAIN_SCOPE}.`],
+          countType: 'imageCountMoreThan',
+          countNumber: KEEP_FOREVER_COUNT,
+        },
+        action: { type: 'expire' },
+      },
+      {
+        rulePriority: 2,
+        description: `Expire branch caches (tags ${BRANCH_SCOPE_PREFIX}*) ${config.cache.branchRetentionDays} days after their last push`,
+        selection: {
+          tagStatus: 'tagged',
+          tagPrefixList: [BRANCH_SCOPE_PREFIX],
+          countType: 'sinceImagePushed',
+          countUnit: 'days',
+          countNumber: config.cache.branchRetentionDays,
+        },
+        action: { type: 'expire' },
+      },
+      {
+        rulePriority: 3,
+        description: `Expire superseded (untagged) cache artifacts the pruner missed after ${config.cache.untaggedRetentionDays} day(s)`,
+        selection: {
+          tagStatus: 'untagged',
+          countType: 'sinceImagePushed',
+          countUnit: 'days',
+          countNumber: config.cache.untaggedRetentionDays,
+        },
+        action: { type: 'expire' },
+      },
+    ],
+  };
+}
+
+export function imageLifecyclePolicy(config: ResolvedConfig): LifecyclePolicy {
+  return {
+    rules: [
+      {
+        rulePriority: 1,
+        description: `Expire untagged images after ${config.deployImages.untaggedRetentionDays} day(s); ECR keeps an index's children while the index exists`,
+        selection: {
+          tagStatus: 'untagged',
+          countType: 'sinceImagePushed',
+          countUnit: 'days',
+          countNumber: config.deployImages.untaggedRetentionDays,
+        },
+        action: { type: 'expire' },
+      },
+      {
+        rulePriority: 2,
+        description: `Keep the ${config.deployImages.keep} most recently pushed deployable images`,
+        selection: {
+          tagStatus: 'tagged',
+          tagPatternList: ['*'],
+          countType: 'imageCountMoreThan',
+          countNumber: config.deployImages.keep,
+        },
+        action: { type: 'expire' },
+      },
+    ],
+  };
+}

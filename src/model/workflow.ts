@@ -1,0 +1,171 @@
+import type { ResolvedConfig } from '../config/resolve.js';
+import { ACTIONS } from './actions.js';
+import { registryHost, roleArn } from './aws.js';
+import { BAKE_VARIABLES } from './bake.js';
+import { branchScopeScript } from './cache-tags.js';
+
+/**
+ * The GitHub Actions workflow as a typed object; render/ serialises it with `yaml`. GitHub
+ * expressions are plain strings here, so no template engine can mangle `${{ … }}`.
+ *
+ * Untrusted text (branch names, anything under github.event) only ever reaches a shell through
+ * `env:`; `run:` blocks contain no expressions at all.
+ */
+export interface Workflow {
+  name: string;
+  on: Record<string, unknown>;
+  permissions: Record<string, string>;
+  concurrency: { group: string; 'cancel-in-progress': string };
+  jobs: Record<string, Job>;
+}
+
+export interface Job {
+  name?: string;
+  needs?: string | string[];
+  if?: string;
+  'runs-on': string;
+  environment?: string;
+  permissions: Record<string, string>;
+  env?: Record<string, string>;
+  steps: Step[];
+}
+
+export interface Step {
+  name: string;
+  id?: string;
+  if?: string;
+  uses?: string;
+  with?: Record<string, string | boolean>;
+  env?: Record<string, string>;
+  run?: string;
+}
+
+/** `${{ … }}` around a GitHub expression. */
+export const expr = (expression: string) => `\${{ ${expression} }}`;
+
+/** A string literal inside a GitHub expression ('' escapes a quote). */
+export const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;
+
+/** The branch being built: the PR's head branch, or the pushed branch (ref_name is N/merge on PRs). */
+export const BRANCH_EXPRESSION = 'github.head_ref || github.ref_name';
+/**
+ * Fork pull requests get no OIDC token (so no AWS) and must never write a cache. Pushes,
+ * dispatches and same-repository pull requests are trusted.
+ */
+export const TRUSTED_EXPRESSION =
+  "github.event_name != 'pull_request' || github.event.pull_request.head.repo.full_name == github.repository";
+
+export function isMainExpression(config: ResolvedConfig): string {
+  return `github.ref == ${literal(`refs/heads/${config.github.mainBranch}`)}`;
+}
+
+/** A build that may push deployable images and deploy: a push or dispatch on the main branch. */
+export function isMainPushExpression(config: ResolvedConfig): string {
+  return `${isMainExpression(config)} && github.event_name != 'pull_request'`;
+}
+
+export function deployWorkflow(config: ResolvedConfig): Workflow {
+  const isTrusted = "env.TRUSTED == 'true'";
+  const awsCredentials = (condition?: string): Step => ({
+    name: 'Configure AWS credentials (OIDC)',
+    ...(condition ? { if: condition } : {}),
+    uses: ACTIONS.configureAwsCredentials,
+    with: {
+      'role-to-assume': roleArn(config.aws.accountId, config.aws.region, config.aws.roleName),
+      'aws-region': config.aws.region,
+    },
+  });
+  const bakeInputs = { source: '.', files: config.paths.bakeFile };
+
+  const build: Job = {
+    name: 'Build',
+    'runs-on': config.workflow.runsOn,
+    permissions: { contents: 'read', 'id-token': 'write' },
+    env: { TRUSTED: expr(TRUSTED_EXPRESSION) },
+    steps: [
+      { name: 'Check out', uses: ACTIONS.checkout, with: { 'persist-credentials': false } },
+      {
+        name: 'Compute the cache scope of this branch',
+        id: 'cache',
+        env: { BRANCH: expr(BRANCH_EXPRESSION), IS_MAIN: expr(isMainExpression(config)) },
+        run: branchScopeScript(config.images.map((image) => image.name)),
+      },
+      awsCredentials(isTrusted),
+      { name: 'Log in to Amazon ECR', if: isTrusted, uses: ACTIONS.ecrLogin },
+      {
+        name: 'Set up Docker Buildx (pinned BuildKit)',
+        uses: ACTIONS.setupBuildx,
+        with: { 'driver-opts': `image=${config.buildkit.image}` },
+      },
+      {
+        name: 'Build with the registry cache, push on the main branch',
+        if: isTrusted,
+        uses: ACTIONS.bake,
+        env: {
+          [BAKE_VARIABLES.cacheScope]: expr('steps.cache.outputs.scope'),
+          [BAKE_VARIABLES.imageTag]: expr('github.sha'),
+        },
+        with: { ...bakeInputs, push: expr(isMainPushExpression(config)) },
+      },
+      {
+        // Without credentials the ECR cache cannot be read, and a fork must not write one:
+        // point both at a throwaway local directory instead.
+        name: 'Build a fork pull request (no AWS, no shared cache)',
+        if: "env.TRUSTED != 'true'",
+        uses: ACTIONS.bake,
+        with: {
+          ...bakeInputs,
+          push: false,
+          set: [
+            '*.cache-from=type=local,src=/tmp/cached-deploy-fork-cache',
+            '*.cache-to=type=local,dest=/tmp/cached-deploy-fork-cache',
+          ].join('\n'),
+        },
+      },
+    ],
+  };
+
+  const jobs: Record<string, Job> = { build };
+  const deploy = config.workflow.deploy;
+  if (deploy) {
+    jobs.deploy = {
+      name: 'Deploy',
+      needs: 'build',
+      if: isMainPushExpression(config),
+      'runs-on': config.workflow.runsOn,
+      ...(deploy.environment ? { environment: deploy.environment } : {}),
+      permissions: { contents: 'read', 'id-token': 'write' },
+      steps: [
+        { name: 'Check out', uses: ACTIONS.checkout, with: { 'persist-credentials': false } },
+        awsCredentials(),
+        {
+          name: 'Deploy',
+          env: {
+            [BAKE_VARIABLES.registry]: registryHost(config.aws.accountId, config.aws.region),
+            [BAKE_VARIABLES.imageTag]: expr('github.sha'),
+          },
+          run: deploy.command,
+        },
+      ],
+    };
+  }
+
+  const on: Record<string, unknown> = {};
+  if (config.workflow.on.push.length > 0) on.push = { branches: config.workflow.on.push };
+  if (config.workflow.on.pullRequest) on.pull_request = {};
+  if (config.workflow.on.workflowDispatch) on.workflow_dispatch = {};
+
+  return {
+    name: config.workflow.name,
+    on,
+    // Nothing by default; each job asks for exactly what it needs.
+    permissions: {},
+    concurrency: {
+      // One run per branch at a time, so two builds never race on one cache tag. Superseded runs
+      // are cancelled, except on the main branch, where a deploy must never be cut off midway.
+      group: `${expr('github.workflow')}-${expr(BRANCH_EXPRESSION)}`,
+      'cancel-in-progress': expr(`!(${isMainExpression(config)})`),
+    },
+    jobs,
+  };
+}

@@ -1,0 +1,87 @@
+import type { GeneratedFile } from '../render/render-files.js';
+import { type GeneratorState, hashContent, renderState } from './state.js';
+
+/**
+ * What regeneration would do to each file, decided from three inputs only: the desired content,
+ * what is on disk, and the hash the state file recorded when we last wrote it.
+ *
+ *   on disk == desired                      unchanged
+ *   missing                                 create
+ *   on disk == what we last wrote           update
+ *   otherwise (edited, or never ours)       conflict: never overwritten without --force
+ *   recorded, no longer desired, untouched  delete (an orphan, e.g. a renamed file)
+ */
+export type FileAction = 'create' | 'update' | 'unchanged' | 'conflict' | 'delete';
+
+export interface FileChange {
+  path: string;
+  action: FileAction;
+  /** Current content on disk (undefined when missing). */
+  before: string | undefined;
+  /** Desired content (undefined for a delete). */
+  after: string | undefined;
+  /** Why a conflict is one, for the message. */
+  reason?: 'edited' | 'not-generated' | 'edited-orphan';
+}
+
+export interface Plan {
+  changes: FileChange[];
+  /** The state file to write when the plan is applied. */
+  state: { path: string; content: string };
+}
+
+export interface PlanInput {
+  desired: GeneratedFile[];
+  /** Reads a repository-relative file; undefined when it does not exist. */
+  readFile: (path: string) => string | undefined;
+  previousState: GeneratorState | undefined;
+  statePath: string;
+  generatorVersion: string;
+  /** Treat conflicts as updates (and edited orphans as deletes). */
+  force?: boolean;
+}
+
+export function planChanges(input: PlanInput): Plan {
+  const recorded = input.previousState?.files ?? {};
+  const changes: FileChange[] = [];
+  const files: Record<string, string> = {};
+
+  for (const file of input.desired) {
+    const before = input.readFile(file.path);
+    const base = { path: file.path, before, after: file.content };
+    files[file.path] = hashContent(file.content);
+    if (before === file.content) {
+      changes.push({ ...base, action: 'unchanged' });
+    } else if (before === undefined) {
+      changes.push({ ...base, action: 'create' });
+    } else if (recorded[file.path] === hashContent(before) || input.force) {
+      changes.push({ ...base, action: 'update' });
+    } else {
+      const reason = recorded[file.path] === undefined ? 'not-generated' : 'edited';
+      changes.push({ ...base, action: 'conflict', reason });
+    }
+  }
+
+  const desiredPaths = new Set(input.desired.map((file) => file.path));
+  for (const [path, hash] of Object.entries(recorded)) {
+    if (desiredPaths.has(path)) continue;
+    const before = input.readFile(path);
+    if (before === undefined) continue;
+    if (hashContent(before) === hash || input.force) {
+      changes.push({ path, action: 'delete', before, after: undefined });
+    } else {
+      changes.push({ path, action: 'conflict', before, after: undefined, reason: 'edited-orphan' });
+    }
+  }
+
+  const state: GeneratorState = { formatVersion: 1, generator: input.generatorVersion, files };
+  return { changes, state: { path: input.statePath, content: renderState(state) } };
+}
+
+export function pendingChanges(plan: Plan): FileChange[] {
+  return plan.changes.filter((change) => change.action !== 'unchanged');
+}
+
+export function conflicts(plan: Plan): FileChange[] {
+  return plan.changes.filter((change) => change.action === 'conflict');
+}

@@ -1,0 +1,85 @@
+import { stringify } from 'yaml';
+import type { ResolvedConfig } from '../config/resolve.js';
+import { CachedDeployError } from '../errors.js';
+import { bakeFile } from '../model/bake.js';
+import { ciRolePolicy, ciTrustPolicy } from '../model/iam.js';
+import {
+  cacheLifecyclePolicy,
+  imageLifecyclePolicy,
+  type LifecyclePolicy,
+} from '../model/lifecycle.js';
+import { deployWorkflow } from '../model/workflow.js';
+import { formatViolation, validateLifecyclePolicy } from '../policy/validate-lifecycle.js';
+import { GENERATOR_VERSION } from '../version.js';
+import { hashComment } from './marker.js';
+import { renderTemplate } from './templates.js';
+
+/** A file the generator wants on disk: repository-relative POSIX path and exact content. */
+export interface GeneratedFile {
+  path: string;
+  content: string;
+}
+
+export function generatedPaths(config: ResolvedConfig) {
+  const ecr = (name: string) =>
+    config.paths.ecrDir === '.' ? name : `${config.paths.ecrDir}/${name}`;
+  return {
+    workflow: config.workflow.file,
+    bake: config.paths.bakeFile,
+    cachePolicy: ecr('cache-lifecycle-policy.json'),
+    imagePolicy: ecr('image-lifecycle-policy.json'),
+    iamPolicy: ecr('iam-policy.json'),
+    trustPolicy: ecr('trust-policy.json'),
+  };
+}
+
+/**
+ * Every artifact for one repository, pure: the same config and generator version always give the
+ * same bytes. The lifecycle policies are validated here, so an invalid policy can never be written.
+ */
+export function renderFiles(config: ResolvedConfig, version = GENERATOR_VERSION): GeneratedFile[] {
+  const paths = generatedPaths(config);
+  const marker = hashComment(version);
+  const bake = bakeFile(config);
+  return [
+    {
+      path: paths.workflow,
+      content: `${marker}\n${stringify(deployWorkflow(config), { lineWidth: 0, aliasDuplicateObjects: false })}`,
+    },
+    {
+      path: paths.bake,
+      content: renderTemplate('docker-bake.hcl.hbs', {
+        marker,
+        variables: bake.variables,
+        targetNames: bake.targets.map((target) => target.name),
+        targets: bake.targets,
+      }),
+    },
+    {
+      path: paths.cachePolicy,
+      content: policyJson(paths.cachePolicy, cacheLifecyclePolicy(config)),
+    },
+    {
+      path: paths.imagePolicy,
+      content: policyJson(paths.imagePolicy, imageLifecyclePolicy(config)),
+    },
+    { path: paths.iamPolicy, content: json(ciRolePolicy(config)) },
+    { path: paths.trustPolicy, content: json(ciTrustPolicy(config)) },
+  ];
+}
+
+function json(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
+}
+
+function policyJson(path: string, policy: LifecyclePolicy): string {
+  const text = json(policy);
+  const violations = validateLifecyclePolicy(policy, JSON.stringify(policy));
+  if (violations.length > 0) {
+    throw new CachedDeployError(
+      'POLICY_INVALID',
+      violations.map((violation) => formatViolation(path, violation)).join('; '),
+    );
+  }
+  return text;
+}
