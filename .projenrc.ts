@@ -30,7 +30,9 @@ const project = new typescript.TypeScriptProject({
     biomeConfig: {
       formatter: { indentStyle: 'space' as never, lineWidth: 100 },
       javascript: { formatter: { quoteStyle: 'single' as never } },
-      files: { includes: ['src/**', 'test/**', 'bench/**', 'scripts/**', '.projenrc.ts'] },
+      files: {
+        includes: ['src/**', 'test/**', 'bench/**', 'scripts/**', 'bin/**', '.projenrc.ts', 'vitest.config.ts'],
+      },
     },
   },
   typescriptVersion: '~5.9.3',
@@ -65,7 +67,7 @@ const project = new typescript.TypeScriptProject({
       esModuleInterop: true,
       noEmit: true,
     },
-    include: ['src/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', '.projenrc.ts'],
+    include: ['src/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts', '.projenrc.ts', 'vitest.config.ts'],
   },
   deps: [
     'yaml@^2.8',
