@@ -65,7 +65,11 @@ export interface CallRecord {
  * will fail. May mutate `server.state`, e.g. to play a concurrent build between a pruner's calls.
  * Throwing a ServiceError answers the call with that error.
  */
-export type OnCallHook = (op: string, request: JsonObject, call: CallRecord) => void | Promise<void>;
+export type OnCallHook = (
+  op: string,
+  request: JsonObject,
+  call: CallRecord,
+) => void | Promise<void>;
 
 export interface EcrTestServer {
   /** e.g. `http://127.0.0.1:41234` */
