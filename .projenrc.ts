@@ -31,7 +31,7 @@ const project = new typescript.TypeScriptProject({
       formatter: { indentStyle: 'space' as never, lineWidth: 100 },
       javascript: { formatter: { quoteStyle: 'single' as never } },
       files: {
-        includes: ['src/**', 'test/**', 'bench/**', 'scripts/**', 'bin/**', '.projenrc.ts', 'vitest.config.ts'],
+        includes: ['src/**', 'test/**', 'bench/**', 'scripts/**', 'bin/**', 'templates/**/*.mjs', '.projenrc.ts', 'vitest.config.ts'],
       },
     },
   },

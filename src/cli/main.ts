@@ -92,6 +92,24 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       exitCode = reportGenerate(io, result, Boolean(options.check));
     });
 
+  program
+    .command('prune')
+    .description(
+      'delete superseded BuildKit cache artifacts (the shipped prune script; run `prune --help` for its usage)',
+    )
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .argument('[args...]', 'record | prune | delete-branch, and their options')
+    .action(async (args: string[]) => {
+      // The command is the shipped script itself, so both always behave the same.
+      const { PRUNE_SCRIPT_TEMPLATE } = await import('../render/prune-script.js');
+      const script = (await import(PRUNE_SCRIPT_TEMPLATE.href)) as {
+        main: (argv: string[], io: object) => Promise<number>;
+      };
+      exitCode = await script.main(args, { stdout: io.stdout, stderr: io.stderr });
+    });
+
   try {
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;

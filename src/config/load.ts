@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import { parseDockerfileStages } from '../detect/dockerfile.js';
 import { CachedDeployError } from '../errors.js';
 import { CONFIG_FILE, type ResolvedConfig, resolveConfig } from './resolve.js';
@@ -13,10 +13,11 @@ export function parseConfig(text: string, source = CONFIG_FILE): ResolvedConfig 
 }
 
 export function parseRawConfig(text: string, source = CONFIG_FILE): RawConfig {
-  const document = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
   const error = document.errors[0];
   if (error) {
-    const position = error.linePos?.[0];
+    const position = lineCounter.linePos(error.pos[0]);
     const where = position ? `${source}:${position.line}:${position.col}` : source;
     const reason = error.message.split('\n')[0] ?? 'invalid YAML';
     throw new CachedDeployError('CONFIG_PARSE', `${where}: not valid YAML: ${reason}`);
@@ -85,6 +86,7 @@ export function checkConfigAgainstRepo(
   inside('paths.bakeFile', config.paths.bakeFile);
   inside('paths.ecrDir', config.paths.ecrDir);
   inside('paths.stateFile', config.paths.stateFile);
+  inside('paths.pruneScript', config.paths.pruneScript);
   config.images.forEach((image, index) => {
     const context = inside(`images[${index}].context`, image.context);
     if (!existsSync(context) || !statSync(context).isDirectory()) {

@@ -31,17 +31,22 @@ export interface ResolvedConfig {
     on: { push: string[]; pullRequest: boolean; workflowDispatch: boolean };
     deploy: { command: string; environment: string | undefined } | undefined;
   };
-  paths: { bakeFile: string; ecrDir: string; stateFile: string };
+  prune: { sweep: boolean; graceHours: number; failOnError: boolean };
+  paths: { bakeFile: string; ecrDir: string; stateFile: string; pruneScript: string };
 }
 
 export const DEFAULTS = {
   cache: { branchRetentionDays: 14, untaggedRetentionDays: 1 },
   deployImages: { keep: 30, untaggedRetentionDays: 1 },
   buildkit: { image: DEFAULT_BUILDKIT_IMAGE },
+  // 6 h: longer than any GitHub-hosted job may run, so no build can still be importing what the
+  // sweep deletes.
+  prune: { sweep: true, graceHours: 6, failOnError: false },
   paths: {
     bakeFile: 'docker-bake.hcl',
     ecrDir: 'ecr',
     stateFile: '.cached-deploy/state.json',
+    pruneScript: 'scripts/prune-ecr-cache.mjs',
   },
 } as const;
 
@@ -81,7 +86,9 @@ export function resolveConfig(raw: RawConfig): ResolvedConfig {
         ? { command: workflow.deploy.command, environment: workflow.deploy.environment }
         : undefined,
     },
+    prune: { ...DEFAULTS.prune, ...raw.prune },
     paths: {
+      pruneScript: normalizePath(raw.paths?.pruneScript ?? DEFAULTS.paths.pruneScript),
       bakeFile: normalizePath(raw.paths?.bakeFile ?? DEFAULTS.paths.bakeFile),
       ecrDir: normalizePath(raw.paths?.ecrDir ?? DEFAULTS.paths.ecrDir),
       stateFile: normalizePath(raw.paths?.stateFile ?? DEFAULTS.paths.stateFile),

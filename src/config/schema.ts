@@ -19,9 +19,9 @@ export const GITHUB_REPOSITORY = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})\/[A-Za-z0-9
 // that is what keeps `<scope>.<image>` unambiguous (see model/cache-tags.ts).
 export const IMAGE_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 export const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/;
-// A pinned image reference: a tag other than latest, or a digest.
+// A pinned image reference: a tag other than latest, or a digest (no tag at all means latest).
 export const PINNED_IMAGE =
-  /^[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::(?!latest$)[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+  /^[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::(?!latest$)[\w][\w.-]{0,127}(?:@sha256:[a-f0-9]{64})?|@sha256:[a-f0-9]{64})$/;
 export const DOCKERFILE_STAGE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
 const relativePath: Checker<string> = (value, path, source) => {
@@ -152,16 +152,25 @@ export const configSchema = object(
       },
       ['file', 'name', 'runsOn', 'on', 'deploy'],
     ),
+    prune: object(
+      {
+        sweep: boolean(),
+        graceHours: integer(1, 720),
+        failOnError: boolean(),
+      },
+      ['sweep', 'graceHours', 'failOnError'],
+    ),
     paths: object(
       {
         bakeFile: relativePath,
         ecrDir: relativePath,
         stateFile: relativePath,
+        pruneScript: relativePath,
       },
-      ['bakeFile', 'ecrDir', 'stateFile'],
+      ['bakeFile', 'ecrDir', 'stateFile', 'pruneScript'],
     ),
   },
-  ['version', 'generator', 'cache', 'deployImages', 'buildkit', 'workflow', 'paths'],
+  ['version', 'generator', 'cache', 'deployImages', 'buildkit', 'workflow', 'prune', 'paths'],
 );
 
 /** cached-deploy.yml as written: what the schema accepts, before defaults. */
@@ -177,5 +186,6 @@ export const TOP_LEVEL_SECTIONS = [
   'deployImages',
   'buildkit',
   'workflow',
+  'prune',
   'paths',
 ] as const;

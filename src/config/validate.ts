@@ -9,7 +9,10 @@ import { CachedDeployError } from '../errors.js';
 export type Checker<T> = (value: unknown, path: string, source: string) => T;
 
 export function fail(source: string, path: string, message: string): never {
-  throw new CachedDeployError('CONFIG_INVALID', `${source}: ${path}: ${message}`);
+  throw new CachedDeployError(
+    'CONFIG_INVALID',
+    `${path ? `${source}: ${path}` : source}: ${message}`,
+  );
 }
 
 function describe(value: unknown): string {

@@ -19,18 +19,25 @@ export function parseDockerfileStages(text: string): DockerfileStage[] {
     const startLine = index + 1;
     let line = lines[index] ?? '';
     if (!sawInstruction) {
-      const directive = /^#\s*escapeChar\s*=\s*([`\\])\s*$/i.exec(line);
-      if (directive?.[1]) escapeChar = directive[1];
+      // Parser directives (`# escape=...`, `# syntax=...`) only count before the first comment,
+      // empty line or instruction.
+      const directive = /^#\s*(\w+)\s*=\s*(.*?)\s*$/.exec(line);
+      const key = directive?.[1]?.toLowerCase();
+      if (key === 'escape' && (directive?.[2] === '`' || directive?.[2] === '\\')) {
+        escapeChar = directive[2];
+        continue;
+      }
+      if (key === 'syntax' || key === 'check') continue;
+      sawInstruction = true;
     }
     if (/^\s*(#|$)/.test(line)) continue;
-    sawInstruction = true;
-    // Join continuation lines (a trailing escapeChar character), skipping comment lines inside them.
+    // Join continuation lines (a trailing escape character), skipping comment lines inside them.
     while (line.trimEnd().endsWith(escapeChar) && index + 1 < lines.length) {
       line = line.trimEnd().slice(0, -1);
       index++;
+      while (/^\s*#/.test(lines[index] ?? '') && index + 1 < lines.length) index++;
       const next = lines[index] ?? '';
-      if (/^\s*#/.test(next)) continue;
-      line += ` ${next}`;
+      if (!/^\s*#/.test(next)) line += ` ${next}`;
     }
     const from = /^\s*FROM\s+(.*)$/i.exec(line);
     if (!from?.[1]) continue;

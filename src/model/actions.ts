@@ -9,3 +9,9 @@ export const ACTIONS = {
   setupBuildx: 'docker/setup-buildx-action@v4',
   bake: 'docker/bake-action@v7',
 } as const;
+
+/**
+ * The one npm package the shipped prune script needs, pinned: the workflow installs exactly this
+ * version on the runner, so every repository prunes with the same, reviewed client.
+ */
+export const PRUNER_SDK = '@aws-sdk/client-ecr@3.1169.0';

@@ -1,8 +1,8 @@
 import type { ResolvedConfig } from '../config/resolve.js';
-import { ACTIONS } from './actions.js';
+import { ACTIONS, PRUNER_SDK } from './actions.js';
 import { registryHost, roleArn } from './aws.js';
 import { BAKE_VARIABLES } from './bake.js';
-import { branchScopeScript } from './cache-tags.js';
+import { branchScopeScript, cacheTag } from './cache-tags.js';
 
 /**
  * The GitHub Actions workflow as a typed object; render/ serialises it with `yaml`. GitHub
@@ -79,6 +79,7 @@ export function deployWorkflow(config: ResolvedConfig): Workflow {
 
   const build: Job = {
     name: 'Build',
+    if: "github.event_name != 'delete'",
     'runs-on': config.workflow.runsOn,
     permissions: { contents: 'read', 'id-token': 'write' },
     env: { TRUSTED: expr(TRUSTED_EXPRESSION) },
@@ -92,6 +93,13 @@ export function deployWorkflow(config: ResolvedConfig): Workflow {
       },
       awsCredentials(isTrusted),
       { name: 'Log in to Amazon ECR', if: isTrusted, uses: ACTIONS.ecrLogin },
+      installPruner(config, isTrusted),
+      {
+        name: 'Record the cache digests this build will supersede',
+        if: isTrusted,
+        env: { [BAKE_VARIABLES.cacheScope]: expr('steps.cache.outputs.scope') },
+        run: prunerCommand(config, 'record', [`--state "${DIGESTS_FILE}"`]),
+      },
       {
         name: 'Set up Docker Buildx (pinned BuildKit)',
         uses: ACTIONS.setupBuildx,
@@ -106,6 +114,12 @@ export function deployWorkflow(config: ResolvedConfig): Workflow {
           [BAKE_VARIABLES.imageTag]: expr('github.sha'),
         },
         with: { ...bakeInputs, push: expr(isMainPushExpression(config)) },
+      },
+      {
+        // Also after a failed build: whatever it exported is superseded all the same.
+        name: 'Prune superseded cache artifacts',
+        if: `!cancelled() && ${isTrusted}`,
+        run: prunerCommand(config, 'prune', pruneFlags(config)),
       },
       {
         // Without credentials the ECR cache cannot be read, and a fork must not write one:
@@ -150,10 +164,34 @@ export function deployWorkflow(config: ResolvedConfig): Workflow {
     };
   }
 
+  jobs['delete-branch-cache'] = {
+    name: 'Delete the cache of a deleted branch',
+    if: "github.event_name == 'delete' && github.event.ref_type == 'branch'",
+    'runs-on': config.workflow.runsOn,
+    permissions: { contents: 'read', 'id-token': 'write' },
+    steps: [
+      { name: 'Check out', uses: ACTIONS.checkout, with: { 'persist-credentials': false } },
+      {
+        name: 'Compute the cache scope of the deleted branch',
+        id: 'cache',
+        env: { BRANCH: expr('github.event.ref'), IS_MAIN: 'false' },
+        run: branchScopeScript(config.images.map((image) => image.name)),
+      },
+      awsCredentials(),
+      installPruner(config),
+      {
+        name: "Delete the branch's cache tags",
+        env: { [BAKE_VARIABLES.cacheScope]: expr('steps.cache.outputs.scope') },
+        run: prunerCommand(config, 'delete-branch', []),
+      },
+    ],
+  };
+
   const on: Record<string, unknown> = {};
   if (config.workflow.on.push.length > 0) on.push = { branches: config.workflow.on.push };
   if (config.workflow.on.pullRequest) on.pull_request = {};
   if (config.workflow.on.workflowDispatch) on.workflow_dispatch = {};
+  on.delete = {};
 
   return {
     name: config.workflow.name,
@@ -168,4 +206,51 @@ export function deployWorkflow(config: ResolvedConfig): Workflow {
     },
     jobs,
   };
+}
+
+/** Where the pruner runs on the runner: outside the checkout, so nothing is added to the repo. */
+const PRUNER_DIR = '$RUNNER_TEMP/cached-deploy';
+const DIGESTS_FILE = `${PRUNER_DIR}/cache-digests.json`;
+
+function installPruner(config: ResolvedConfig, condition?: string): Step {
+  return {
+    name: 'Install the cache pruner',
+    ...(condition ? { if: condition } : {}),
+    run: [
+      `mkdir -p "${PRUNER_DIR}"`,
+      `cp ${config.paths.pruneScript} "${PRUNER_DIR}/prune-ecr-cache.mjs"`,
+      `npm install --prefix "${PRUNER_DIR}" --no-save --no-audit --no-fund --loglevel=error ${PRUNER_SDK}`,
+    ].join('\n'),
+  };
+}
+
+/**
+ * One pruner invocation covering every image: `--repository <cache repo> --tag <scope>.<image>`
+ * per image. Tags use $CACHE_SCOPE from env; repository and image names are validated names.
+ */
+function prunerCommand(config: ResolvedConfig, command: string, flags: string[]): string {
+  const byRepository = new Map<string, string[]>();
+  for (const image of config.images) {
+    const tags = byRepository.get(image.cacheRepository) ?? [];
+    tags.push(cacheTag('"$CACHE_SCOPE"', image.name));
+    byRepository.set(image.cacheRepository, tags);
+  }
+  const targets = [...byRepository].map(([repository, tags]) =>
+    [
+      `--repository ${repository}`,
+      ...(command === 'prune' ? [] : tags.map((tag) => `--tag ${tag}`)),
+    ].join(' '),
+  );
+  return [`node "${PRUNER_DIR}/prune-ecr-cache.mjs" ${command}`, ...targets, ...flags].join(
+    ' \\\n  ',
+  );
+}
+
+function pruneFlags(config: ResolvedConfig): string[] {
+  return [
+    `--state "${DIGESTS_FILE}"`,
+    ...(config.prune.sweep ? ['--sweep'] : []),
+    `--grace-hours ${config.prune.graceHours}`,
+    ...(config.prune.failOnError ? ['--fail-on-error'] : []),
+  ];
 }

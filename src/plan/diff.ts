@@ -5,9 +5,16 @@ import type { FileChange } from './plan.js';
 export function unifiedDiff(change: FileChange): string {
   const from = change.before === undefined ? '/dev/null' : `a/${change.path}`;
   const to = change.after === undefined ? '/dev/null' : `b/${change.path}`;
-  const patch = createTwoFilesPatch(from, to, change.before ?? '', change.after ?? '', '', '', {
-    context: 3,
-  });
+  // No headers: jsdiff would print "--- a/file<TAB>" for an empty one.
+  const patch = createTwoFilesPatch(
+    from,
+    to,
+    change.before ?? '',
+    change.after ?? '',
+    undefined,
+    undefined,
+    { context: 3 },
+  );
   // Drop jsdiff's "Index:"/"=====" preamble so the output reads like `git diff`.
-  return patch.replace(/^Index:[^\n]*\n=+\n/, '');
+  return patch.replace(/^(?:Index:[^\n]*\n)?=+\n/, '');
 }

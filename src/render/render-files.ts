@@ -12,6 +12,7 @@ import { deployWorkflow } from '../model/workflow.js';
 import { formatViolation, validateLifecyclePolicy } from '../policy/validate-lifecycle.js';
 import { GENERATOR_VERSION } from '../version.js';
 import { hashComment } from './marker.js';
+import { renderPruneScript } from './prune-script.js';
 import { renderTemplate } from './templates.js';
 
 /** A file the generator wants on disk: repository-relative POSIX path and exact content. */
@@ -30,6 +31,7 @@ export function generatedPaths(config: ResolvedConfig) {
     imagePolicy: ecr('image-lifecycle-policy.json'),
     iamPolicy: ecr('iam-policy.json'),
     trustPolicy: ecr('trust-policy.json'),
+    pruneScript: config.paths.pruneScript,
   };
 }
 
@@ -65,6 +67,7 @@ export function renderFiles(config: ResolvedConfig, version = GENERATOR_VERSION)
     },
     { path: paths.iamPolicy, content: json(ciRolePolicy(config)) },
     { path: paths.trustPolicy, content: json(ciTrustPolicy(config)) },
+    { path: paths.pruneScript, content: renderPruneScript(version) },
   ];
 }
 

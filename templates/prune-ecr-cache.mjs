@@ -1,0 +1,445 @@
+#!/usr/bin/env node
+// prune-ecr-cache.mjs, shipped by create-cached-deploy __GENERATOR_VERSION__.
+// Generated: do not edit. It is byte-identical in every repository that uses this version;
+// regenerate it with `npx create-cached-deploy generate`. `create-cached-deploy prune` runs this
+// same file.
+//
+// Deletes the BuildKit cache artifacts that a build superseded, and nothing else:
+//   record  before the build: remember which digest each cache tag points to
+//   prune   after the build: delete each superseded digest, only if it is now untagged, is a
+//           BuildKit cache artifact, is no index's child, and is older than the grace period;
+//           with --sweep, also other untagged cache artifacts older than the grace period
+//   delete-branch   remove a deleted branch's cache tags (ECR deletes an image with its last tag)
+// Needs Node >= 20 and @aws-sdk/client-ecr; uses the SDK's standard credential chain, and
+// AWS_ENDPOINT_URL_ECR / AWS_ENDPOINT_URL when set.
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+
+export const CACHE_CONFIG_MEDIA_TYPE = 'application/vnd.buildkit.cacheconfig.v0';
+const INDEX_MEDIA_TYPES = new Set([
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+]);
+const IMAGE_MANIFEST_MEDIA_TYPES = new Set([
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+]);
+/** ECR's limits: 1000 per list page, 100 ids per BatchGetImage / BatchDeleteImage. */
+const PAGE_SIZE = 1000;
+const BATCH_SIZE = 100;
+/** Longer than any GitHub-hosted job may run (6 h), so no build can still be importing it. */
+export const DEFAULT_GRACE_HOURS = 6;
+
+const USAGE = `usage:
+  prune-ecr-cache.mjs record --repository NAME --tag TAG [--tag TAG ...] --state FILE
+  prune-ecr-cache.mjs prune --state FILE [--sweep] [--grace-hours H] [--dry-run] [--json] [--fail-on-error]
+  prune-ecr-cache.mjs prune --repository NAME --sweep [--grace-hours H] [--dry-run] [--json] [--fail-on-error]
+  prune-ecr-cache.mjs delete-branch --repository NAME --tag TAG [--tag TAG ...] [--dry-run] [--json]
+--repository and --tag may repeat; each --tag belongs to the --repository before it.`;
+
+/**
+ * The ECR calls the pruner makes, as a narrow port: tests and the CLI can pass any object with
+ * these methods; `sdkPort` adapts @aws-sdk/client-ecr.
+ * @typedef {{
+ *   describeImages(input: object): Promise<{ imageDetails?: object[], nextToken?: string }>,
+ *   batchGetImage(input: object): Promise<{ images?: object[], failures?: object[] }>,
+ *   batchDeleteImage(input: object): Promise<{ imageIds?: object[], failures?: object[] }>,
+ * }} EcrPort
+ */
+
+/** @returns {Promise<EcrPort>} */
+export async function sdkPort(options = {}) {
+  const sdk = await import('@aws-sdk/client-ecr');
+  // The SDK retries throttling and 5xx with exponential backoff and jitter; a pruner can afford
+  // to be patient, so it gets more attempts than the default 3.
+  const client = new sdk.ECRClient({ maxAttempts: 8, retryMode: 'standard', ...options });
+  return {
+    describeImages: (input) => client.send(new sdk.DescribeImagesCommand(input)),
+    batchGetImage: (input) => client.send(new sdk.BatchGetImageCommand(input)),
+    batchDeleteImage: (input) => client.send(new sdk.BatchDeleteImageCommand(input)),
+  };
+}
+
+/** Every image of a repository, one DescribeImages page of up to 1000 at a time. */
+export async function listImages(ecr, repositoryName) {
+  const images = [];
+  let nextToken;
+  do {
+    const page = await ecr.describeImages({ repositoryName, maxResults: PAGE_SIZE, nextToken });
+    images.push(...(page.imageDetails ?? []));
+    nextToken = page.nextToken;
+  } while (nextToken);
+  return images;
+}
+
+function chunks(items, size = BATCH_SIZE) {
+  const out = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Current digest of each tag (null when the tag does not exist), from one listing. */
+function tagDigests(images, tags) {
+  const byTag = new Map();
+  for (const image of images)
+    for (const tag of image.imageTags ?? []) byTag.set(tag, image.imageDigest);
+  return Object.fromEntries(tags.map((tag) => [tag, byTag.get(tag) ?? null]));
+}
+
+/** Before the build: which digest each cache tag points to now. */
+export async function recordDigests(ecr, targets) {
+  const repositories = {};
+  for (const { repository, tags } of targets) {
+    repositories[repository] = tagDigests(await listImages(ecr, repository), tags);
+  }
+  return { formatVersion: 1, recordedAt: new Date().toISOString(), repositories };
+}
+
+/**
+ * Pure selection: which images to delete and why the others are kept. `images` is one listing of
+ * the repository; `children` the digests some index in it references.
+ */
+export function selectDeletions({ images, children, superseded, sweep, graceMs, now }) {
+  const byDigest = new Map(images.map((image) => [image.imageDigest, image]));
+  const candidates = new Map();
+  for (const { digest, tag } of superseded)
+    candidates.set(digest, { digest, tag, why: 'superseded' });
+  if (sweep) {
+    for (const image of images) {
+      if (!candidates.has(image.imageDigest) && (image.imageTags ?? []).length === 0) {
+        candidates.set(image.imageDigest, { digest: image.imageDigest, why: 'sweep' });
+      }
+    }
+  }
+  const remove = [];
+  const skipped = [];
+  for (const candidate of candidates.values()) {
+    const image = byDigest.get(candidate.digest);
+    const skip = (reason) => skipped.push({ ...candidate, reason });
+    if (!image) skip('already-gone');
+    else if ((image.imageTags ?? []).length > 0) skip('tagged');
+    else if (children.has(candidate.digest)) skip('index-child');
+    else if (image.artifactMediaType !== CACHE_CONFIG_MEDIA_TYPE) skip('not-cache-artifact');
+    else if (now - new Date(image.imagePushedAt).getTime() < graceMs) skip('younger-than-grace');
+    else remove.push({ ...candidate, bytes: image.imageSizeInBytes ?? 0 });
+  }
+  return { remove, skipped };
+}
+
+/** Digests referenced by any index (multi-platform list) in the repository. */
+async function indexChildren(ecr, repositoryName, images) {
+  const children = new Set();
+  const indexes = images.filter((image) => INDEX_MEDIA_TYPES.has(image.imageManifestMediaType));
+  for (const batch of chunks(indexes)) {
+    const imageIds = batch.map((image) => ({ imageDigest: image.imageDigest }));
+    const result = await ecr.batchGetImage({
+      repositoryName,
+      imageIds,
+      acceptedMediaTypes: [...INDEX_MEDIA_TYPES],
+    });
+    for (const image of result.images ?? []) {
+      for (const child of JSON.parse(image.imageManifest).manifests ?? [])
+        children.add(child.digest);
+    }
+    // An index we could not read may hide children: keep everything it could reference.
+    if ((result.failures ?? []).length > 0)
+      throw new Error(
+        `could not read ${result.failures.length} index manifest(s) in ${repositoryName}`,
+      );
+  }
+  return children;
+}
+
+/**
+ * Reads each candidate's manifest, so the decision rests on the config media type in the manifest
+ * itself, not only on what the listing reported.
+ */
+async function confirmCacheArtifacts(ecr, repositoryName, remove) {
+  const confirmed = [];
+  const skipped = [];
+  for (const batch of chunks(remove)) {
+    const imageIds = batch.map((entry) => ({ imageDigest: entry.digest }));
+    const result = await ecr.batchGetImage({
+      repositoryName,
+      imageIds,
+      acceptedMediaTypes: [...IMAGE_MANIFEST_MEDIA_TYPES],
+    });
+    const manifests = new Map(
+      (result.images ?? []).map((image) => [image.imageId?.imageDigest, image.imageManifest]),
+    );
+    for (const entry of batch) {
+      const text = manifests.get(entry.digest);
+      let manifest;
+      try {
+        manifest = text ? JSON.parse(text) : undefined;
+      } catch {
+        manifest = undefined;
+      }
+      if (!text) skipped.push({ ...entry, reason: 'already-gone' });
+      else if (manifest?.config?.mediaType !== CACHE_CONFIG_MEDIA_TYPE || manifest?.manifests)
+        skipped.push({ ...entry, reason: 'not-cache-artifact' });
+      else confirmed.push(entry);
+    }
+  }
+  return { confirmed, skipped };
+}
+
+/** Deletes by digest, 100 at a time, believing only what ECR says it deleted. */
+async function deleteDigests(ecr, repositoryName, entries, summary) {
+  for (const batch of chunks(entries)) {
+    let result;
+    try {
+      result = await ecr.batchDeleteImage({
+        repositoryName,
+        imageIds: batch.map((entry) => ({ imageDigest: entry.digest })),
+      });
+    } catch (error) {
+      for (const entry of batch)
+        summary.errors.push({
+          repository: repositoryName,
+          digest: entry.digest,
+          error: errorText(error),
+        });
+      continue;
+    }
+    const deleted = new Set((result.imageIds ?? []).map((id) => id.imageDigest));
+    const failures = new Map(
+      (result.failures ?? []).map((failure) => [failure.imageId?.imageDigest, failure]),
+    );
+    for (const entry of batch) {
+      const failure = failures.get(entry.digest);
+      if (deleted.has(entry.digest)) {
+        summary.deleted.push({ repository: repositoryName, ...entry });
+        summary.bytesReclaimed += entry.bytes;
+      } else if (failure?.failureCode === 'ImageNotFound') {
+        summary.skipped.push({ repository: repositoryName, ...entry, reason: 'already-gone' });
+      } else if (failure?.failureCode === 'ImageReferencedByManifestList') {
+        summary.skipped.push({ repository: repositoryName, ...entry, reason: 'index-child' });
+      } else {
+        const error = failure
+          ? `${failure.failureCode}: ${failure.failureReason ?? ''}`.trim()
+          : 'not reported as deleted';
+        summary.errors.push({ repository: repositoryName, digest: entry.digest, error });
+      }
+    }
+  }
+}
+
+function errorText(error) {
+  return `${error?.name ?? 'Error'}: ${error?.message ?? String(error)}`;
+}
+
+/**
+ * After the build. `recorded` is what `recordDigests` wrote (may be empty with `sweep`). Returns
+ * a summary; never throws for per-repository problems (they are in `errors`).
+ */
+export async function prune(ecr, options) {
+  const {
+    recorded = { repositories: {} },
+    repositories = [],
+    sweep = false,
+    dryRun = false,
+  } = options;
+  const graceMs = (options.graceHours ?? DEFAULT_GRACE_HOURS) * 3600 * 1000;
+  const now = options.now ?? Date.now();
+  const summary = { dryRun, deleted: [], skipped: [], errors: [], bytesReclaimed: 0 };
+  const names = [...new Set([...Object.keys(recorded.repositories ?? {}), ...repositories])];
+  for (const repositoryName of names) {
+    try {
+      const images = await listImages(ecr, repositoryName);
+      const before = recorded.repositories?.[repositoryName] ?? {};
+      const current = tagDigests(images, Object.keys(before));
+      const superseded = Object.entries(before)
+        .filter(([tag, digest]) => digest && current[tag] !== digest)
+        .map(([tag, digest]) => ({ digest, tag }));
+      const children = await indexChildren(ecr, repositoryName, images);
+      const selection = selectDeletions({ images, children, superseded, sweep, graceMs, now });
+      for (const entry of selection.skipped)
+        summary.skipped.push({ repository: repositoryName, ...entry });
+      const { confirmed, skipped } = await confirmCacheArtifacts(
+        ecr,
+        repositoryName,
+        selection.remove,
+      );
+      for (const entry of skipped) summary.skipped.push({ repository: repositoryName, ...entry });
+      if (dryRun) {
+        for (const entry of confirmed)
+          summary.deleted.push({ repository: repositoryName, ...entry });
+        summary.bytesReclaimed += confirmed.reduce((sum, entry) => sum + entry.bytes, 0);
+      } else {
+        await deleteDigests(ecr, repositoryName, confirmed, summary);
+      }
+    } catch (error) {
+      summary.errors.push({ repository: repositoryName, error: errorText(error) });
+    }
+  }
+  return summary;
+}
+
+/**
+ * A deleted branch: remove its cache tags. On ECR, removing an image's last tag deletes the image
+ * too, which is what we want here: only that branch's builds imported it, and there are no more.
+ */
+export async function deleteBranchTags(ecr, targets, { dryRun = false } = {}) {
+  const summary = { dryRun, deleted: [], skipped: [], errors: [], bytesReclaimed: 0 };
+  for (const { repository, tags } of targets) {
+    if (dryRun) {
+      for (const tag of tags) summary.deleted.push({ repository, tag, why: 'branch-deleted' });
+      continue;
+    }
+    try {
+      const result = await ecr.batchDeleteImage({
+        repositoryName: repository,
+        imageIds: tags.map((imageTag) => ({ imageTag })),
+      });
+      for (const id of result.imageIds ?? [])
+        summary.deleted.push({
+          repository,
+          tag: id.imageTag,
+          digest: id.imageDigest,
+          why: 'branch-deleted',
+        });
+      for (const failure of result.failures ?? []) {
+        if (failure.failureCode === 'ImageNotFound')
+          summary.skipped.push({
+            repository,
+            tag: failure.imageId?.imageTag,
+            reason: 'already-gone',
+          });
+        else
+          summary.errors.push({
+            repository,
+            tag: failure.imageId?.imageTag,
+            error: `${failure.failureCode}: ${failure.failureReason ?? ''}`.trim(),
+          });
+      }
+    } catch (error) {
+      summary.errors.push({ repository, error: errorText(error) });
+    }
+  }
+  return summary;
+}
+
+/** Parses the command line; throws a one-line Error on bad usage. */
+export function parseArgs(argv) {
+  const [command, ...rest] = argv;
+  if (!['record', 'prune', 'delete-branch'].includes(command))
+    throw new Error(`unknown command ${JSON.stringify(command ?? '')}\n${USAGE}`);
+  const options = {
+    command,
+    targets: [],
+    sweep: false,
+    dryRun: false,
+    json: false,
+    failOnError: false,
+    graceHours: DEFAULT_GRACE_HOURS,
+    state: undefined,
+  };
+  const value = (index, flag) => {
+    const next = rest[index + 1];
+    if (next === undefined || next.startsWith('--'))
+      throw new Error(`${flag} needs a value\n${USAGE}`);
+    return next;
+  };
+  for (let i = 0; i < rest.length; i++) {
+    const flag = rest[i];
+    if (flag === '--repository') options.targets.push({ repository: value(i++, flag), tags: [] });
+    else if (flag === '--tag') {
+      const target = options.targets.at(-1);
+      if (!target) throw new Error(`--tag must follow a --repository\n${USAGE}`);
+      target.tags.push(value(i++, flag));
+    } else if (flag === '--state') options.state = value(i++, flag);
+    else if (flag === '--grace-hours') {
+      options.graceHours = Number(value(i++, flag));
+      if (!Number.isFinite(options.graceHours) || options.graceHours < 0)
+        throw new Error('--grace-hours must be a number >= 0');
+    } else if (flag === '--sweep') options.sweep = true;
+    else if (flag === '--dry-run') options.dryRun = true;
+    else if (flag === '--json') options.json = true;
+    else if (flag === '--fail-on-error') options.failOnError = true;
+    else throw new Error(`unknown option ${flag}\n${USAGE}`);
+  }
+  if (command !== 'prune' && options.targets.some((target) => target.tags.length === 0))
+    throw new Error(`${command} needs --tag after each --repository\n${USAGE}`);
+  if (command === 'record' && !options.state)
+    throw new Error(`record needs --state FILE\n${USAGE}`);
+  if (command === 'prune' && !options.state && !options.sweep)
+    throw new Error(`prune needs --state FILE or --sweep\n${USAGE}`);
+  if (command !== 'prune' && options.targets.length === 0)
+    throw new Error(`${command} needs --repository\n${USAGE}`);
+  return options;
+}
+
+export function formatSummary(summary) {
+  const lines = [];
+  const verb = summary.dryRun ? 'would delete' : 'deleted';
+  for (const entry of summary.deleted)
+    lines.push(
+      `${verb} ${entry.repository} ${entry.digest ?? ''}${entry.tag ? ` (${entry.tag})` : ''} [${entry.why}]`.replace(
+        '  ',
+        ' ',
+      ),
+    );
+  const reasons = {};
+  for (const entry of summary.skipped) reasons[entry.reason] = (reasons[entry.reason] ?? 0) + 1;
+  for (const entry of summary.errors)
+    lines.push(`error ${entry.repository} ${entry.digest ?? entry.tag ?? ''}: ${entry.error}`);
+  const kept = Object.entries(reasons)
+    .map(([reason, count]) => `${count} ${reason}`)
+    .join(', ');
+  lines.push(
+    `${summary.dryRun ? 'Dry run: would delete' : 'Deleted'} ${summary.deleted.length}, reclaimed ${(summary.bytesReclaimed / 1e6).toFixed(1)} MB; kept ${summary.skipped.length}${kept ? ` (${kept})` : ''}; errors ${summary.errors.length}.`,
+  );
+  return lines.join('\n');
+}
+
+/** The command line. Returns the exit code: 0, or 1 on bad usage or (with --fail-on-error) any error. */
+export async function main(
+  argv,
+  {
+    ecr,
+    stdout = (text) => process.stdout.write(text),
+    stderr = (text) => process.stderr.write(text),
+  } = {},
+) {
+  let options;
+  try {
+    options = parseArgs(argv);
+  } catch (error) {
+    stderr(`prune-ecr-cache: ${error.message}\n`);
+    return 1;
+  }
+  const port = ecr ?? (await sdkPort());
+  let summary;
+  if (options.command === 'record') {
+    const recorded = await recordDigests(port, options.targets).catch((error) => ({ error }));
+    if (recorded.error) {
+      // Without a record the later prune only sweeps; the build itself must go on.
+      stderr(`prune-ecr-cache: could not record cache digests: ${errorText(recorded.error)}\n`);
+      writeFileSync(options.state, `${JSON.stringify({ formatVersion: 1, repositories: {} })}\n`);
+      return options.failOnError ? 1 : 0;
+    }
+    writeFileSync(options.state, `${JSON.stringify(recorded, null, 2)}\n`);
+    stdout(
+      `Recorded ${options.targets.reduce((n, target) => n + target.tags.length, 0)} cache tag(s) in ${options.state}\n`,
+    );
+    return 0;
+  }
+  if (options.command === 'delete-branch') {
+    summary = await deleteBranchTags(port, options.targets, options);
+  } else {
+    const recorded = options.state ? JSON.parse(readFileSync(options.state, 'utf8')) : undefined;
+    summary = await prune(port, {
+      ...options,
+      recorded,
+      repositories: options.targets.map((target) => target.repository),
+    });
+  }
+  stdout(options.json ? `${JSON.stringify(summary, null, 2)}\n` : `${formatSummary(summary)}\n`);
+  return summary.errors.length > 0 && options.failOnError ? 1 : 0;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exitCode = await main(process.argv.slice(2));
+}
