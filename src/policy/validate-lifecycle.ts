@@ -5,7 +5,11 @@
  * so a message can be traced back to the documentation.
  */
 
+import type { LifecyclePolicy } from '../model/lifecycle.js';
+import { selects } from './evaluate-lifecycle.js';
+
 export type LifecycleRuleId =
+  | 'keeps-tag'
   | 'policy-shape'
   | 'text-length'
   | 'rule-count'
@@ -215,6 +219,33 @@ export function validateLifecyclePolicy(policy: unknown, text?: string): Lifecyc
   // every IaC tool that compares the two.
   if (priorities.some((priority, index) => index > 0 && priority < (priorities[index - 1] ?? 0))) {
     add('priority-sorted', 'rules', 'rules must be listed in ascending rulePriority');
+  }
+  return violations;
+}
+
+/**
+ * Lifecycle age is the original push time, and an unchanged cache keeps its digest and its old
+ * push date: the tags that must live forever (main's cache) need a top-priority count rule that
+ * claims them before any age rule can. Checks that the first rule selecting each tag is such a
+ * rule, with room for all of them.
+ */
+export function validateKeepsTags(policy: LifecyclePolicy, tags: string[]): LifecycleViolation[] {
+  const rules = [...policy.rules].sort((a, b) => a.rulePriority - b.rulePriority);
+  const violations: LifecycleViolation[] = [];
+  for (const tag of tags) {
+    const image = { digest: tag, tags: [tag], pushedAt: new Date(0), sizeInBytes: 0 };
+    const index = rules.findIndex((rule) => selects(rule, image));
+    const rule = rules[index];
+    const keeps =
+      rule?.selection.countType === 'imageCountMoreThan' &&
+      rule.selection.countNumber >= tags.length;
+    if (!keeps) {
+      violations.push({
+        rule: 'keeps-tag',
+        path: rule ? `rules[${policy.rules.indexOf(rule)}]` : 'rules',
+        message: `tag "${tag}" must be kept forever, but ${rule ? `the first rule selecting it (priority ${rule.rulePriority}) can expire it` : 'no rule protects it from later rules'}`,
+      });
+    }
   }
   return violations;
 }

@@ -2,6 +2,7 @@ import { stringify } from 'yaml';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError } from '../errors.js';
 import { bakeFile } from '../model/bake.js';
+import { cacheTag, MAIN_SCOPE } from '../model/cache-tags.js';
 import { ciRolePolicy, ciTrustPolicy } from '../model/iam.js';
 import {
   cacheLifecyclePolicy,
@@ -9,7 +10,11 @@ import {
   type LifecyclePolicy,
 } from '../model/lifecycle.js';
 import { deployWorkflow } from '../model/workflow.js';
-import { formatViolation, validateLifecyclePolicy } from '../policy/validate-lifecycle.js';
+import {
+  formatViolation,
+  validateKeepsTags,
+  validateLifecyclePolicy,
+} from '../policy/validate-lifecycle.js';
 import { GENERATOR_VERSION } from '../version.js';
 import { hashComment } from './marker.js';
 import { renderPruneScript } from './prune-script.js';
@@ -59,7 +64,11 @@ export function renderFiles(config: ResolvedConfig, version = GENERATOR_VERSION)
     },
     {
       path: paths.cachePolicy,
-      content: policyJson(paths.cachePolicy, cacheLifecyclePolicy(config)),
+      content: policyJson(
+        paths.cachePolicy,
+        cacheLifecyclePolicy(config),
+        config.images.map((image) => cacheTag(MAIN_SCOPE, image.name)),
+      ),
     },
     {
       path: paths.imagePolicy,
@@ -75,9 +84,12 @@ function json(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
 }
 
-function policyJson(path: string, policy: LifecyclePolicy): string {
+function policyJson(path: string, policy: LifecyclePolicy, keepTags: string[] = []): string {
   const text = json(policy);
-  const violations = validateLifecyclePolicy(policy, JSON.stringify(policy));
+  const violations = [
+    ...validateLifecyclePolicy(policy, JSON.stringify(policy)),
+    ...validateKeepsTags(policy, keepTags),
+  ];
   if (violations.length > 0) {
     throw new CachedDeployError(
       'POLICY_INVALID',
