@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
-import { LineCounter, parseDocument } from 'yaml';
+import { isAlias, LineCounter, parseDocument, visit } from 'yaml';
 import { parseDockerfileStages } from '../detect/dockerfile.js';
 import { CachedDeployError } from '../errors.js';
 import { CONFIG_FILE, type ResolvedConfig, resolveConfig } from './resolve.js';
@@ -22,7 +22,34 @@ export function parseRawConfig(text: string, source = CONFIG_FILE): RawConfig {
     const reason = error.message.split('\n')[0] ?? 'invalid YAML';
     throw new CachedDeployError('CONFIG_PARSE', `${where}: not valid YAML: ${reason}`);
   }
-  const raw = configSchema(document.toJS() ?? null, '', source);
+  let value: unknown;
+  try {
+    value = document.toJS();
+  } catch (error) {
+    // An alias without its anchor (or an alias bomb) only fails here, not in document.errors.
+    let offset: number | undefined;
+    visit(document, {
+      Alias(_, node) {
+        if (offset === undefined && isAlias(node) && node.resolve(document) === undefined) {
+          offset = node.range?.[0];
+        }
+      },
+    });
+    const position = offset === undefined ? undefined : lineCounter.linePos(offset);
+    const where = position ? `${source}:${position.line}:${position.col}` : source;
+    const reason = (error as Error).message.split('\n')[0];
+    throw new CachedDeployError('CONFIG_PARSE', `${where}: not valid YAML: ${reason}`);
+  }
+  return validateRawConfig(value, source);
+}
+
+/**
+ * Validates an already-parsed configuration: the schema, then the checks across fields. The one
+ * entry point for both shells: cached-deploy.yml after YAML parsing, and the projen component's
+ * options. `source` prefixes every message (`<source>: images[0].name: ...`).
+ */
+export function validateRawConfig(value: unknown, source = CONFIG_FILE): RawConfig {
+  const raw = configSchema(value ?? null, '', source);
   checkCrossFields(raw, source);
   return raw;
 }

@@ -1,0 +1,725 @@
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { stringify } from 'yaml';
+import { loadConfig, parseConfig } from '../src/config/load.js';
+import { parseDockerfileStages } from '../src/detect/dockerfile.js';
+import { CachedDeployError, type ErrorCode } from '../src/errors.js';
+import { createTempDir } from './support/temp-repo.js';
+
+// biome-ignore lint/suspicious/noExplicitAny: the tests build deliberately invalid configs
+type Loose = any;
+
+const DIGEST = `sha256:${'a1'.repeat(32)}`;
+
+/** A valid cached-deploy.yml with every section present, as a plain object to break. */
+function validConfig(): Loose {
+  return {
+    version: 1,
+    generator: '0.1.0',
+    aws: { accountId: '123456789012', region: 'eu-west-1', roleName: 'shop-deploy' },
+    github: { repository: 'acme/shop', mainBranch: 'main' },
+    images: [
+      { name: 'web', repository: 'shop' },
+      {
+        name: 'worker',
+        context: 'worker',
+        dockerfile: 'worker/Dockerfile',
+        target: 'runtime',
+        platforms: ['linux/amd64', 'linux/arm64'],
+        repository: 'shop-worker',
+        cacheRepository: 'shop-worker-cache',
+      },
+    ],
+    cache: { branchRetentionDays: 14, untaggedRetentionDays: 1 },
+    deployImages: { keep: 30, untaggedRetentionDays: 1 },
+    buildkit: { image: 'moby/buildkit:v0.27.0' },
+    workflow: {
+      file: '.github/workflows/deploy.yml',
+      name: 'deploy',
+      runsOn: 'ubuntu-latest',
+      on: { push: ['main'], pullRequest: true, workflowDispatch: true },
+      deploy: { command: './deploy.sh "$IMAGE_TAG"', environment: 'production' },
+    },
+    paths: { bakeFile: 'docker-bake.hcl', ecrDir: 'ecr', stateFile: '.cached-deploy/state.json' },
+  };
+}
+
+function textOf(mutate: (config: Loose) => void): string {
+  const config = validConfig();
+  mutate(config);
+  return stringify(config);
+}
+
+const set =
+  (path: (string | number)[], value: unknown) =>
+  (config: Loose): void => {
+    let target = config;
+    for (const key of path.slice(0, -1)) target = target[key];
+    target[path.at(-1) as string | number] = value;
+  };
+const remove =
+  (path: (string | number)[]) =>
+  (config: Loose): void => {
+    let target = config;
+    for (const key of path.slice(0, -1)) target = target[key];
+    delete target[path.at(-1) as string | number];
+  };
+
+function errorOf(run: () => unknown): CachedDeployError {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof CachedDeployError) return error;
+    throw error;
+  }
+  throw new Error('expected a CachedDeployError, but nothing was thrown');
+}
+
+/** The error is a CachedDeployError with `code`, one line, naming `path` right after the file. */
+function expectConfigError(
+  run: () => unknown,
+  code: ErrorCode,
+  path: string,
+  source = 'cached-deploy.yml',
+): CachedDeployError {
+  const error = errorOf(run);
+  expect(error.code).toBe(code);
+  expect(error.message).not.toMatch(/[\r\n]/);
+  expect(error.message.startsWith(`${source}: ${path}: `), error.message).toBe(true);
+  return error;
+}
+
+describe('a valid config', () => {
+  test('the full config parses and resolves', () => {
+    const config = parseConfig(stringify(validConfig()));
+    expect(config.images.map((image) => image.cacheRepository)).toEqual([
+      'shop-buildcache',
+      'shop-worker-cache',
+    ]);
+    expect(config.images[0]?.dockerfile).toBe('Dockerfile');
+    expect(config.workflow.deploy?.command).toBe('./deploy.sh "$IMAGE_TAG"');
+  });
+
+  test.each<[string, (config: Loose) => void]>([
+    ['a GovCloud region', set(['aws', 'region'], 'us-gov-west-1')],
+    ['a China region', set(['aws', 'region'], 'cn-north-1')],
+    ['BuildKit pinned by digest', set(['buildkit', 'image'], `moby/buildkit@${DIGEST}`)],
+    ['BuildKit by tag and digest', set(['buildkit', 'image'], `moby/buildkit:v0.27.0@${DIGEST}`)],
+    [
+      'BuildKit from another registry',
+      set(['buildkit', 'image'], 'public.ecr.aws/vend/moby/buildkit:buildx-stable-1'),
+    ],
+    ['a namespaced ECR repository', set(['images', 0, 'repository'], 'team/shop.web_api-x')],
+    ['a 32-character image name', set(['images', 0, 'name'], 'a'.repeat(32))],
+    ['branch retention 3650', set(['cache', 'branchRetentionDays'], 3650)],
+    ['branch retention 1', set(['cache', 'branchRetentionDays'], 1)],
+    ['keep 10000 images', set(['deployImages', 'keep'], 10_000)],
+    [
+      'a deploy command using shell variables',
+      set(
+        ['workflow', 'deploy', 'command'],
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: shell syntax, on purpose
+        'kubectl set image deploy/web web="$REGISTRY/shop:${IMAGE_TAG}"',
+      ),
+    ],
+    [
+      'only the required sections',
+      (c) => {
+        for (const key of [
+          'version',
+          'generator',
+          'cache',
+          'deployImages',
+          'buildkit',
+          'workflow',
+          'paths',
+        ])
+          delete c[key];
+      },
+    ],
+  ])('accepts %s', (_what, mutate) => {
+    expect(parseConfig(textOf(mutate)).aws.accountId).toBe('123456789012');
+  });
+});
+
+describe('unknown fields', () => {
+  const cases: [string, (config: Loose) => void, string[]][] = [
+    [
+      'typo',
+      set(['typo'], 1),
+      [
+        'version',
+        'generator',
+        'aws',
+        'github',
+        'images',
+        'cache',
+        'deployImages',
+        'buildkit',
+        'workflow',
+        'paths',
+      ],
+    ],
+    ['aws.acountId', set(['aws', 'acountId'], '1'), ['accountId', 'region', 'roleName']],
+    ['github.branch', set(['github', 'branch'], 'main'), ['repository', 'mainBranch']],
+    [
+      'images[1].tagret',
+      set(['images', 1, 'tagret'], 'runtime'),
+      ['name', 'context', 'dockerfile', 'target', 'platforms', 'repository', 'cacheRepository'],
+    ],
+    [
+      'cache.retentionDays',
+      set(['cache', 'retentionDays'], 3),
+      ['branchRetentionDays', 'untaggedRetentionDays'],
+    ],
+    ['deployImages.max', set(['deployImages', 'max'], 3), ['keep', 'untaggedRetentionDays']],
+    ['buildkit.version', set(['buildkit', 'version'], 'v1'), ['image']],
+    [
+      'workflow.runs-on',
+      set(['workflow', 'runs-on'], 'x'),
+      ['file', 'name', 'runsOn', 'on', 'deploy'],
+    ],
+    [
+      'workflow.on.pull_request',
+      set(['workflow', 'on', 'pull_request'], true),
+      ['push', 'pullRequest', 'workflowDispatch'],
+    ],
+    ['workflow.deploy.env', set(['workflow', 'deploy', 'env'], 'x'), ['command', 'environment']],
+    ['paths.workflow', set(['paths', 'workflow'], 'x'), ['bakeFile', 'ecrDir', 'stateFile']],
+  ];
+
+  test.each(cases)('%s', (path, mutate, allowed) => {
+    const error = expectConfigError(() => parseConfig(textOf(mutate)), 'CONFIG_INVALID', path);
+    const match = /^cached-deploy\.yml: (\S+): unknown field \(allowed: ([\w, ]+)\)$/.exec(
+      error.message,
+    );
+    expect(match?.[1], error.message).toBe(path);
+    const listed = match?.[2]?.split(', ') ?? [];
+    // Every documented field is listed (the schema may grow; the list must stay complete).
+    expect(listed).toEqual(expect.arrayContaining(allowed));
+    expect(listed).not.toContain(path.split('.').at(-1));
+  });
+});
+
+describe('invalid values', () => {
+  const cases: [what: string, mutate: (config: Loose) => void, path: string, mentions: RegExp][] = [
+    [
+      'an 11-digit account id',
+      set(['aws', 'accountId'], '12345678901'),
+      'aws.accountId',
+      /12-digit/,
+    ],
+    [
+      'a 13-digit account id',
+      set(['aws', 'accountId'], '1234567890123'),
+      'aws.accountId',
+      /12-digit/,
+    ],
+    [
+      'a non-numeric account id',
+      set(['aws', 'accountId'], '12345678901a'),
+      'aws.accountId',
+      /12-digit/,
+    ],
+    // Unquoted, YAML reads it as a number (and would drop a leading zero): it must be quoted.
+    ['an unquoted account id', set(['aws', 'accountId'], 123456789012), 'aws.accountId', /string/],
+    ['a region without a number', set(['aws', 'region'], 'eu-west'), 'aws.region', /AWS region/],
+    ['an uppercase region', set(['aws', 'region'], 'EU-WEST-1'), 'aws.region', /AWS region/],
+    ['a made-up region', set(['aws', 'region'], 'mars'), 'aws.region', /AWS region/],
+    ['a missing region', remove(['aws', 'region']), 'aws.region', /is required/],
+    ['an invalid role name', set(['aws', 'roleName'], 'my role'), 'aws.roleName', /IAM role/],
+    [
+      'a repository without owner',
+      set(['github', 'repository'], 'shop'),
+      'github.repository',
+      /owner\/name/,
+    ],
+    ['an invalid branch', set(['github', 'mainBranch'], 'feat..x'), 'github.mainBranch', /branch/],
+    [
+      'an uppercase ECR repository',
+      set(['images', 0, 'repository'], 'Shop'),
+      'images[0].repository',
+      /ECR repository/,
+    ],
+    [
+      'an ECR repository starting with -',
+      set(['images', 0, 'repository'], '-shop'),
+      'images[0].repository',
+      /ECR repository/,
+    ],
+    [
+      'an ECR repository with //',
+      set(['images', 0, 'repository'], 'team//shop'),
+      'images[0].repository',
+      /ECR repository/,
+    ],
+    [
+      'an ECR repository ending in /',
+      set(['images', 0, 'repository'], 'team/'),
+      'images[0].repository',
+      /ECR repository/,
+    ],
+    [
+      'a one-character ECR repository',
+      set(['images', 0, 'repository'], 'a'),
+      'images[0].repository',
+      /ECR repository/,
+    ],
+    [
+      'a 257-character ECR repository',
+      set(['images', 0, 'repository'], 'a'.repeat(257)),
+      'images[0].repository',
+      /ECR repository/,
+    ],
+    [
+      'an ECR repository with ..',
+      set(['images', 1, 'repository'], 'shop..worker'),
+      'images[1].repository',
+      /ECR repository/,
+    ],
+    [
+      'an invalid cache repository',
+      set(['images', 1, 'cacheRepository'], 'Cache'),
+      'images[1].cacheRepository',
+      /ECR repository/,
+    ],
+    [
+      'an image name with a dot',
+      set(['images', 0, 'name'], 'web.api'),
+      'images[0].name',
+      /no dots/,
+    ],
+    ['an uppercase image name', set(['images', 0, 'name'], 'Web'), 'images[0].name', /bake target/],
+    [
+      'a 33-character image name',
+      set(['images', 1, 'name'], 'a'.repeat(33)),
+      'images[1].name',
+      /32 characters/,
+    ],
+    [
+      'a platform without architecture',
+      set(['images', 1, 'platforms'], ['linux']),
+      'images[1].platforms[0]',
+      /platform/,
+    ],
+    [
+      'an uppercase platform',
+      set(['images', 1, 'platforms'], ['linux/amd64', 'Linux/ARM64']),
+      'images[1].platforms[1]',
+      /platform/,
+    ],
+    [
+      'a platform listed twice',
+      set(['images', 1, 'platforms'], ['linux/amd64', 'linux/amd64']),
+      'images[1].platforms[1]',
+      /listed twice/,
+    ],
+    ['no platforms', set(['images', 1, 'platforms'], []), 'images[1].platforms', /at least 1/],
+    [
+      'an invalid target stage name',
+      set(['images', 1, 'target'], '-stage'),
+      'images[1].target',
+      /stage/,
+    ],
+    ['no images', set(['images'], []), 'images', /at least 1/],
+    ['no images key', remove(['images']), 'images', /is required/],
+    ['images as a mapping', set(['images'], { web: {} }), 'images', /expected a list/],
+    [
+      'an image missing its repository',
+      remove(['images', 0, 'repository']),
+      'images[0].repository',
+      /is required/,
+    ],
+    [
+      'branch retention 0',
+      set(['cache', 'branchRetentionDays'], 0),
+      'cache.branchRetentionDays',
+      /from 1 to 3650/,
+    ],
+    [
+      'branch retention 3651',
+      set(['cache', 'branchRetentionDays'], 3651),
+      'cache.branchRetentionDays',
+      /from 1 to 3650/,
+    ],
+    [
+      'fractional branch retention',
+      set(['cache', 'branchRetentionDays'], 1.5),
+      'cache.branchRetentionDays',
+      /integer/,
+    ],
+    [
+      'branch retention as a string',
+      set(['cache', 'branchRetentionDays'], '14'),
+      'cache.branchRetentionDays',
+      /integer/,
+    ],
+    [
+      'untagged retention 0',
+      set(['cache', 'untaggedRetentionDays'], 0),
+      'cache.untaggedRetentionDays',
+      /from 1 to 3650/,
+    ],
+    ['keep 0 images', set(['deployImages', 'keep'], 0), 'deployImages.keep', /from 1 to 10000/],
+    [
+      'keep 10001 images',
+      set(['deployImages', 'keep'], 10_001),
+      'deployImages.keep',
+      /from 1 to 10000/,
+    ],
+    [
+      'image untagged retention 3651',
+      set(['deployImages', 'untaggedRetentionDays'], 3651),
+      'deployImages.untaggedRetentionDays',
+      /from 1 to 3650/,
+    ],
+    [
+      'BuildKit at latest',
+      set(['buildkit', 'image'], 'moby/buildkit:latest'),
+      'buildkit.image',
+      /pinned/,
+    ],
+    [
+      'BuildKit without a tag (implicitly latest)',
+      set(['buildkit', 'image'], 'moby/buildkit'),
+      'buildkit.image',
+      /pinned/,
+    ],
+    [
+      'BuildKit with a short digest',
+      set(['buildkit', 'image'], 'moby/buildkit@sha256:abc'),
+      'buildkit.image',
+      /pinned/,
+    ],
+    [
+      'a deploy command with a GitHub expression',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: GitHub expression syntax, on purpose
+      set(['workflow', 'deploy', 'command'], 'echo ${{ github.head_ref }}'),
+      'workflow.deploy.command',
+      /without \$\{\{ \}\} expressions/,
+    ],
+    [
+      'a multi-line deploy command with a GitHub expression',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: GitHub expression syntax, on purpose
+      set(['workflow', 'deploy', 'command'], 'set -e\n./deploy.sh ${{secrets.TOKEN}}\n'),
+      'workflow.deploy.command',
+      /expressions/,
+    ],
+    [
+      'an empty deploy command',
+      set(['workflow', 'deploy', 'command'], ''),
+      'workflow.deploy.command',
+      /non-empty string/,
+    ],
+    [
+      'a boolean as pullRequest',
+      set(['workflow', 'on', 'pullRequest'], 'yes'),
+      'workflow.on.pullRequest',
+      /true or false/,
+    ],
+    ['version 2', set(['version'], 2), 'version', /allowed: 1/],
+    ['a workflow that is a list', set(['workflow'], ['x']), 'workflow', /expected a mapping/],
+  ];
+
+  test.each(cases)('%s', (_what, mutate, path, mentions) => {
+    const error = expectConfigError(() => parseConfig(textOf(mutate)), 'CONFIG_INVALID', path);
+    expect(error.message).toMatch(mentions);
+  });
+
+  test('a duplicate image name names the second image and the first', () => {
+    const error = expectConfigError(
+      () => parseConfig(textOf(set(['images', 1, 'name'], 'web'))),
+      'CONFIG_INVALID',
+      'images[1].name',
+    );
+    expect(error.message).toContain('images[0]');
+  });
+
+  test('a cache repository equal to another image repository', () => {
+    const error = expectConfigError(
+      () => parseConfig(textOf(set(['images', 1, 'cacheRepository'], 'shop'))),
+      'CONFIG_INVALID',
+      'images[1].cacheRepository',
+    );
+    expect(error.message).toContain('"shop" is also an image repository');
+  });
+
+  test('a cache repository equal to its own image repository', () => {
+    expectConfigError(
+      () => parseConfig(textOf(set(['images', 1, 'cacheRepository'], 'shop-worker'))),
+      'CONFIG_INVALID',
+      'images[1].cacheRepository',
+    );
+  });
+
+  test('a default cache repository (<repo>-buildcache) that is another image repository', () => {
+    expectConfigError(
+      () => parseConfig(textOf(set(['images', 1, 'repository'], 'shop-buildcache'))),
+      'CONFIG_INVALID',
+      'images[0].cacheRepository',
+    );
+  });
+
+  test('a document that is not a mapping', () => {
+    for (const [text, got] of [
+      ['- a\n- b\n', 'a list'],
+      ['', 'null'],
+      ['just text\n', 'string "just text"'],
+    ]) {
+      const error = errorOf(() => parseConfig(text as string));
+      expect(error.code).toBe('CONFIG_INVALID');
+      expect(error.message).toBe(`cached-deploy.yml: expected a mapping, got ${got}`);
+    }
+  });
+});
+
+describe('malformed YAML', () => {
+  test.each([
+    ['an unclosed flow sequence', 'version: 1\naws:\n  region: [eu-west-1\n', 4, /Flow sequence/],
+    ['a duplicate key', 'version: 1\naws: {}\ngithub: {}\naws: {}\n', 4, /Map keys must be unique/],
+    ['an unclosed quote', 'version: 1\naws:\n  accountId: "1234\n', 4, /Missing closing "quote/],
+    ['a tab used for indentation', 'version: 1\naws:\n\taccountId: "1"\n', 3, /Tabs/],
+    ['bad indentation', 'aws:\n  accountId: "1"\n    region: x\n', 3, /same column/],
+    ['a nested compact mapping', 'aws: region: x\n', 1, /compact mappings/],
+    ['an alias without its anchor', 'version: 1\naws: *defaults\n', 2, /Unresolved alias/],
+  ])('%s: file:line:col, one line', (_what, text, line, reason) => {
+    const error = errorOf(() => parseConfig(text, 'services/shop/cached-deploy.yml'));
+    expect(error.code).toBe('CONFIG_PARSE');
+    expect(error.message).not.toMatch(/[\r\n]/);
+    const match = /^services\/shop\/cached-deploy\.yml:(\d+):(\d+): not valid YAML: (.+)$/.exec(
+      error.message,
+    );
+    expect(match, error.message).not.toBeNull();
+    expect(Number(match?.[1])).toBe(line);
+    expect(Number(match?.[2])).toBeGreaterThanOrEqual(1);
+    expect(match?.[3]).toMatch(reason);
+  });
+
+  test('an alias bomb is refused as a parse error', () => {
+    const text = [
+      'a: &a [x, x, x, x, x, x, x, x, x, x]',
+      'b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]',
+      'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]',
+      'd: [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]',
+    ].join('\n');
+    const error = errorOf(() => parseConfig(text));
+    expect(error.code).toBe('CONFIG_PARSE');
+    expect(error.message).toMatch(/^cached-deploy\.yml: not valid YAML: .*alias/);
+  });
+
+  test('the position is where the problem is', () => {
+    const error = errorOf(() => parseConfig('version: 1\naws: {}\naws: {}\n'));
+    expect(error.message).toMatch(
+      /^cached-deploy\.yml:3:1: not valid YAML: Map keys must be unique/,
+    );
+  });
+});
+
+describe('paths outside the repository', () => {
+  test.each([
+    ['images[0].context', set(['images', 0, 'context'], '../x')],
+    ['images[0].dockerfile', set(['images', 0, 'dockerfile'], '../Dockerfile')],
+    ['images[1].dockerfile', set(['images', 1, 'dockerfile'], '/abs/Dockerfile')],
+    ['images[1].context', set(['images', 1, 'context'], 'worker/../../x')],
+    ['workflow.file', set(['workflow', 'file'], '../.github/workflows/deploy.yml')],
+    ['paths.bakeFile', set(['paths', 'bakeFile'], 'C:\\repo\\docker-bake.hcl')],
+    ['paths.ecrDir', set(['paths', 'ecrDir'], '..')],
+    ['paths.stateFile', set(['paths', 'stateFile'], '/etc/state.json')],
+  ])('%s', (path, mutate) => {
+    const error = expectConfigError(() => parseConfig(textOf(mutate)), 'PATH_OUTSIDE_REPO', path);
+    expect(error.message).toContain('points outside the repository');
+  });
+});
+
+describe('checks against the repository (loadConfig)', () => {
+  /** A repository with Dockerfile (stages base, runtime) and worker/Dockerfile; returns its dir. */
+  function repoWith(config: (c: Loose) => void): string {
+    const dir = join(createTempDir(), 'repo');
+    mkdirSync(join(dir, 'worker'), { recursive: true });
+    writeFileSync(join(dir, 'Dockerfile'), 'FROM node:20 AS base\nFROM base AS runtime\n');
+    writeFileSync(join(dir, 'worker', 'Dockerfile'), 'FROM python:3.12 AS Runtime\n');
+    writeFileSync(join(dir, 'cached-deploy.yml'), textOf(config));
+    return dir;
+  }
+
+  test('a valid repository loads', () => {
+    const config = loadConfig(repoWith(() => {}));
+    expect(config.images.map((image) => image.target)).toEqual([undefined, 'runtime']);
+  });
+
+  test('a symlinked Dockerfile pointing outside the repository', () => {
+    const dir = repoWith(set(['images', 1, 'dockerfile'], 'outside/Dockerfile'));
+    const outside = createTempDir();
+    writeFileSync(join(outside, 'Dockerfile'), 'FROM alpine AS runtime\n');
+    symlinkSync(outside, join(dir, 'outside'), 'dir');
+    const error = expectConfigError(
+      () => loadConfig(dir),
+      'PATH_OUTSIDE_REPO',
+      'images[1].dockerfile',
+    );
+    expect(error.message).toContain('"outside/Dockerfile"');
+  });
+
+  test('a symlinked context pointing outside the repository', () => {
+    const dir = repoWith(set(['images', 0, 'context'], 'ctx'));
+    symlinkSync(createTempDir(), join(dir, 'ctx'), 'dir');
+    expectConfigError(() => loadConfig(dir), 'PATH_OUTSIDE_REPO', 'images[0].context');
+  });
+
+  test('an output path under a symlinked folder that points outside (the file does not exist yet)', () => {
+    const dir = repoWith(() => {});
+    symlinkSync(createTempDir(), join(dir, '.github'), 'dir');
+    expectConfigError(() => loadConfig(dir), 'PATH_OUTSIDE_REPO', 'workflow.file');
+  });
+
+  test('a symlink that stays inside the repository is fine', () => {
+    const dir = repoWith(set(['images', 1, 'dockerfile'], 'alias/Dockerfile'));
+    symlinkSync(join(dir, 'worker'), join(dir, 'alias'), 'dir');
+    expect(loadConfig(dir).images[1]?.dockerfile).toBe('alias/Dockerfile');
+  });
+
+  test('a Dockerfile that does not exist', () => {
+    const dir = repoWith(set(['images', 1, 'dockerfile'], 'worker/Dockerfile.prod'));
+    const error = expectConfigError(
+      () => loadConfig(dir),
+      'DOCKERFILE_NOT_FOUND',
+      'images[1].dockerfile',
+    );
+    expect(error.message).toContain('"worker/Dockerfile.prod" does not exist');
+  });
+
+  test('a target stage that is not in the Dockerfile lists the stages', () => {
+    const dir = repoWith(set(['images', 0, 'target'], 'nope'));
+    const error = expectConfigError(() => loadConfig(dir), 'STAGE_NOT_FOUND', 'images[0].target');
+    expect(error.message).toContain('stage "nope" is not in Dockerfile (stages: base, runtime)');
+  });
+
+  test('target stages match case-insensitively, like Docker', () => {
+    const dir = repoWith(set(['images', 0, 'target'], 'RunTime'));
+    expect(loadConfig(dir).images[0]?.target).toBe('RunTime');
+  });
+
+  test('a context directory that does not exist', () => {
+    const dir = repoWith(set(['images', 1, 'context'], 'missing'));
+    expectConfigError(() => loadConfig(dir), 'CONFIG_INVALID', 'images[1].context');
+  });
+
+  test('no cached-deploy.yml', () => {
+    const error = errorOf(() => loadConfig(createTempDir()));
+    expect(error.code).toBe('CONFIG_NOT_FOUND');
+    expect(error.message).toMatch(
+      /cached-deploy\.yml: not found \(run `create-cached-deploy init` first\)$/,
+    );
+  });
+});
+
+describe('Dockerfile stages (parseDockerfileStages)', () => {
+  const stages = (text: string) =>
+    parseDockerfileStages(text).map(({ name, base, line }) => ({ name, base, line }));
+
+  test('FROM x AS y, and an unnamed stage', () => {
+    expect(stages('FROM node:20 AS deps\nRUN npm ci\nFROM deps AS build\nFROM alpine\n')).toEqual([
+      { name: 'deps', base: 'node:20', line: 1 },
+      { name: 'build', base: 'deps', line: 3 },
+      { name: undefined, base: 'alpine', line: 4 },
+    ]);
+  });
+
+  test('lowercase from/as, and stage names are lowercased', () => {
+    expect(stages('from node:20 as Build\nfRoM build As RUNTIME\n')).toEqual([
+      { name: 'build', base: 'node:20', line: 1 },
+      { name: 'runtime', base: 'build', line: 2 },
+    ]);
+  });
+
+  test('--platform= flags are not the base image', () => {
+    expect(
+      stages(
+        'FROM --platform=$BUILDPLATFORM golang:1.22 AS build\nFROM --platform=linux/amd64 gcr.io/distroless/static\n',
+      ),
+    ).toEqual([
+      { name: 'build', base: 'golang:1.22', line: 1 },
+      { name: undefined, base: 'gcr.io/distroless/static', line: 2 },
+    ]);
+  });
+
+  test('line continuations, with the stage at its first line', () => {
+    const text = [
+      'FROM node:20 AS base',
+      'RUN apt-get update && \\',
+      '    apt-get install -y curl',
+      'FROM --platform=$BUILDPLATFORM \\',
+      '    base \\',
+      '    AS build',
+      'FROM build AS runtime',
+    ].join('\n');
+    expect(stages(text)).toEqual([
+      { name: 'base', base: 'node:20', line: 1 },
+      { name: 'build', base: 'base', line: 4 },
+      { name: 'runtime', base: 'build', line: 7 },
+    ]);
+  });
+
+  test('comments are ignored, also inside a continuation', () => {
+    const text = [
+      '# syntax=docker/dockerfile:1',
+      '# FROM fake AS commented',
+      'FROM node:20 \\',
+      '# a comment inside the instruction',
+      '    # an indented one',
+      '    AS deps',
+      '  # FROM indented AS comment',
+      'RUN echo "FROM x AS y"',
+      'COPY --from=deps /app /app',
+    ].join('\n');
+    expect(stages(text)).toEqual([{ name: 'deps', base: 'node:20', line: 3 }]);
+  });
+
+  test('CRLF line endings', () => {
+    expect(stages('FROM node:20 AS a\r\nFROM a \\\r\n  AS b\r\n')).toEqual([
+      { name: 'a', base: 'node:20', line: 1 },
+      { name: 'b', base: 'a', line: 2 },
+    ]);
+  });
+
+  test('the escape directive makes ` the continuation character', () => {
+    const text = [
+      '# escape=`',
+      'FROM mcr.microsoft.com/windows/servercore:ltsc2022 `',
+      '    AS build',
+      'RUN dir C:\\',
+      'FROM build AS runtime',
+    ].join('\n');
+    expect(stages(text)).toEqual([
+      { name: 'build', base: 'mcr.microsoft.com/windows/servercore:ltsc2022', line: 2 },
+      { name: 'runtime', base: 'build', line: 5 },
+    ]);
+  });
+
+  test('the escape directive after the syntax directive, with spaces and any case', () => {
+    const text = ['# syntax=docker/dockerfile:1', '#  ESCAPE = `', 'FROM alpine `', '  AS a'].join(
+      '\n',
+    );
+    expect(stages(text)).toEqual([{ name: 'a', base: 'alpine', line: 3 }]);
+  });
+
+  test('with the escape directive, a backslash is not a continuation', () => {
+    const text = ['# escape=`', 'FROM alpine \\', 'FROM alpine AS b'].join('\n');
+    expect(stages(text).map((stage) => stage.name)).toEqual([undefined, 'b']);
+  });
+
+  test('an escape "directive" after a comment or instruction is just a comment', () => {
+    expect(stages('# a comment\n# escape=`\nFROM alpine `\n  AS a\n')).toEqual([
+      { name: undefined, base: 'alpine', line: 3 },
+    ]);
+    expect(stages('FROM alpine AS a\n# escape=`\nFROM a `\n  AS b\n')).toEqual([
+      { name: 'a', base: 'alpine', line: 1 },
+      { name: undefined, base: 'a', line: 3 },
+    ]);
+  });
+
+  test('a Dockerfile without FROM has no stages', () => {
+    expect(stages('# nothing here\n\nRUN true\n')).toEqual([]);
+  });
+});
