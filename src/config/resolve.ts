@@ -78,7 +78,7 @@ export function resolveConfig(raw: RawConfig): ResolvedConfig {
       name: workflow.name ?? 'deploy',
       runsOn: workflow.runsOn ?? 'ubuntu-latest',
       on: {
-        push: workflow.on?.push ?? [mainBranch],
+        push: workflow.on?.push ?? [branchFilterFor(mainBranch)],
         pullRequest: workflow.on?.pullRequest ?? true,
         workflowDispatch: workflow.on?.workflowDispatch ?? true,
       },
@@ -94,6 +94,15 @@ export function resolveConfig(raw: RawConfig): ResolvedConfig {
       stateFile: normalizePath(raw.paths?.stateFile ?? DEFAULTS.paths.stateFile),
     },
   };
+}
+
+/**
+ * A GitHub branch filter that matches exactly this branch: `+` (one or more of the preceding
+ * character) and a leading `!` (negation) are filter syntax, so they are escaped with `\`.
+ * (`*`, `?` and `[` cannot occur in a valid mainBranch.)
+ */
+export function branchFilterFor(branch: string): string {
+  return branch.replaceAll('+', '\\+').replace(/^!/, '\\!');
 }
 
 /** POSIX-style, without "./" segments or a trailing slash; "." for the root. */

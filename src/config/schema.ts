@@ -46,15 +46,17 @@ class PathOutsideRepoError extends CachedDeployError {
 }
 
 // Branch names as git accepts them (git check-ref-format --branch), minus what never makes sense
-// for a deploy branch. Only used for names we write into triggers and comparisons.
+// for a deploy branch. Only used for names we write into triggers and comparisons, so `${{` (which
+// GitHub would read as the start of an expression there) is refused too.
 const BRANCH_NAME = string({
-  pattern: /^(?!-)(?!.*(?:\.\.|@\{|\/\/|\/\.|\.lock(?:\/|$)))[^\0-\x20\x7f~^:?*[\\]+(?<![./])$/,
-  hint: 'a valid git branch name',
+  pattern:
+    /^(?!-)(?!.*(?:\.\.|@\{|\/\/|\/\.|\.lock(?:\/|$)|\$\{\{))[^\0-\x20\x7f~^:?*[\\]+(?<![./])$/,
+  hint: 'a valid git branch name without "${{"',
 });
 // Branch filters in `on.push.branches` may use GitHub's glob characters.
 const BRANCH_FILTER = string({
-  pattern: /^[^\0-\x20\x7f~^:\\]+$/,
-  hint: 'a branch name or GitHub branch filter pattern',
+  pattern: /^(?!.*\$\{\{)[^\0-\x20\x7f~^:\\]+$/,
+  hint: 'a branch name or GitHub branch filter pattern without "${{"',
 });
 
 const imageSchema = object(

