@@ -31,6 +31,7 @@ export interface ResolvedConfig {
     on: { push: string[]; pullRequest: boolean; workflowDispatch: boolean };
     deploy: { command: string; environment: string | undefined } | undefined;
   };
+  seed: { enabled: boolean; schedule: string };
   prune: { sweep: boolean; graceHours: number; failOnError: boolean };
   paths: { bakeFile: string; ecrDir: string; stateFile: string; pruneScript: string };
 }
@@ -39,6 +40,8 @@ export const DEFAULTS = {
   cache: { branchRetentionDays: 14, untaggedRetentionDays: 1 },
   deployImages: { keep: 30, untaggedRetentionDays: 1 },
   buildkit: { image: DEFAULT_BUILDKIT_IMAGE },
+  // Weekly, early Monday (UTC): a cold build of every target refreshes the seed cache.
+  seed: { enabled: true, schedule: '0 4 * * 1' },
   // 6 h: longer than any GitHub-hosted job may run, so no build can still be importing what the
   // sweep deletes.
   prune: { sweep: true, graceHours: 6, failOnError: false },
@@ -86,6 +89,7 @@ export function resolveConfig(raw: RawConfig): ResolvedConfig {
         ? { command: workflow.deploy.command, environment: workflow.deploy.environment }
         : undefined,
     },
+    seed: { ...DEFAULTS.seed, ...raw.seed },
     prune: { ...DEFAULTS.prune, ...raw.prune },
     paths: {
       pruneScript: normalizePath(raw.paths?.pruneScript ?? DEFAULTS.paths.pruneScript),

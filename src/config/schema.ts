@@ -154,6 +154,17 @@ export const configSchema = object(
       },
       ['file', 'name', 'runsOn', 'on', 'deploy'],
     ),
+    seed: object(
+      {
+        enabled: boolean(),
+        // Five cron fields, as GitHub's `schedule` takes them.
+        schedule: string({
+          pattern: /^\S+ \S+ \S+ \S+ \S+$/,
+          hint: 'a cron expression with five fields, such as "0 4 * * 1"',
+        }),
+      },
+      ['enabled', 'schedule'],
+    ),
     prune: object(
       {
         sweep: boolean(),
@@ -172,7 +183,17 @@ export const configSchema = object(
       ['bakeFile', 'ecrDir', 'stateFile', 'pruneScript'],
     ),
   },
-  ['version', 'generator', 'cache', 'deployImages', 'buildkit', 'workflow', 'prune', 'paths'],
+  [
+    'version',
+    'generator',
+    'cache',
+    'deployImages',
+    'buildkit',
+    'workflow',
+    'seed',
+    'prune',
+    'paths',
+  ],
 );
 
 /** cached-deploy.yml as written: what the schema accepts, before defaults. */
@@ -188,6 +209,7 @@ export const TOP_LEVEL_SECTIONS = [
   'deployImages',
   'buildkit',
   'workflow',
+  'seed',
   'prune',
   'paths',
 ] as const;

@@ -1,12 +1,12 @@
 import type { ResolvedConfig } from '../config/resolve.js';
 import { registryHost } from './aws.js';
-import { cacheTag, MAIN_SCOPE } from './cache-tags.js';
+import { cacheTag, LOCAL_CACHE_SCOPE, MAIN_SCOPE, SEED_SCOPE } from './cache-tags.js';
 
 /**
  * The buildx bake file as data. The cache strategy (DOMAIN.md §1) holds by plain variable
- * substitution, with no conditionals to get wrong: every target imports the main cache and
- * `${CACHE_SCOPE}`'s, and exports only to `${CACHE_SCOPE}`. The workflow sets CACHE_SCOPE to
- * "main" on the main branch and to "br-<slug>" elsewhere.
+ * substitution, with no conditionals to get wrong: every target imports the seed and main caches
+ * and `${CACHE_SCOPE}`'s, and exports only to `${CACHE_SCOPE}`. The workflow sets CACHE_SCOPE to
+ * "main" on the main branch, "br-<slug>" elsewhere, and "seed" only in the scheduled cold build.
  */
 export interface BakeFile {
   variables: BakeVariable[];
@@ -36,9 +36,6 @@ export const BAKE_VARIABLES = {
   cacheScope: 'CACHE_SCOPE',
 } as const;
 
-/** A scope no CI build uses: a build on a laptop reads main's cache but never writes it. */
-export const LOCAL_CACHE_SCOPE = 'br-local';
-
 /**
  * `ignore-error=true`: a failed export (throttling, an expired token) must not fail a deploy.
  * `image-manifest=true,oci-mediatypes=true`: the only cache layout ECR accepts (DOMAIN.md §2).
@@ -65,7 +62,7 @@ export function bakeFile(config: ResolvedConfig): BakeFile {
       {
         name: BAKE_VARIABLES.cacheScope,
         default: LOCAL_CACHE_SCOPE,
-        comment: `Which cache this build writes: "${MAIN_SCOPE}" on the main branch, "br-<branch slug>" elsewhere (set by the workflow).`,
+        comment: `Which cache this build writes: "${MAIN_SCOPE}" on the main branch, "br-<branch slug>" elsewhere, "${SEED_SCOPE}" in the scheduled cold build (set by the workflow).`,
       },
     ],
     targets: config.images.map((image) => {
@@ -78,7 +75,8 @@ export function bakeFile(config: ResolvedConfig): BakeFile {
         target: image.target,
         platforms: image.platforms,
         tags: [`${registry}/${image.repository}:${v(BAKE_VARIABLES.imageTag)}`],
-        cacheFrom: [cacheRef(MAIN_SCOPE), cacheRef(scope)],
+        // The seed first: it is the one cache that re-exports from fresh runners cannot erode.
+        cacheFrom: [cacheRef(SEED_SCOPE), cacheRef(MAIN_SCOPE), cacheRef(scope)],
         cacheTo: [`${cacheRef(scope)},${CACHE_EXPORT_OPTIONS}`],
       };
     }),

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 /**
  * Cache tags. Every image (bake target) has one cache tag per scope in its cache repository:
  *
+ *   seed.<image>          written only by the scheduled cold build, kept forever
  *   main.<image>          written only by builds of the main branch, kept forever
  *   br-<slug>.<image>     written only by builds of that branch, expired after N days
  *
@@ -17,11 +18,17 @@ import { createHash } from 'node:crypto';
  */
 
 export const MAIN_SCOPE = 'main';
+/** Written only by the scheduled cold build; imported by every build (DOMAIN.md §9). */
+export const SEED_SCOPE = 'seed';
 export const BRANCH_SCOPE_PREFIX = 'br-';
 /** Docker's tag grammar allows 128 characters (ECR allows 300, BuildKit enforces 128). */
 export const MAX_TAG_LENGTH = 128;
-const HASH_LENGTH = 8;
-const HASHED_SUFFIX = /-[0-9a-f]{8}$/;
+/**
+ * 16 hex digits (64 bits): with 8, colliding pairs of valid branch names are found by brute force
+ * in under a second, and anyone who can push a branch could aim at another branch's cache.
+ */
+const HASH_LENGTH = 16;
+const HASHED_SUFFIX = /-[0-9a-f]{16}$/;
 
 /** The longest slug that still fits `br-<slug>.<image>` for every image name given. */
 export function maxSlugLength(imageNames: readonly string[]): number {
@@ -33,7 +40,7 @@ export function maxSlugLength(imageNames: readonly string[]): number {
  * A tag-safe, injective slug of a branch name:
  * - every UTF-8 byte outside [A-Za-z0-9_.-] becomes '-', then runs of '-' collapse to one;
  * - when that changed the name, or it is too long, or it already ends like a hashed slug,
- *   the slug is cut to fit and suffixed with '-' and the first 8 hex digits of the SHA-256 of the
+ *   the slug is cut to fit and suffixed with '-' and the first 16 hex digits of the SHA-256 of the
  *   raw name. So `feat/a` and `feat-a` differ, and a branch literally named like another branch's
  *   hashed slug still gets a hash of its own.
  */
@@ -70,6 +77,13 @@ export function cacheScope(options: {
   if (options.isMainBranch) return MAIN_SCOPE;
   return BRANCH_SCOPE_PREFIX + branchSlug(options.branch, maxSlugLength(options.imageNames));
 }
+
+/**
+ * The scope of a build outside CI (a laptop): it imports main's cache and writes only this one.
+ * It ends like a hashed slug whose hash is all zeros, which no branch name can produce (a name
+ * that already ends like a hashed slug is hashed again), so no branch shares it.
+ */
+export const LOCAL_CACHE_SCOPE = `${BRANCH_SCOPE_PREFIX}local-${'0'.repeat(HASH_LENGTH)}`;
 
 export function cacheTag(scope: string, imageName: string): string {
   return `${scope}.${imageName}`;

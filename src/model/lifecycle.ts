@@ -1,5 +1,5 @@
 import type { ResolvedConfig } from '../config/resolve.js';
-import { BRANCH_SCOPE_PREFIX, MAIN_SCOPE } from './cache-tags.js';
+import { BRANCH_SCOPE_PREFIX, MAIN_SCOPE, SEED_SCOPE } from './cache-tags.js';
 
 /** An ECR lifecycle policy as ECR's API takes it (DOMAIN.md §5). */
 export interface LifecyclePolicy {
@@ -29,44 +29,44 @@ export interface LifecycleRule {
 export const KEEP_FOREVER_COUNT = 9999;
 
 export function cacheLifecyclePolicy(config: ResolvedConfig): LifecyclePolicy {
-  return {
-    rules: [
-      {
-        rulePriority: 1,
-        description: `Keep the main branch cache (tags ${MAIN_SCOPE}.*) forever`,
-        selection: {
-          tagStatus: 'tagged',
-          tagPrefixList: [`${MAIN_SCOPE}.`],
-          countType: 'imageCountMoreThan',
-          countNumber: KEEP_FOREVER_COUNT,
-        },
-        action: { type: 'expire' },
+  // One keep rule per prefix: entries of one tagPrefixList are ANDed, so a single rule listing
+  // both "main." and "seed." would select nothing.
+  const keep = (scope: string, what: string): Omit<LifecycleRule, 'rulePriority'> => ({
+    description: `Keep ${what} (tags ${scope}.*) forever`,
+    selection: {
+      tagStatus: 'tagged',
+      tagPrefixList: [`${scope}.`],
+      countType: 'imageCountMoreThan',
+      countNumber: KEEP_FOREVER_COUNT,
+    },
+    action: { type: 'expire' },
+  });
+  const rules: Omit<LifecycleRule, 'rulePriority'>[] = [
+    keep(MAIN_SCOPE, 'the main branch cache'),
+    ...(config.seed.enabled ? [keep(SEED_SCOPE, 'the seed cache')] : []),
+    {
+      description: `Expire branch caches (tags ${BRANCH_SCOPE_PREFIX}*) ${config.cache.branchRetentionDays} days after their last push`,
+      selection: {
+        tagStatus: 'tagged',
+        tagPrefixList: [BRANCH_SCOPE_PREFIX],
+        countType: 'sinceImagePushed',
+        countUnit: 'days',
+        countNumber: config.cache.branchRetentionDays,
       },
-      {
-        rulePriority: 2,
-        description: `Expire branch caches (tags ${BRANCH_SCOPE_PREFIX}*) ${config.cache.branchRetentionDays} days after their last push`,
-        selection: {
-          tagStatus: 'tagged',
-          tagPrefixList: [BRANCH_SCOPE_PREFIX],
-          countType: 'sinceImagePushed',
-          countUnit: 'days',
-          countNumber: config.cache.branchRetentionDays,
-        },
-        action: { type: 'expire' },
+      action: { type: 'expire' },
+    },
+    {
+      description: `Expire superseded (untagged) cache artifacts the pruner missed after ${config.cache.untaggedRetentionDays} day(s)`,
+      selection: {
+        tagStatus: 'untagged',
+        countType: 'sinceImagePushed',
+        countUnit: 'days',
+        countNumber: config.cache.untaggedRetentionDays,
       },
-      {
-        rulePriority: 3,
-        description: `Expire superseded (untagged) cache artifacts the pruner missed after ${config.cache.untaggedRetentionDays} day(s)`,
-        selection: {
-          tagStatus: 'untagged',
-          countType: 'sinceImagePushed',
-          countUnit: 'days',
-          countNumber: config.cache.untaggedRetentionDays,
-        },
-        action: { type: 'expire' },
-      },
-    ],
-  };
+      action: { type: 'expire' },
+    },
+  ];
+  return { rules: rules.map((rule, index) => ({ rulePriority: index + 1, ...rule })) };
 }
 
 export function imageLifecyclePolicy(config: ResolvedConfig): LifecyclePolicy {

@@ -2,7 +2,7 @@ import type { ResolvedConfig } from '../config/resolve.js';
 import { ACTIONS, PRUNER_SDK } from './actions.js';
 import { registryHost, roleArn } from './aws.js';
 import { BAKE_VARIABLES } from './bake.js';
-import { branchScopeScript, cacheTag } from './cache-tags.js';
+import { branchScopeScript, cacheTag, SEED_SCOPE } from './cache-tags.js';
 
 /**
  * The GitHub Actions workflow as a typed object; render/ serialises it with `yaml`. GitHub
@@ -21,6 +21,7 @@ export interface Workflow {
 
 export interface Job {
   name?: string;
+  outputs?: Record<string, string>;
   needs?: string | string[];
   if?: string;
   'runs-on': string;
@@ -63,14 +64,36 @@ export const CONCURRENCY_BRANCH_EXPRESSION = `github.event_name == 'delete' && f
 export const TRUSTED_EXPRESSION =
   "github.event_name != 'pull_request' || github.event.pull_request.head.repo.full_name == github.repository";
 
-export function isMainExpression(config: ResolvedConfig): string {
-  return `github.ref == ${literal(`refs/heads/${config.github.mainBranch}`)}`;
+/**
+ * Whether a run builds the main branch (a push or dispatch, never a pull request) is decided in
+ * the shell, because GitHub expressions compare strings case-insensitively: `github.ref ==
+ * 'refs/heads/main'` is true for a branch named `Main`, which would then write main's cache, push
+ * and deploy. Everything that must happen only on main reads this step's `is-main` output.
+ */
+export function mainBranchStep(config: ResolvedConfig): Step {
+  return {
+    name: 'Decide whether this is a build of the main branch',
+    id: 'main',
+    env: { MAIN_REF: `refs/heads/${config.github.mainBranch}` },
+    run: MAIN_BRANCH_SCRIPT,
+  };
 }
 
-/** A build that may push deployable images and deploy: a push or dispatch on the main branch. */
-export function isMainPushExpression(config: ResolvedConfig): string {
-  return `${isMainExpression(config)} && github.event_name != 'pull_request'`;
-}
+export const MAIN_BRANCH_SCRIPT = [
+  'set -euo pipefail',
+  '# Exact, case-sensitive comparison (GitHub expressions ignore case).',
+  'if [ "$GITHUB_REF" = "$MAIN_REF" ] && [ "$GITHUB_EVENT_NAME" != "pull_request" ]; then',
+  '  echo "is-main=true" >> "$GITHUB_OUTPUT"',
+  'else',
+  '  echo "is-main=false" >> "$GITHUB_OUTPUT"',
+  'fi',
+].join('\n');
+
+const IS_MAIN = "steps.main.outputs.is-main == 'true'";
+
+/** The scheduled (or requested) cold build that refreshes the seed cache. */
+export const SEED_RUN_EXPRESSION =
+  "github.event_name == 'schedule' || (github.event_name == 'workflow_dispatch' && inputs.reseed)";
 
 export function deployWorkflow(config: ResolvedConfig): Workflow {
   const isTrusted = "env.TRUSTED == 'true'";
@@ -87,16 +110,20 @@ export function deployWorkflow(config: ResolvedConfig): Workflow {
 
   const build: Job = {
     name: 'Build',
-    if: "github.event_name != 'delete'",
+    if: config.seed.enabled
+      ? `github.event_name != 'delete' && !(${SEED_RUN_EXPRESSION})`
+      : "github.event_name != 'delete'",
     'runs-on': config.workflow.runsOn,
     permissions: { contents: 'read', 'id-token': 'write' },
     env: { TRUSTED: expr(TRUSTED_EXPRESSION) },
+    outputs: { 'is-main': expr('steps.main.outputs.is-main') },
     steps: [
       { name: 'Check out', uses: ACTIONS.checkout, with: { 'persist-credentials': false } },
+      mainBranchStep(config),
       {
         name: 'Compute the cache scope of this branch',
         id: 'cache',
-        env: { BRANCH: expr(BRANCH_EXPRESSION), IS_MAIN: expr(isMainExpression(config)) },
+        env: { BRANCH: expr(BRANCH_EXPRESSION), IS_MAIN: expr('steps.main.outputs.is-main') },
         run: branchScopeScript(config.images.map((image) => image.name)),
       },
       awsCredentials(isTrusted),
@@ -121,7 +148,7 @@ export function deployWorkflow(config: ResolvedConfig): Workflow {
           [BAKE_VARIABLES.cacheScope]: expr('steps.cache.outputs.scope'),
           [BAKE_VARIABLES.imageTag]: expr('github.sha'),
         },
-        with: { ...bakeInputs, push: expr(isMainPushExpression(config)) },
+        with: { ...bakeInputs, push: expr(IS_MAIN) },
       },
       {
         // Also after a failed build: whatever it exported is superseded all the same.
@@ -153,7 +180,7 @@ export function deployWorkflow(config: ResolvedConfig): Workflow {
     jobs.deploy = {
       name: 'Deploy',
       needs: 'build',
-      if: isMainPushExpression(config),
+      if: "needs.build.outputs.is-main == 'true'",
       'runs-on': config.workflow.runsOn,
       ...(deploy.environment ? { environment: deploy.environment } : {}),
       permissions: { contents: 'read', 'id-token': 'write' },
@@ -195,10 +222,25 @@ export function deployWorkflow(config: ResolvedConfig): Workflow {
     ],
   };
 
+  if (config.seed.enabled) jobs.seed = seedJob(config, awsCredentials);
+
   const on: Record<string, unknown> = {};
   if (config.workflow.on.push.length > 0) on.push = { branches: config.workflow.on.push };
   if (config.workflow.on.pullRequest) on.pull_request = {};
-  if (config.workflow.on.workflowDispatch) on.workflow_dispatch = {};
+  if (config.workflow.on.workflowDispatch || config.seed.enabled) {
+    on.workflow_dispatch = config.seed.enabled
+      ? {
+          inputs: {
+            reseed: {
+              description: 'Refresh the seed cache with a cold build instead of a normal build',
+              type: 'boolean',
+              default: false,
+            },
+          },
+        }
+      : {};
+  }
+  if (config.seed.enabled) on.schedule = [{ cron: config.seed.schedule }];
   on.delete = {};
 
   return {
@@ -218,6 +260,61 @@ export function deployWorkflow(config: ResolvedConfig): Workflow {
       ),
     },
     jobs,
+  };
+}
+
+/**
+ * The seed: every target built without importing any cache (so the result cannot inherit an
+ * eroded cache) and exported mode=max to seed.<image>. Ordinary builds import it and never write
+ * it; only this job sets CACHE_SCOPE=seed, and only on the main branch.
+ */
+function seedJob(config: ResolvedConfig, awsCredentials: (condition?: string) => Step): Job {
+  const scope = { [BAKE_VARIABLES.cacheScope]: SEED_SCOPE };
+  return {
+    name: 'Refresh the seed cache (cold build)',
+    if: SEED_RUN_EXPRESSION,
+    'runs-on': config.workflow.runsOn,
+    permissions: { contents: 'read', 'id-token': 'write' },
+    steps: [
+      { name: 'Check out', uses: ACTIONS.checkout, with: { 'persist-credentials': false } },
+      mainBranchStep(config),
+      {
+        name: 'Refuse to seed from any branch but main',
+        if: "steps.main.outputs.is-main != 'true'",
+        run: 'echo "::error::The seed cache is refreshed only from the main branch." && exit 1',
+      },
+      awsCredentials(),
+      { name: 'Log in to Amazon ECR', uses: ACTIONS.ecrLogin },
+      installPruner(config),
+      {
+        name: 'Record the seed digests this build will supersede',
+        env: scope,
+        run: prunerCommand(config, 'record', [`--state "${DIGESTS_FILE}"`]),
+      },
+      {
+        name: 'Set up Docker Buildx (pinned BuildKit)',
+        uses: ACTIONS.setupBuildx,
+        with: { 'driver-opts': `image=${config.buildkit.image}` },
+      },
+      {
+        name: 'Cold build, exporting the seed cache',
+        uses: ACTIONS.bake,
+        env: { ...scope, [BAKE_VARIABLES.imageTag]: expr('github.sha') },
+        with: {
+          source: '.',
+          files: config.paths.bakeFile,
+          push: false,
+          'no-cache': true,
+          // No import at all, not even a registry lookup of the caches it would ignore.
+          set: '*.cache-from=type=local,src=/tmp/cached-deploy-no-cache',
+        },
+      },
+      {
+        name: 'Prune superseded seed artifacts',
+        if: '!cancelled()',
+        run: prunerCommand(config, 'prune', pruneFlags(config)),
+      },
+    ],
   };
 }
 

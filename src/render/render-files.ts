@@ -2,7 +2,7 @@ import { stringify } from 'yaml';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError } from '../errors.js';
 import { bakeFile } from '../model/bake.js';
-import { cacheTag, MAIN_SCOPE } from '../model/cache-tags.js';
+import { cacheTag, MAIN_SCOPE, SEED_SCOPE } from '../model/cache-tags.js';
 import { ciRolePolicy, ciTrustPolicy } from '../model/iam.js';
 import {
   cacheLifecyclePolicy,
@@ -67,7 +67,9 @@ export function renderFiles(config: ResolvedConfig, version = GENERATOR_VERSION)
       content: policyJson(
         paths.cachePolicy,
         cacheLifecyclePolicy(config),
-        config.images.map((image) => cacheTag(MAIN_SCOPE, image.name)),
+        [MAIN_SCOPE, ...(config.seed.enabled ? [SEED_SCOPE] : [])].flatMap((scope) =>
+          config.images.map((image) => cacheTag(scope, image.name)),
+        ),
       ),
     },
     {
