@@ -121,7 +121,9 @@ export function selectDeletions({ images, children, superseded, sweep, graceMs, 
     else if ((image.imageTags ?? []).length > 0) skip('tagged');
     else if (children.has(candidate.digest)) skip('index-child');
     else if (image.artifactMediaType !== CACHE_CONFIG_MEDIA_TYPE) skip('not-cache-artifact');
-    else if (now - new Date(image.imagePushedAt).getTime() < graceMs) skip('younger-than-grace');
+    // Written so that an unknown push time (NaN) keeps the image too.
+    else if (!(now - new Date(image.imagePushedAt).getTime() >= graceMs))
+      skip('younger-than-grace');
     else remove.push({ ...candidate, bytes: image.imageSizeInBytes ?? 0 });
   }
   return { remove, skipped };
@@ -187,15 +189,26 @@ async function confirmCacheArtifacts(ecr, repositoryName, remove) {
 
 /** Deletes by digest, 100 at a time, believing only what ECR says it deleted. */
 async function deleteDigests(ecr, repositoryName, entries, summary) {
-  for (const batch of chunks(entries)) {
+  for (const candidates of chunks(entries)) {
     let result;
+    let batch;
     try {
+      // Deleting by digest also deletes every tag on it, and ECR has no "only if untagged": look
+      // again right before deleting, so a tag a concurrent build just moved here is not lost.
+      const tagged = await taggedNow(ecr, repositoryName, candidates);
+      batch = candidates.filter((entry) => !tagged.has(entry.digest));
+      for (const entry of candidates) {
+        if (tagged.has(entry.digest)) {
+          summary.skipped.push({ repository: repositoryName, ...entry, reason: 'tagged' });
+        }
+      }
+      if (batch.length === 0) continue;
       result = await ecr.batchDeleteImage({
         repositoryName,
         imageIds: batch.map((entry) => ({ imageDigest: entry.digest })),
       });
     } catch (error) {
-      for (const entry of batch)
+      for (const entry of batch ?? candidates)
         summary.errors.push({
           repository: repositoryName,
           digest: entry.digest,
@@ -223,6 +236,32 @@ async function deleteDigests(ecr, repositoryName, entries, summary) {
         summary.errors.push({ repository: repositoryName, digest: entry.digest, error });
       }
     }
+  }
+}
+
+/** Digests among `entries` that carry a tag now. An image already gone is simply not tagged. */
+async function taggedNow(ecr, repositoryName, entries) {
+  const describe = async (ids) => {
+    const result = await ecr.describeImages({
+      repositoryName,
+      imageIds: ids.map((entry) => ({ imageDigest: entry.digest })),
+    });
+    return (result.imageDetails ?? []).filter((image) => (image.imageTags ?? []).length > 0);
+  };
+  try {
+    return new Set((await describe(entries)).map((image) => image.imageDigest));
+  } catch (error) {
+    // DescribeImages by id fails whole when one id is gone: ask one by one (rare).
+    if (error?.name !== 'ImageNotFoundException') throw error;
+    const tagged = new Set();
+    for (const entry of entries) {
+      try {
+        for (const image of await describe([entry])) tagged.add(image.imageDigest);
+      } catch (inner) {
+        if (inner?.name !== 'ImageNotFoundException') throw inner;
+      }
+    }
+    return tagged;
   }
 }
 
@@ -288,34 +327,36 @@ export async function deleteBranchTags(ecr, targets, { dryRun = false } = {}) {
       for (const tag of tags) summary.deleted.push({ repository, tag, why: 'branch-deleted' });
       continue;
     }
-    try {
-      const result = await ecr.batchDeleteImage({
-        repositoryName: repository,
-        imageIds: tags.map((imageTag) => ({ imageTag })),
-      });
-      for (const id of result.imageIds ?? [])
-        summary.deleted.push({
-          repository,
-          tag: id.imageTag,
-          digest: id.imageDigest,
-          why: 'branch-deleted',
+    for (const batch of chunks(tags)) {
+      try {
+        const result = await ecr.batchDeleteImage({
+          repositoryName: repository,
+          imageIds: batch.map((imageTag) => ({ imageTag })),
         });
-      for (const failure of result.failures ?? []) {
-        if (failure.failureCode === 'ImageNotFound')
-          summary.skipped.push({
+        for (const id of result.imageIds ?? [])
+          summary.deleted.push({
             repository,
-            tag: failure.imageId?.imageTag,
-            reason: 'already-gone',
+            tag: id.imageTag,
+            digest: id.imageDigest,
+            why: 'branch-deleted',
           });
-        else
-          summary.errors.push({
-            repository,
-            tag: failure.imageId?.imageTag,
-            error: `${failure.failureCode}: ${failure.failureReason ?? ''}`.trim(),
-          });
+        for (const failure of result.failures ?? []) {
+          if (failure.failureCode === 'ImageNotFound')
+            summary.skipped.push({
+              repository,
+              tag: failure.imageId?.imageTag,
+              reason: 'already-gone',
+            });
+          else
+            summary.errors.push({
+              repository,
+              tag: failure.imageId?.imageTag,
+              error: `${failure.failureCode}: ${failure.failureReason ?? ''}`.trim(),
+            });
+        }
+      } catch (error) {
+        summary.errors.push({ repository, error: errorText(error) });
       }
-    } catch (error) {
-      summary.errors.push({ repository, error: errorText(error) });
     }
   }
   return summary;
@@ -351,9 +392,11 @@ export function parseArgs(argv) {
       target.tags.push(value(i++, flag));
     } else if (flag === '--state') options.state = value(i++, flag);
     else if (flag === '--grace-hours') {
-      options.graceHours = Number(value(i++, flag));
+      const text = value(i++, flag);
+      // Number('') is 0: an empty value must not silently turn the grace period off.
+      options.graceHours = text.trim() === '' ? Number.NaN : Number(text);
       if (!Number.isFinite(options.graceHours) || options.graceHours < 0)
-        throw new Error('--grace-hours must be a number >= 0');
+        throw new Error(`--grace-hours must be a number >= 0\n${USAGE}`);
     } else if (flag === '--sweep') options.sweep = true;
     else if (flag === '--dry-run') options.dryRun = true;
     else if (flag === '--json') options.json = true;
@@ -366,6 +409,8 @@ export function parseArgs(argv) {
     throw new Error(`record needs --state FILE\n${USAGE}`);
   if (command === 'prune' && !options.state && !options.sweep)
     throw new Error(`prune needs --state FILE or --sweep\n${USAGE}`);
+  if (command === 'prune' && !options.state && options.targets.length === 0)
+    throw new Error(`prune --sweep needs --repository or --state\n${USAGE}`);
   if (command !== 'prune' && options.targets.length === 0)
     throw new Error(`${command} needs --repository\n${USAGE}`);
   return options;
