@@ -31,7 +31,16 @@ const project = new typescript.TypeScriptProject({
       formatter: { indentStyle: 'space' as never, lineWidth: 100 },
       javascript: { formatter: { quoteStyle: 'single' as never } },
       files: {
-        includes: ['src/**', 'test/**', 'bench/**', 'scripts/**', 'bin/**', 'templates/**/*.mjs', '.projenrc.ts', 'vitest.config.ts'],
+        includes: [
+          'src/**',
+          'test/**',
+          'bench/**',
+          'scripts/**',
+          'bin/**',
+          'templates/**/*.mjs',
+          '.projenrc.ts',
+          'vitest.config.ts',
+        ],
       },
     },
   },
@@ -67,7 +76,14 @@ const project = new typescript.TypeScriptProject({
       esModuleInterop: true,
       noEmit: true,
     },
-    include: ['src/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts', '.projenrc.ts', 'vitest.config.ts'],
+    include: [
+      'src/**/*.ts',
+      'test/**/*.ts',
+      'bench/**/*.ts',
+      'scripts/**/*.ts',
+      '.projenrc.ts',
+      'vitest.config.ts',
+    ],
   },
   deps: [
     'yaml@^2.8',
@@ -86,6 +102,9 @@ const project = new typescript.TypeScriptProject({
     '@cdktf/hcl2json@^0.21',
     'fast-check@^4',
     '@types/node@^20',
+    'mdast-util-from-markdown@^2',
+    'mdast-util-gfm@^3',
+    'micromark-extension-gfm@^3',
   ],
   bin: {
     'create-cached-deploy': 'bin/create-cached-deploy.js',
@@ -100,8 +119,20 @@ project.package.addVersion('0.1.0');
 project.package.addField('files', ['lib/', 'bin/', 'templates/', 'README.md', 'LICENSE']);
 project.package.addField('exports', {
   '.': { types: './lib/index.d.ts', import: './lib/index.js' },
+  // The projen component. `default` lets a CommonJS .projenrc.ts require() it (Node >= 20.19).
+  './projen': {
+    types: './lib/projen/index.d.ts',
+    import: './lib/projen/index.js',
+    default: './lib/projen/index.js',
+  },
   './package.json': './package.json',
 });
+// TypeScript's older `node` (node10) resolution, projen's default for a CommonJS .projenrc.ts,
+// ignores `exports`: it finds the subpath's types through typesVersions.
+project.package.addField('typesVersions', { '*': { projen: ['lib/projen/index.d.ts'] } });
+// Only the projen component needs projen, and its users have it: CLI users never install it.
+project.addPeerDeps('projen@>=0.103.25 <1');
+project.package.addField('peerDependenciesMeta', { projen: { optional: true } });
 
 // `npm test` runs everything CI runs: lint + format check, typecheck + build, then every test.
 project.testTask.reset();
