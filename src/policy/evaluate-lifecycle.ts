@@ -6,7 +6,10 @@ import type { LifecyclePolicy, LifecycleRule } from '../model/lifecycle.js';
  * - an image belongs to the first rule whose selection matches it (tag status, and every entry of
  *   tagPrefixList / tagPatternList matched by some tag of the image: the list is ANDed); a rule
  *   that matches an image protects it from every lower-priority rule, whether or not it expires it;
- * - imageCountMoreThan keeps the N most recently pushed images a rule matched and expires the rest;
+ * - a lower-priority rule still *identifies* the images higher rules took "as if they haven't been
+ *   expired": imageCountMoreThan ranks every image its selection matches (newest push first), and
+ *   the ones past the first N expire unless a higher rule took them (AWS "Examples of lifecycle
+ *   policies", Filtering on all images, Example B: rule 3 keeps 1 of A..E and expires D only);
  *   sinceImagePushed expires what was pushed more than N days before `now`;
  * - an image referenced by an index (a multi-platform list) is not expired while that index stays.
  */
@@ -47,12 +50,17 @@ export function evaluateLifecyclePolicy(
   const kept: Expiry[] = [];
 
   for (const rule of rules) {
-    const matched = images.filter((image) => !claimed.has(image.digest) && selects(rule, image));
+    const identified = images.filter((image) => selects(rule, image));
+    const matched = identified.filter((image) => !claimed.has(image.digest));
     for (const image of matched) claimed.add(image.digest);
     const { countType, countNumber } = rule.selection;
     let expiring: Set<ListedImage>;
     if (countType === 'imageCountMoreThan') {
-      const newestFirst = [...matched].sort((a, b) => b.pushedAt.getTime() - a.pushedAt.getTime());
+      // Ranked among everything the rule identifies, including images higher rules took: those
+      // fill the first N places but are never expired by this rule.
+      const newestFirst = [...identified].sort(
+        (a, b) => b.pushedAt.getTime() - a.pushedAt.getTime(),
+      );
       expiring = new Set(newestFirst.slice(countNumber));
     } else {
       const cutoff = now.getTime() - countNumber * DAY_MS;

@@ -1,0 +1,108 @@
+import { CachedDeployError } from '../errors.js';
+import { isIndexMediaType, type PreviewImage } from '../policy/preview.js';
+
+/**
+ * `policy preview --live`: one repository's images read from ECR (DescribeImages, every page),
+ * with the children of every index resolved (BatchGetImage of the index manifests), which a
+ * describe-images listing cannot give. The SDK is imported here only, so nothing else loads it.
+ * Credentials, and the endpoint (AWS_ENDPOINT_URL_ECR), come from the SDK's usual chain.
+ */
+export interface LiveListingOptions {
+  region: string;
+  /** The registry (account id) that owns the repository. */
+  registryId?: string;
+  /** An ECR endpoint URL (tests, VPC endpoints). */
+  endpoint?: string;
+  /** Explicit credentials (tests); otherwise the SDK's default chain. */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** DescribeImages page size (default 1000, ECR's maximum). */
+  pageSize?: number;
+}
+
+const INDEX_TYPES = [
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+];
+
+export async function readLiveListing(
+  repository: string,
+  options: LiveListingOptions,
+): Promise<PreviewImage[]> {
+  const sdk = await import('@aws-sdk/client-ecr');
+  const client = new sdk.ECRClient({
+    region: options.region,
+    ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+    ...(options.credentials ? { credentials: options.credentials } : {}),
+  });
+  try {
+    const images: PreviewImage[] = [];
+    const seen = new Set<string>();
+    let nextToken: string | undefined;
+    do {
+      const page = await client.send(
+        new sdk.DescribeImagesCommand({
+          repositoryName: repository,
+          registryId: options.registryId,
+          maxResults: options.pageSize ?? 1000,
+          nextToken,
+        }),
+      );
+      for (const detail of page.imageDetails ?? []) {
+        if (!detail.imageDigest || seen.has(detail.imageDigest)) continue;
+        seen.add(detail.imageDigest);
+        images.push({
+          digest: detail.imageDigest,
+          tags: detail.imageTags ?? [],
+          pushedAt: detail.imagePushedAt ?? new Date(0),
+          sizeInBytes: detail.imageSizeInBytes ?? 0,
+          repository,
+          mediaType: detail.imageManifestMediaType,
+        });
+      }
+      nextToken = page.nextToken;
+    } while (nextToken);
+
+    const indexes = images.filter((image) => isIndexMediaType(image.mediaType));
+    for (let start = 0; start < indexes.length; start += 100) {
+      const chunk = indexes.slice(start, start + 100);
+      const result = await client.send(
+        new sdk.BatchGetImageCommand({
+          repositoryName: repository,
+          registryId: options.registryId,
+          imageIds: chunk.map((image) => ({ imageDigest: image.digest })),
+          acceptedMediaTypes: INDEX_TYPES,
+        }),
+      );
+      const manifests = new Map(
+        (result.images ?? []).map((image) => [image.imageId?.imageDigest, image.imageManifest]),
+      );
+      for (const index of chunk) {
+        const manifest = manifests.get(index.digest);
+        // An index deleted between the two calls: its children are unknown, as in a file listing.
+        if (manifest === undefined) continue;
+        index.children = childDigests(manifest);
+      }
+    }
+    return images;
+  } catch (error) {
+    if (error instanceof CachedDeployError) throw error;
+    const name = (error as { name?: string }).name ?? 'Error';
+    throw new CachedDeployError(
+      'IO',
+      `reading ECR repository "${repository}" in ${options.region}: ${name}: ${(error as Error).message}`,
+    );
+  } finally {
+    client.destroy();
+  }
+}
+
+function childDigests(manifest: string): string[] {
+  try {
+    const value = JSON.parse(manifest) as { manifests?: { digest?: unknown }[] };
+    return (value.manifests ?? [])
+      .map((entry) => entry.digest)
+      .filter((digest): digest is string => typeof digest === 'string');
+  } catch {
+    return [];
+  }
+}
