@@ -1,0 +1,70 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { planForConfig } from '../api/generate.js';
+import { checkConfigAgainstRepo, validateRawConfig } from '../config/load.js';
+import { type FleetLayers, isMapping, mergeFleetConfig } from '../config/merge.js';
+import { CONFIG_FILE, type ResolvedConfig, resolveConfig } from '../config/resolve.js';
+import { CachedDeployError } from '../errors.js';
+import type { Plan } from '../plan/plan.js';
+import { parseState } from '../plan/state.js';
+import { renderFiles } from '../render/render-files.js';
+import { parseYamlValue } from './yaml.js';
+
+export interface Evaluation {
+  config: ResolvedConfig;
+  plan: Plan;
+  /** The generator version recorded in the state file; undefined when never generated. */
+  generatorBefore: string | undefined;
+  /** The state file's current text (undefined when missing). */
+  stateBefore: string | undefined;
+}
+
+/**
+ * One repository through the same pipeline as `generate`, in this process and synchronously:
+ * read cached-deploy.yml → merge the fleet's layers → validate (errors name the field path) →
+ * check it against the repository → render (pure) → plan against the files and the state file.
+ * Reads only; writes nothing.
+ */
+export function evaluateRepository(
+  dir: string,
+  layers: FleetLayers,
+  options: { version: string; force?: boolean },
+): Evaluation {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, CONFIG_FILE), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new CachedDeployError(
+        'CONFIG_NOT_FOUND',
+        `${CONFIG_FILE}: not found (run \`create-cached-deploy init\` in the repository first)`,
+      );
+    }
+    throw new CachedDeployError('IO', `${CONFIG_FILE}: ${(error as Error).message}`);
+  }
+  const own = parseYamlValue(text, CONFIG_FILE);
+  // A file that is not a mapping at all gets the schema's own message, not a merged surprise.
+  if (own !== null && own !== undefined && !isMapping(own)) validateRawConfig(own, CONFIG_FILE);
+  const raw = validateRawConfig(mergeFleetConfig(own, layers), CONFIG_FILE);
+  const config = resolveConfig(raw);
+  checkConfigAgainstRepo(config, dir, CONFIG_FILE);
+  const plan = planForConfig(dir, config, renderFiles(config, options.version), options);
+  const stateBefore = readOptional(join(dir, config.paths.stateFile));
+  let generatorBefore: string | undefined;
+  if (stateBefore !== undefined) {
+    try {
+      generatorBefore = parseState(stateBefore, config.paths.stateFile).generator;
+    } catch {
+      // planForConfig already refused an unreadable state file; nothing to add here.
+    }
+  }
+  return { config, plan, generatorBefore, stateBefore };
+}
+
+function readOptional(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,503 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { applyPlan } from '../apply/write-files.js';
+import type { FleetLayers } from '../config/merge.js';
+import { CONFIG_FILE } from '../config/resolve.js';
+import type { RepoDiff } from '../diff/report.js';
+import { CachedDeployError } from '../errors.js';
+import { GENERATOR_VERSION } from '../version.js';
+import { type Evaluation, evaluateRepository } from './evaluate.js';
+import { type FleetFile, type FleetRepo, loadFleetFile } from './fleet-file.js';
+import {
+  BRANCH_PATTERN,
+  branchExists,
+  checkout,
+  cloneDirFor,
+  commitPaths,
+  currentHead,
+  fetchRemoteBranch,
+  type GitOptions,
+  isClean,
+  push,
+  syncClone,
+} from './git.js';
+import {
+  classify,
+  errorOutcome,
+  type FleetMode,
+  type LocalTask,
+  localOutcome,
+  type Outcome,
+  type RepoResult,
+  stateChanged,
+  wroteResult,
+} from './local.js';
+import { type Progress, type RepoStatus, silentProgress } from './progress.js';
+import { WorkerPool } from './worker-pool.js';
+
+/**
+ * `create-cached-deploy fleet`: the generate pipeline over every repository of a fleet file.
+ *
+ *   check   read only; a repository is in-sync, changed (drift), conflict (a generated file edited
+ *           by hand) or error (its config, its clone, anything): exit 2 on drift or conflict
+ *   diff    the same, keeping every change's content for one review report
+ *   write   regenerates each repository (or, with `branch`, commits on a branch per repository,
+ *           and with `push` pushes it); a conflict is never overwritten without `force`
+ *
+ * One repository failing never stops the others: every error becomes that repository's result.
+ * Local repositories need no git at all unless `branch` is given; URL repositories are cloned
+ * (or fetched) into the work directory. Everything per repository runs in this process: reading
+ * a config, rendering (pure, templates compiled once), and reading the generated files and state.
+ */
+
+export type { FileSummary, FleetMode, RepoResult } from './local.js';
+export type { RepoStatus } from './progress.js';
+
+export interface FleetOptions {
+  mode?: FleetMode;
+  /** Overwrite hand-edited generated files (conflicts become updates). */
+  force?: boolean;
+  /** With `write`: commit on this branch in each repository instead of leaving the files. */
+  branch?: string;
+  /** With `branch`: push the branch to the repository's `origin`. */
+  push?: boolean;
+  /** Only the repositories whose last recorded status was `error` or `conflict`. */
+  onlyFailed?: boolean;
+  /** `i/n` (1-based) or `{ index, count }`: this job's share of the fleet. */
+  shard?: string | { index: number; count: number };
+  /** Repositories processed at once (default: the fleet file's `concurrency`). */
+  concurrency?: number;
+  /** Overrides the fleet file's `workDir`. */
+  workDir?: string;
+  /** Fetch URL repositories that are already cloned (default true). */
+  fetch?: boolean;
+  /** The generator version written into the files (tests pin it; default this package's). */
+  version?: string;
+  progress?: Progress;
+  /** Environment for git (identity, config isolation). Default: this process's. */
+  gitEnv?: NodeJS.ProcessEnv;
+  /** Record the results for `onlyFailed` (default true). */
+  record?: boolean;
+  /**
+   * Worker threads that evaluate repositories beside this thread (default 0: all in this one).
+   * Measured on 2 CPUs they do not pay: one thread already keeps V8's compiler and garbage
+   * collector threads busy on the second core, and each worker loads and warms up on its own
+   * (see bench/fleet.ts). For machines with more cores.
+   */
+  workers?: number;
+}
+
+export interface FleetResult {
+  mode: FleetMode;
+  fleetFile: string;
+  generator: string;
+  /** Repositories in the fleet file, and how many this run selected (shard, only-failed). */
+  total: number;
+  results: RepoResult[];
+  /**
+   * With `diff`: one entry per repository, in fleet order; unchanged files are listed without
+   * their contents.
+   */
+  diffs?: RepoDiff[];
+  counts: Record<RepoStatus, number>;
+  /** 0 ok, 1 any repository errored (or, when writing, had a conflict), 2 drift or changes. */
+  exitCode: 0 | 1 | 2;
+  /** Where the results were recorded for `--only-failed`. */
+  resultsFile: string;
+}
+
+export const RESULTS_FILE = 'last-run.json';
+
+export async function runFleet(
+  fleet: string | FleetFile,
+  options: FleetOptions = {},
+): Promise<FleetResult> {
+  const file = typeof fleet === 'string' ? loadFleetFile(fleet) : fleet;
+  const mode = options.mode ?? 'check';
+  const version = options.version ?? GENERATOR_VERSION;
+  const workDir = options.workDir ?? file.workDir;
+  const resultsFile = join(workDir, RESULTS_FILE);
+  checkOptions(file, options, mode);
+
+  let selected = file.repos;
+  if (options.onlyFailed) {
+    const failed = readFailed(resultsFile);
+    selected = selected.filter((repo) => failed.has(repo.repository));
+  }
+  if (options.shard !== undefined) {
+    const shard = parseShard(options.shard);
+    selected = selected.filter((repo) => shardOf(repo.repository, shard.count) === shard.index - 1);
+  }
+
+  const layers: FleetLayers = { defaults: file.defaults, enforce: file.enforce };
+  const progress = options.progress ?? silentProgress;
+  const workers =
+    mode === 'write' && options.branch !== undefined
+      ? 0 // evaluation happens between git commands, in this thread
+      : (options.workers ?? 0);
+  const pool = workers > 0 ? new WorkerPool(workers) : undefined;
+  const context: RepoContext = {
+    mode,
+    version,
+    force: Boolean(options.force),
+    branch: options.branch,
+    push: Boolean(options.push),
+    fetch: options.fetch ?? true,
+    workDir,
+    git: { env: options.gitEnv },
+    fleetName: basename(file.file),
+    pool,
+    dispatched: 0,
+  };
+  // With workers, keep enough repositories in flight that none of them waits for the next.
+  const concurrency = Math.max(options.concurrency ?? file.concurrency, workers * 2);
+  progress.start(selected.length);
+  let outcomes: Outcome[];
+  try {
+    outcomes = await mapPool(selected, concurrency, async (repo) => {
+      const outcome = await processRepository(
+        repo,
+        { ...layers, overrides: repo.overrides },
+        context,
+      );
+      progress.done(repo.repository, outcome.result.status, outcome.result.message);
+      return outcome;
+    });
+  } finally {
+    await pool?.close();
+  }
+  progress.finish();
+
+  const results = outcomes.map((outcome) => outcome.result);
+  const counts: Record<RepoStatus, number> = { 'in-sync': 0, changed: 0, conflict: 0, error: 0 };
+  for (const result of results) counts[result.status]++;
+  if (options.record ?? true) recordResults(resultsFile, file, results, mode, version);
+  return {
+    mode,
+    fleetFile: file.file,
+    generator: version,
+    total: file.repos.length,
+    results,
+    ...(mode === 'diff' ? { diffs: outcomes.map((outcome) => outcome.diff as RepoDiff) } : {}),
+    counts,
+    exitCode: exitCodeFor(results, mode),
+    resultsFile,
+  };
+}
+
+export function exitCodeFor(results: RepoResult[], mode: FleetMode): 0 | 1 | 2 {
+  // As `generate`: writing, a conflict is a failure; checking, it is drift.
+  if (results.some((r) => r.status === 'error' || (mode === 'write' && r.status === 'conflict'))) {
+    return 1;
+  }
+  if (mode !== 'write' && results.some((r) => r.status !== 'in-sync')) return 2;
+  return 0;
+}
+
+function checkOptions(file: FleetFile, options: FleetOptions, mode: FleetMode): void {
+  const usage = (message: string) => new CachedDeployError('USAGE', message);
+  if (options.branch !== undefined) {
+    if (mode !== 'write') throw usage('--branch only goes with --write');
+    if (!BRANCH_PATTERN.test(options.branch)) {
+      throw usage(`--branch: ${JSON.stringify(options.branch)} is not a valid git branch name`);
+    }
+  }
+  if (options.push && options.branch === undefined) throw usage('--push needs --branch NAME');
+  if (
+    mode === 'write' &&
+    options.branch === undefined &&
+    file.repos.some((r) => r.kind === 'url')
+  ) {
+    throw usage(
+      '--write needs --branch NAME when the fleet has url repositories (a write into the work directory clone would be lost)',
+    );
+  }
+  const concurrency = options.concurrency;
+  if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1)) {
+    throw usage(`--concurrency: ${concurrency} is not a positive integer`);
+  }
+}
+
+/** `i/n` with 1 <= i <= n. */
+export function parseShard(shard: string | { index: number; count: number }): {
+  index: number;
+  count: number;
+} {
+  const parsed =
+    typeof shard === 'string'
+      ? (() => {
+          const match = /^(\d+)\/(\d+)$/.exec(shard.trim());
+          return match ? { index: Number(match[1]), count: Number(match[2]) } : undefined;
+        })()
+      : shard;
+  if (
+    !parsed ||
+    !Number.isInteger(parsed.index) ||
+    !Number.isInteger(parsed.count) ||
+    parsed.count < 1 ||
+    parsed.index < 1 ||
+    parsed.index > parsed.count
+  ) {
+    throw new CachedDeployError(
+      'USAGE',
+      `--shard: ${JSON.stringify(typeof shard === 'string' ? shard : `${shard.index}/${shard.count}`)} is not i/n with 1 <= i <= n (e.g. 2/4)`,
+    );
+  }
+  return parsed;
+}
+
+/**
+ * The 0-based shard of a repository: a stable hash of its name, so a repository stays in the same
+ * shard when others are added or removed, and every job computes the same split on its own.
+ */
+export function shardOf(repository: string, count: number): number {
+  const hash = createHash('sha256').update(repository).digest();
+  return hash.readUInt32BE(0) % count;
+}
+
+interface RepoContext {
+  mode: FleetMode;
+  version: string;
+  force: boolean;
+  branch: string | undefined;
+  push: boolean;
+  fetch: boolean;
+  workDir: string;
+  git: GitOptions;
+  fleetName: string;
+  pool: WorkerPool | undefined;
+  dispatched: number;
+}
+
+async function processRepository(
+  repo: FleetRepo,
+  layers: FleetLayers,
+  context: RepoContext,
+): Promise<Outcome> {
+  let dir: string | undefined;
+  try {
+    dir = await prepare(repo, context);
+    if (context.mode === 'write' && context.branch !== undefined) {
+      return { result: await writeOnBranch(repo, dir, layers, context, context.branch) };
+    }
+    const task: LocalTask = {
+      repo,
+      dir,
+      layers,
+      mode: context.mode,
+      version: context.version,
+      force: context.force,
+    };
+    // With workers, this thread takes its share too: every (workers + 1)-th repository.
+    const here = !context.pool || context.dispatched++ % (context.pool.size + 1) === 0;
+    return here ? localOutcome(task) : await (context.pool as WorkerPool).run(task);
+  } catch (error) {
+    return errorOutcome(repo, context.mode, context.version, error, dir);
+  }
+}
+
+async function prepare(repo: FleetRepo, context: RepoContext): Promise<string> {
+  if (repo.kind === 'url') {
+    const url = repo.url as string;
+    const dir = cloneDirFor(context.workDir, url, repo.ref);
+    if (context.fetch || !isDirectory(join(dir, '.git'))) {
+      await syncClone(dir, url, repo.ref, context.git);
+    }
+    return dir;
+  }
+  const dir = repo.path as string;
+  if (!isDirectory(dir)) throw new CachedDeployError('IO', `${dir}: no such directory`);
+  return dir;
+}
+
+async function writeOnBranch(
+  repo: FleetRepo,
+  dir: string,
+  layers: FleetLayers,
+  context: RepoContext,
+  branch: string,
+): Promise<RepoResult> {
+  const git = context.git;
+  if (!(await isClean(dir, git))) {
+    throw new CachedDeployError(
+      'IO',
+      'the working tree has uncommitted changes; commit or stash them first (--branch switches branches)',
+    );
+  }
+  const original = await currentHead(dir, git);
+  let onBranch = original === branch;
+  let existed = onBranch;
+  try {
+    if (repo.kind === 'url' && (await fetchRemoteBranch(dir, branch, git))) {
+      // The remote's branch is the truth (a previous run pushed it; someone may have added to it).
+      await checkout(dir, ['-B', branch, `refs/remotes/origin/${branch}`], git);
+      onBranch = existed = true;
+    } else if (!onBranch && (await branchExists(dir, `refs/heads/${branch}`, git))) {
+      await checkout(dir, [branch], git);
+      onBranch = existed = true;
+    }
+    const evaluation = evaluateRepository(dir, layers, context);
+    const result = { ...classify(repo, dir, evaluation, context.version), branch };
+    if (result.status === 'conflict') return result;
+    if (result.status === 'in-sync' && !stateChanged(evaluation)) {
+      if (existed && context.push) {
+        await push(dir, branch, git);
+        return { ...result, message: `branch ${branch} is up to date (pushed)`, pushed: true };
+      }
+      return { ...result, message: existed ? `branch ${branch} is up to date` : '' };
+    }
+    if (!onBranch) {
+      await checkout(dir, ['-b', branch], git);
+      onBranch = true;
+    }
+    applyPlan(dir, evaluation.plan);
+    const paths = [...result.changes.map((change) => change.path), evaluation.plan.state.path];
+    const commit = await commitPaths(
+      dir,
+      paths,
+      commitMessage(result, evaluation, context.fleetName),
+      git,
+    );
+    if (context.push) await push(dir, branch, git);
+    const written = wroteResult(result, evaluation);
+    return {
+      ...written,
+      commit,
+      pushed: context.push,
+      message: `committed ${commit.slice(0, 7)} on ${branch}${context.push ? ' and pushed it' : ''}: ${written.message}`,
+    };
+  } finally {
+    if (onBranch && original !== branch) await checkout(dir, [original], git);
+  }
+}
+
+/** A conventional commit naming the generator version and every file it changed. */
+export function commitMessage(
+  result: Pick<RepoResult, 'generatorBefore' | 'generatorAfter' | 'changes'>,
+  evaluation: Pick<Evaluation, 'plan'>,
+  fleetName: string,
+): { subject: string; body: string } {
+  const after = result.generatorAfter;
+  const before = result.generatorBefore;
+  const subject =
+    before !== undefined && before !== after
+      ? `chore(cached-deploy): upgrade generated files to create-cached-deploy ${after}`
+      : `chore(cached-deploy): regenerate files with create-cached-deploy ${after}`;
+  const lines = result.changes.map((change) => `- ${change.action} ${change.path}`);
+  if (lines.length === 0) lines.push(`- record ${evaluation.plan.state.path}`);
+  const body = [
+    `Generator: ${before ?? 'none'} -> ${after}`,
+    '',
+    ...lines,
+    '',
+    `Written by \`create-cached-deploy fleet ${fleetName} --write\`. Change ${CONFIG_FILE} or the`,
+    'fleet file and regenerate; do not edit the generated files.',
+  ].join('\n');
+  return { subject, body };
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` at once; results in the order of `items`. */
+export async function mapPool<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await fn(items[index] as T, index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return results;
+}
+
+// --- the record for --only-failed ----------------------------------------------------------
+
+interface RecordedRun {
+  formatVersion: 1;
+  fleetFile: string;
+  updatedAt: string;
+  repositories: Record<
+    string,
+    { status: RepoStatus; message: string; mode: FleetMode; generator: string; at: string }
+  >;
+}
+
+/**
+ * Updates `<workDir>/last-run.json`: every repository this run processed gets its new status;
+ * the others (another shard's, or skipped by --only-failed) keep theirs. Repositories no longer
+ * in the fleet file are dropped. Written atomically (temporary file, then rename).
+ */
+function recordResults(
+  file: string,
+  fleet: FleetFile,
+  results: RepoResult[],
+  mode: FleetMode,
+  version: string,
+): void {
+  const previous = readRecord(file);
+  const at = new Date().toISOString();
+  const repositories: RecordedRun['repositories'] = {};
+  const now = new Map(results.map((result) => [result.repository, result]));
+  for (const repo of fleet.repos) {
+    const result = now.get(repo.repository);
+    const before = previous?.repositories[repo.repository];
+    if (result) {
+      repositories[repo.repository] = {
+        status: result.status,
+        message: result.message,
+        mode,
+        generator: version,
+        at,
+      };
+    } else if (before) {
+      repositories[repo.repository] = before;
+    }
+  }
+  const record: RecordedRun = {
+    formatVersion: 1,
+    fleetFile: fleet.file,
+    updatedAt: at,
+    repositories,
+  };
+  mkdirSync(join(file, '..'), { recursive: true });
+  const temp = `${file}.${process.pid}.tmp`;
+  writeFileSync(temp, `${JSON.stringify(record, null, 2)}\n`);
+  renameSync(temp, file);
+}
+
+function readRecord(file: string): RecordedRun | undefined {
+  try {
+    const value = JSON.parse(readFileSync(file, 'utf8')) as RecordedRun;
+    return value?.formatVersion === 1 && typeof value.repositories === 'object' ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function readFailed(file: string): Set<string> {
+  const record = readRecord(file);
+  if (!record) {
+    throw new CachedDeployError(
+      'USAGE',
+      `--only-failed: no previous run recorded at ${file} (run the fleet once without it)`,
+    );
+  }
+  return new Set(
+    Object.entries(record.repositories)
+      .filter(([, entry]) => entry.status === 'error' || entry.status === 'conflict')
+      .map(([repository]) => repository),
+  );
+}

@@ -1,0 +1,55 @@
+import type { FleetResult, RepoResult } from './run-fleet.js';
+
+/** The end-of-run summary: a table of every repository, then the totals. */
+
+export function formatTotals(result: FleetResult): string {
+  const c = result.counts;
+  const of = result.results.length === result.total ? '' : ` (of ${result.total} in the fleet)`;
+  return `${result.results.length} ${result.results.length === 1 ? 'repository' : 'repositories'}${of}: ${c['in-sync']} in sync, ${c.changed} changed, ${c.conflict} conflict, ${c.error} error`;
+}
+
+/** A plain-text table, aligned, one row per repository in fleet order. */
+export function formatSummaryTable(result: FleetResult): string {
+  const rows = result.results.map((r) => [r.repository, r.status, wasOn(r), r.message]);
+  const header = ['REPOSITORY', 'STATUS', 'WAS ON', 'MESSAGE'];
+  const widths = [0, 1, 2].map((column) =>
+    Math.min(
+      60,
+      Math.max(header[column]?.length ?? 0, ...rows.map((row) => row[column]?.length ?? 0)),
+    ),
+  );
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, column) => (column < 3 ? cell.padEnd(widths[column] ?? 0) : cell))
+      .join('  ')
+      .trimEnd();
+  return `${[line(header), ...rows.map(line)].join('\n')}\n${formatTotals(result)}\n`;
+}
+
+/** The same as a markdown report (for `--report` with `--check` or `--write`). */
+export function formatSummaryMarkdown(result: FleetResult): string {
+  const cell = (text: string) => text.replaceAll('|', '\\|').replaceAll('\n', ' ');
+  const lines = [
+    `## create-cached-deploy fleet --${result.mode}`,
+    '',
+    `Generator ${result.generator}. ${formatTotals(result)}.`,
+    '',
+    '| repository | status | was on | message |',
+    '|---|---|---|---|',
+    ...result.results.map(
+      (r) => `| ${cell(r.repository)} | ${r.status} | ${cell(wasOn(r))} | ${cell(r.message)} |`,
+    ),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** Versioned JSON (`formatVersion`) of the whole run. */
+export function formatSummaryJson(result: FleetResult): string {
+  const { diffs: _diffs, results, ...rest } = result;
+  return `${JSON.stringify({ formatVersion: 1, ...rest, repositories: results }, null, 2)}\n`;
+}
+
+function wasOn(result: RepoResult): string {
+  if (result.status === 'error' && result.generatorBefore === undefined) return '?';
+  return result.generatorBefore ?? 'none';
+}
