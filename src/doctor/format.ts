@@ -1,0 +1,83 @@
+/**
+ * Prints a DoctorReport: a table per image, its findings, then the verdict and what to do.
+ * `--json` prints the report itself instead (versioned by `formatVersion`).
+ */
+import type { CacheReport, DoctorReport } from './doctor.js';
+
+const COLUMNS = ['cache', 'tag', 'age', 'layers', 'size', 'records', 'with results', 'health'];
+
+export function formatDoctorReport(report: DoctorReport): string {
+  const lines: string[] = [`Registry: ${report.registry}`, ''];
+  for (const image of report.images) {
+    lines.push(`${image.image} (${image.cacheRepository}): ${image.status}`);
+    const rows = image.caches.map(cacheRow);
+    lines.push(...table([COLUMNS, ...rows]).map((line) => `  ${line}`));
+    for (const finding of image.findings) lines.push(`  - ${finding}`);
+    lines.push('');
+  }
+  const verdict = {
+    healthy: 'Healthy: every cache keeps its reusable steps.',
+    degraded: 'Degraded: some caches have eroded or are missing.',
+    error: 'Error: some caches could not be read or the reseed failed.',
+  }[report.status];
+  lines.push(verdict);
+  if (report.recommendation) lines.push(`Recommendation: ${report.recommendation.text}.`);
+  if (report.reseed) {
+    lines.push(
+      {
+        triggered: `Reseed triggered: ${report.reseed.url}`,
+        'not-needed': 'Reseed not needed: nothing was triggered.',
+        failed: `Reseed failed: ${report.reseed.error}`,
+      }[report.reseed.status],
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function cacheRow(cache: CacheReport): string[] {
+  const stats = cache.stats;
+  if (!stats) return [cache.kind, cache.tag, cache.status, '', '', '', '', ''];
+  const retained = cache.retained === undefined ? '' : ` (${percent(cache.retained)} of seed)`;
+  return [
+    cache.kind,
+    cache.tag,
+    cache.ageSeconds === undefined ? '?' : formatAge(cache.ageSeconds),
+    String(stats.layers),
+    formatBytes(stats.bytes),
+    String(stats.records),
+    `${stats.recordsWithResults}${retained}`,
+    percent(stats.health),
+  ];
+}
+
+const percent = (fraction: number) => `${Math.round(fraction * 100)}%`;
+
+export function formatAge(seconds: number): string {
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 2 * 3600) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 2 * 86400) return `${Math.round(seconds / 3600)} h`;
+  return `${Math.round(seconds / 86400)} d`;
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+function table(rows: string[][]): string[] {
+  const widths = (rows[0] ?? []).map((_, i) =>
+    Math.max(...rows.map((row) => (row[i] ?? '').length)),
+  );
+  return rows.map((row) =>
+    row
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd(),
+  );
+}

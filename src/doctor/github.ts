@@ -1,0 +1,76 @@
+/**
+ * Triggers a reseed: a `workflow_dispatch` of the deploy workflow with `reseed=true`, which runs
+ * its seed job (a cold build exporting seed.<image>) on the main branch. GitHub REST API
+ * "Create a workflow dispatch event".
+ */
+import { CachedDeployError } from '../errors.js';
+
+export const DEFAULT_GITHUB_API_URL = 'https://api.github.com';
+
+export interface ReseedDispatch {
+  /** `https://api.github.com`, or a GitHub Enterprise Server's `https://HOST/api/v3`. */
+  apiUrl: string;
+  /** `owner/name` */
+  repository: string;
+  /** The workflow's file name, e.g. `deploy.yml`. */
+  workflowFile: string;
+  /** The branch to run on: the main branch. */
+  ref: string;
+  token: string;
+  fetch?: typeof fetch;
+}
+
+/** The endpoint the dispatch is POSTed to. */
+export function dispatchUrl(dispatch: Omit<ReseedDispatch, 'token' | 'ref'>): string {
+  const base = dispatch.apiUrl.replace(/\/+$/, '');
+  const [owner = '', name = ''] = dispatch.repository.split('/');
+  return `${base}/repos/${encodeURIComponent(owner)}/${encodeURIComponent(name)}/actions/workflows/${encodeURIComponent(dispatch.workflowFile)}/dispatches`;
+}
+
+const HINTS: Record<number, string> = {
+  401: 'the token is invalid or expired',
+  403: 'the token needs the "actions: write" permission (or the "workflow" scope) on the repository',
+  404: 'no such repository or workflow on the default branch, or the token cannot see it',
+  422: 'the workflow does not accept the "reseed" input on that ref: regenerate and push the workflow first',
+};
+
+export async function dispatchReseed(dispatch: ReseedDispatch): Promise<{ url: string }> {
+  const url = dispatchUrl(dispatch);
+  const doFetch = dispatch.fetch ?? fetch;
+  let response: Response;
+  try {
+    response = await doFetch(url, {
+      method: 'POST',
+      headers: {
+        accept: 'application/vnd.github+json',
+        authorization: `Bearer ${dispatch.token}`,
+        'content-type': 'application/json',
+        'user-agent': 'create-cached-deploy',
+        'x-github-api-version': '2022-11-28',
+      },
+      body: JSON.stringify({ ref: dispatch.ref, inputs: { reseed: 'true' } }),
+    });
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string } }).cause;
+    throw new CachedDeployError(
+      'IO',
+      `reseed: cannot reach ${new URL(url).origin}: ${cause?.code ?? (error as Error).message}`,
+    );
+  }
+  if (response.ok) {
+    await response.body?.cancel();
+    return { url };
+  }
+  let message = response.statusText;
+  try {
+    const body = (await response.json()) as { message?: unknown };
+    if (typeof body.message === 'string') message = body.message;
+  } catch {
+    // Not JSON: the status line says enough.
+  }
+  const hint = HINTS[response.status];
+  throw new CachedDeployError(
+    'IO',
+    `reseed: GitHub refused the dispatch of ${dispatch.workflowFile} in ${dispatch.repository}: HTTP ${response.status} ${message}${hint ? ` (${hint})` : ''}`,
+  );
+}
