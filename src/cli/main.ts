@@ -61,6 +61,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     )
     .option('--deploy-command <command>', 'shell command the deploy job runs on the main branch')
     .option('--force', 'overwrite generated files that were edited by hand')
+    .option(
+      '--projen',
+      'in a projen-managed repository: add the CachedDeploy component to .projenrc.ts instead of writing files',
+    )
     .action(async (dir: string, options: Record<string, string | boolean | undefined>) => {
       const { init } = await import('../api/init.js');
       const prompter = io.interactive ? (await import('./prompts.js')).terminalPrompter : undefined;
@@ -75,7 +79,12 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         deployCommand: options.deployCommand as string | undefined,
         force: Boolean(options.force),
         prompter,
+        projen: Boolean(options.projen),
       });
+      if (result.projenrc) {
+        io.stdout(`${result.projenrc.message}\n`);
+        return;
+      }
       printChanges(io, result.plan.changes);
       io.stdout('Next: commit these files, create the IAM role from ecr/, and push.\n');
     });
@@ -86,10 +95,121 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .argument('[dir]', 'repository root', '.')
     .option('--check', 'write nothing; exit 2 when a file is out of date')
     .option('--force', 'overwrite generated files that were edited by hand')
-    .action(async (dir: string, options: { check?: boolean; force?: boolean }) => {
+    .option(
+      '--iac <tool>',
+      'also generate infrastructure as code (terraform: <ecrDir>/main.tf); saved in cached-deploy.yml',
+    )
+    .action(async (dir: string, options: { check?: boolean; force?: boolean; iac?: string }) => {
       const { generate } = await import('../api/generate.js');
-      const result = await generate(dir, { check: options.check, force: options.force });
+      const result = await generate(dir, {
+        check: options.check,
+        force: options.force,
+        iac: options.iac,
+      });
       exitCode = reportGenerate(io, result, Boolean(options.check));
+    });
+
+  program
+    .command('apply')
+    .description(
+      'make ECR match the committed files: repositories, tag mutability, scan on push, lifecycle policies (previewed first)',
+    )
+    .argument('[dir]', 'repository root', '.')
+    .option('--dry-run', 'read and preview only; exit 2 when changes are pending')
+    .option('--force', 'put a lifecycle policy even if it would expire images the config protects')
+    .option('--json', 'print the report as JSON (formatVersion 1)')
+    .action(async (dir: string, options: import('../ecr/cli.js').ApplyCommandOptions) => {
+      const { applyCommand } = await import('../ecr/cli.js');
+      exitCode = await applyCommand(dir, options, io);
+    });
+
+  program
+    .command('fleet')
+    .description(
+      'check, diff or regenerate every repository of a fleet file (defaults, enforce, repos)',
+    )
+    .argument('<fleet.yml>', 'the fleet file')
+    .option('--check', 'write nothing; exit 2 when any repository is out of date (the default)')
+    .option('--diff', 'print what --write would change, as one review report for the fleet')
+    .option('--write', 'regenerate every repository')
+    .option('--force', 'overwrite generated files that were edited by hand')
+    .option('--branch <name>', 'with --write: commit on this branch in each repository')
+    .option('--push', 'with --branch: push the branch to origin')
+    .option('--report <file>', 'also write a markdown report to this file')
+    .option('--json', 'print JSON instead of the table (with --diff: instead of the diff)')
+    .option('--concurrency <n>', 'repositories processed at once (default: the fleet file)')
+    .option(
+      '--workers <n>',
+      'worker threads besides the main one, for machines with many cores (default 0)',
+    )
+    .option('--only-failed', 'only the repositories that errored or conflicted last time')
+    .option('--shard <i/n>', 'only this share of the fleet (e.g. 2/4), split by a stable hash')
+    .option('--work-dir <dir>', 'clones and results (default: the fleet file workDir)')
+    .option('--no-fetch', 'do not fetch url repositories that are already cloned')
+    .action(async (file: string, options: import('../fleet/cli.js').FleetCommandOptions) => {
+      const { fleetCommand } = await import('../fleet/cli.js');
+      // The progress bar goes to stderr: redrawn in place only when that is this process's terminal.
+      const progressTTY = io === defaultIo && Boolean(process.stderr.isTTY);
+      exitCode = await fleetCommand(file, options, { ...io, progressTTY });
+    });
+
+  program
+    .command('doctor')
+    .description(
+      'measure the health of each cache (main, seed, a branch) and recommend or trigger a reseed',
+    )
+    .argument('[dir]', 'repository root', '.')
+    .option('--registry-url <url>', 'read from this OCI registry (distribution API) instead of ECR')
+    .option('--branch <name>', "also inspect this branch's cache")
+    .option('--json', 'print the report as JSON')
+    .option('--reseed', 'when a reseed is recommended, trigger it (workflow_dispatch reseed=true)')
+    .option('--github-token <token>', 'token for --reseed (default: $GITHUB_TOKEN)')
+    .option('--github-api-url <url>', 'GitHub API base URL (default: https://api.github.com)')
+    .option('--min-retained <fraction>', "main is eroded below this share of the seed's results")
+    .option('--now <iso-date>', 'measure ages against this time instead of the clock')
+    .action(async (dir: string, options: import('../doctor/cli.js').DoctorCommandOptions) => {
+      const { doctorCommand } = await import('../doctor/cli.js');
+      exitCode = await doctorCommand(dir, options, io);
+    });
+
+  program
+    .command('diff')
+    .description('show what `generate` would change, with policy changes explained in words')
+    .argument('[dir]', 'repository root', '.')
+    .option('--format <format>', 'unified (default), markdown (a PR comment) or json', 'unified')
+    .option(
+      '--listing <file...>',
+      '`aws ecr describe-images` output: show which images would now expire',
+    )
+    .option('--repository <name>', 'the ECR repository of a listing whose images name none')
+    .option('--live', 'read the images of every repository whose lifecycle policy changes from ECR')
+    .option('--max-bytes <n>', 'markdown: upper bound of the comment size (default 60000)')
+    .option('--now <iso-date>', 'measure image ages against this time instead of the clock')
+    .action(async (dir: string, options: import('../diff/command.js').DiffCommandOptions) => {
+      const { runDiff } = await import('../diff/command.js');
+      exitCode = await runDiff(dir, options, io);
+    });
+
+  program
+    .command('policy')
+    .description('lifecycle policy tools')
+    .command('preview')
+    .description('evaluate the generated lifecycle policies locally against image listings')
+    .argument('[dir]', 'repository root', '.')
+    .option(
+      '--listing <file...>',
+      '`aws ecr describe-images` output, one file per repository or page',
+    )
+    .option(
+      '--repository <name>',
+      'only this ECR repository (and the name of a listing that has none)',
+    )
+    .option('--live', 'read the listings from ECR (credentials from the AWS SDK chain)')
+    .option('--json', 'print JSON (formatVersion 1)')
+    .option('--now <iso-date>', 'measure image ages against this time instead of the clock')
+    .action(async (dir: string, options: import('../diff/command.js').PreviewCommandOptions) => {
+      const { runPolicyPreview } = await import('../diff/command.js');
+      exitCode = await runPolicyPreview(dir, options, io);
     });
 
   program

@@ -34,6 +34,20 @@ export interface ResolvedConfig {
   seed: { enabled: boolean; schedule: string };
   prune: { sweep: boolean; graceHours: number; failOnError: boolean };
   paths: { bakeFile: string; ecrDir: string; stateFile: string; pruneScript: string };
+  /** Settings of the ECR repositories themselves (`apply`, and ecr/main.tf). */
+  ecr: {
+    /**
+     * MUTABLE by default: a re-run of the build job for the same commit pushes the same SHA tag
+     * again (with a new digest, image timestamps differ), which an IMMUTABLE repository refuses.
+     * Choose IMMUTABLE when your builds are reproducible or re-runs never push.
+     */
+    imageTagMutability: 'IMMUTABLE' | 'MUTABLE';
+    /** Cache tags are rewritten by every build; IMMUTABLE_WITH_EXCLUSION excludes all of them. */
+    cacheTagMutability: 'MUTABLE' | 'IMMUTABLE_WITH_EXCLUSION';
+    scanOnPush: boolean;
+  };
+  /** `terraform`: also generate <ecrDir>/main.tf. */
+  iac: 'none' | 'terraform';
 }
 
 export const DEFAULTS = {
@@ -51,6 +65,13 @@ export const DEFAULTS = {
     stateFile: '.cached-deploy/state.json',
     pruneScript: 'scripts/prune-ecr-cache.mjs',
   },
+  // A commit SHA names one build: an immutable tag makes "what runs in production" unforgeable.
+  ecr: {
+    imageTagMutability: 'MUTABLE',
+    cacheTagMutability: 'MUTABLE',
+    scanOnPush: true,
+  },
+  iac: 'none',
 } as const;
 
 export function resolveConfig(raw: RawConfig): ResolvedConfig {
@@ -97,6 +118,8 @@ export function resolveConfig(raw: RawConfig): ResolvedConfig {
       ecrDir: normalizePath(raw.paths?.ecrDir ?? DEFAULTS.paths.ecrDir),
       stateFile: normalizePath(raw.paths?.stateFile ?? DEFAULTS.paths.stateFile),
     },
+    ecr: { ...DEFAULTS.ecr, ...raw.ecr },
+    iac: raw.iac ?? DEFAULTS.iac,
   };
 }
 

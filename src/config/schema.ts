@@ -1,5 +1,15 @@
 import { CachedDeployError } from '../errors.js';
-import { boolean, type Checker, fail, integer, list, literal, object, string } from './validate.js';
+import {
+  boolean,
+  type Checker,
+  fail,
+  integer,
+  list,
+  literal,
+  object,
+  oneOf,
+  string,
+} from './validate.js';
 
 /**
  * The shape of cached-deploy.yml. Only `aws`, `github` and `images` are required; every other
@@ -182,6 +192,19 @@ export const configSchema = object(
       },
       ['bakeFile', 'ecrDir', 'stateFile', 'pruneScript'],
     ),
+    // The repositories' own settings: what `apply` (and ecr/main.tf with `iac: terraform`) gives
+    // them. Cache tags are always rewritten in place, so the cache repository is either MUTABLE or
+    // IMMUTABLE_WITH_EXCLUSION with every cache tag (main.*, seed.*, br-*) excluded.
+    ecr: object(
+      {
+        imageTagMutability: oneOf(['IMMUTABLE', 'MUTABLE'] as const),
+        cacheTagMutability: oneOf(['MUTABLE', 'IMMUTABLE_WITH_EXCLUSION'] as const),
+        scanOnPush: boolean(),
+      },
+      ['imageTagMutability', 'cacheTagMutability', 'scanOnPush'],
+    ),
+    // `terraform`: also generate <ecrDir>/main.tf (repositories, lifecycle policies, CI role).
+    iac: oneOf(['none', 'terraform'] as const),
   },
   [
     'version',
@@ -193,6 +216,8 @@ export const configSchema = object(
     'seed',
     'prune',
     'paths',
+    'ecr',
+    'iac',
   ],
 );
 
@@ -212,4 +237,6 @@ export const TOP_LEVEL_SECTIONS = [
   'seed',
   'prune',
   'paths',
+  'ecr',
+  'iac',
 ] as const;

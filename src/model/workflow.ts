@@ -243,6 +243,13 @@ export function deployWorkflow(config: ResolvedConfig): Workflow {
   if (config.seed.enabled) on.schedule = [{ cron: config.seed.schedule }];
   on.delete = {};
 
+  // A seed run gets a group of its own ('seed:' cannot start a branch name either): in main's
+  // group, a scheduled cold build would hold up a deploy of main, or cancel a pending one while
+  // deploying nothing itself.
+  const concurrencyBranch = config.seed.enabled
+    ? `(${SEED_RUN_EXPRESSION}) && format('seed:{0}', ${BRANCH_EXPRESSION}) || ${CONCURRENCY_BRANCH_EXPRESSION}`
+    : CONCURRENCY_BRANCH_EXPRESSION;
+
   return {
     name: config.workflow.name,
     on,
@@ -254,10 +261,8 @@ export function deployWorkflow(config: ResolvedConfig): Workflow {
       // pending one: a fork's pull request (forks often open them from their own `main`) gets a
       // group of its own, and so does a branch deletion. Superseded runs are cancelled, except
       // in the main branch's group, where a deploy must never be cut off midway.
-      group: `${expr('github.workflow')}-${expr(HEAD_REPOSITORY_EXPRESSION)}-${expr(CONCURRENCY_BRANCH_EXPRESSION)}`,
-      'cancel-in-progress': expr(
-        `(${CONCURRENCY_BRANCH_EXPRESSION}) != ${literal(config.github.mainBranch)}`,
-      ),
+      group: `${expr('github.workflow')}-${expr(HEAD_REPOSITORY_EXPRESSION)}-${expr(concurrencyBranch)}`,
+      'cancel-in-progress': expr(`(${concurrencyBranch}) != ${literal(config.github.mainBranch)}`),
     },
     jobs,
   };
@@ -310,8 +315,9 @@ function seedJob(config: ResolvedConfig, awsCredentials: (condition?: string) =>
         },
       },
       {
+        // Not after the refusal: a run off main has installed no pruner and holds no credentials.
         name: 'Prune superseded seed artifacts',
-        if: '!cancelled()',
+        if: `!cancelled() && ${IS_MAIN}`,
         run: prunerCommand(config, 'prune', pruneFlags(config)),
       },
     ],

@@ -19,6 +19,7 @@ import { GENERATOR_VERSION } from '../version.js';
 import { hashComment } from './marker.js';
 import { renderPruneScript } from './prune-script.js';
 import { renderTemplate } from './templates.js';
+import { renderTerraform } from './terraform.js';
 
 /** A file the generator wants on disk: repository-relative POSIX path and exact content. */
 export interface GeneratedFile {
@@ -79,7 +80,15 @@ export function renderFiles(config: ResolvedConfig, version = GENERATOR_VERSION)
     { path: paths.iamPolicy, content: json(ciRolePolicy(config)) },
     { path: paths.trustPolicy, content: json(ciTrustPolicy(config)) },
     { path: paths.pruneScript, content: renderPruneScript(version) },
+    ...(config.iac === 'terraform'
+      ? [{ path: terraformPath(config), content: renderTerraform(config, version, paths) }]
+      : []),
   ];
+}
+
+/** `<ecrDir>/main.tf`, generated with `iac: terraform` (beside the policies it reads). */
+export function terraformPath(config: ResolvedConfig): string {
+  return config.paths.ecrDir === '.' ? 'main.tf' : `${config.paths.ecrDir}/main.tf`;
 }
 
 function json(value: unknown): string {

@@ -198,7 +198,10 @@ describe('generate', () => {
       removed: [],
     });
     const policy = JSON.parse(read(repo, 'ecr/cache-lifecycle-policy.json'));
-    expect(policy.rules[1].selection).toMatchObject({
+    const branchRule = policy.rules.find((rule: { selection: { tagPrefixList?: string[] } }) =>
+      rule.selection.tagPrefixList?.includes('br-'),
+    );
+    expect(branchRule.selection).toMatchObject({
       countType: 'sinceImagePushed',
       countNumber: 7,
     });

@@ -13,6 +13,8 @@ import { Registry } from './registry.js';
 export { ServiceError } from './errors.js';
 export type { FaultError, FaultHandle, FaultRule, OperationName } from './faults.js';
 export { Faults } from './faults.js';
+export { LAYER_URL_TTL_SECONDS, LayerDownloads } from './layers.js';
+export { LifecyclePreviews } from './lifecycle-preview.js';
 export {
   buildCacheManifest,
   buildImageManifest,
@@ -46,6 +48,8 @@ export interface EcrServerOptions {
   seed?: number;
   /** Refuse unsigned requests, as AWS does. Default true. */
   requireSignature?: boolean;
+  /** GetLifecyclePolicyPreview calls a new preview answers IN_PROGRESS to. Default 1. */
+  lifecyclePreviewPolls?: number;
 }
 
 export interface CallRecord {
@@ -103,6 +107,9 @@ export async function startEcrServer(options: EcrServerOptions = {}): Promise<Ec
   const registryId = options.registryId ?? '123456789012';
   const region = options.region ?? 'us-east-1';
   const state = new Registry({ registryId, region, now: options.now ?? (() => new Date()) });
+  if (options.lifecyclePreviewPolls !== undefined) {
+    state.lifecyclePreviews.inProgressPolls = options.lifecyclePreviewPolls;
+  }
   const faults = new Faults(options.seed ?? 1);
   const calls: CallRecord[] = [];
   const unexpectedErrors: unknown[] = [];
@@ -138,7 +145,9 @@ export async function startEcrServer(options: EcrServerOptions = {}): Promise<Ec
     onUnexpectedError: (error) => {
       if (!closing.signal.aborted) unexpectedErrors.push(error);
     },
+    serveOther: (req, res) => state.layerDownloads.serve(state, req, res),
   });
+  state.layerDownloads.baseUrl = http.endpoint;
 
   let closed: Promise<void> | undefined;
   return {

@@ -4,6 +4,12 @@
  * is the parsed JSON body, output the JSON body to send.
  */
 import { invalidParameter, ServiceError } from './errors.js';
+import { GetDownloadUrlForLayer } from './layers.js';
+import {
+  GetLifecyclePolicyPreview,
+  PutImageScanningConfiguration,
+  StartLifecyclePolicyPreview,
+} from './lifecycle-preview.js';
 import { DIGEST_PATTERN, isIndexMediaType, parseManifest, sha256Digest } from './manifests.js';
 import type { Registry, TagMutability, TagMutabilityExclusionFilter } from './registry.js';
 import { Repository } from './registry.js';
@@ -624,11 +630,15 @@ export const operations = {
   DeleteRepository,
   DescribeImages,
   DescribeRepositories,
+  GetDownloadUrlForLayer,
   GetLifecyclePolicy,
+  GetLifecyclePolicyPreview,
   ListImages,
   PutImage,
+  PutImageScanningConfiguration,
   PutImageTagMutability,
   PutLifecyclePolicy,
+  StartLifecyclePolicyPreview,
 } satisfies Record<string, (registry: Registry, input: Input) => Output>;
 
 export type EcrOperation = keyof typeof operations;

@@ -23,6 +23,11 @@ export interface AwsJsonServerOptions {
   requireSignature: boolean;
   /** Anything but a ServiceError escaping `dispatch`: answered with a 500, reported here. */
   onUnexpectedError: (error: unknown) => void;
+  /**
+   * Requests that are not AWS JSON calls, such as the GET of a presigned layer URL: returns true
+   * when it answered the request.
+   */
+  serveOther?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 export interface AwsJsonServer {
@@ -99,6 +104,7 @@ async function parseRequest(req: IncomingMessage, options: AwsJsonServerOptions)
 
 export async function listenAwsJson(options: AwsJsonServerOptions): Promise<AwsJsonServer> {
   const server = createServer((req, res) => {
+    if (options.serveOther?.(req, res)) return;
     void (async () => {
       try {
         const { op, input } = await parseRequest(req, options);

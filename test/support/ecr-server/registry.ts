@@ -1,4 +1,7 @@
+import { createHash } from 'node:crypto';
 import { ServiceError } from './errors.js';
+import { LayerDownloads } from './layers.js';
+import { LifecyclePreviews } from './lifecycle-preview.js';
 import { buildImageManifest, isIndexMediaType, parseManifest, sha256Digest } from './manifests.js';
 
 export type TagMutability =
@@ -94,6 +97,8 @@ export class Repository {
   private readonly tagIndex = new Map<string, string>();
   /** child digest -> digests of the indexes that name it */
   private readonly parents = new Map<string, Set<string>>();
+  /** Blob contents (layers, configs) by digest, as served by GetDownloadUrlForLayer. */
+  readonly blobs = new Map<string, Uint8Array>();
   lifecyclePolicyText: string | undefined;
   lifecyclePolicyLastEvaluatedAt: Date | undefined;
 
@@ -191,6 +196,10 @@ export class Registry {
   readonly registryId: string;
   readonly region: string;
   readonly now: () => Date;
+  /** Issues and serves the presigned-style URLs of GetDownloadUrlForLayer. */
+  readonly layerDownloads: LayerDownloads;
+  /** Lifecycle policy previews (Start/GetLifecyclePolicyPreview), one per repository. */
+  readonly lifecyclePreviews = new LifecyclePreviews();
   private readonly repos = new Map<string, Repository>();
   private seq = 0;
   private generated = 0;
@@ -199,6 +208,7 @@ export class Registry {
     this.registryId = options.registryId;
     this.region = options.region;
     this.now = options.now;
+    this.layerDownloads = new LayerDownloads(this.now);
   }
 
   createRepository(name: string, options: CreateRepositoryOptions = {}): RepositoryRecord {
@@ -249,6 +259,23 @@ export class Registry {
     });
     for (const tag of input.tags ?? []) repo.setTag(tag, digest);
     return digest;
+  }
+
+  /**
+   * Stores a blob (a layer or a config) in the repository, as a completed layer upload would;
+   * returns its digest. The digest defaults to the content's sha256; pass one to store bytes that
+   * do not match it (a corrupt blob).
+   */
+  putBlob(repositoryName: string, content: string | Uint8Array, digest?: string): string {
+    const bytes = typeof content === 'string' ? Buffer.from(content, 'utf8') : content;
+    const key = digest ?? `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    this.mustGet(repositoryName).blobs.set(key, new Uint8Array(bytes));
+    return key;
+  }
+
+  /** A stored blob, or undefined (also when the repository does not exist). */
+  blob(repositoryName: string, digest: string): Uint8Array | undefined {
+    return this.repos.get(repositoryName)?.blobs.get(digest);
   }
 
   /** Images in push order. */
