@@ -41,6 +41,7 @@ function validConfig(): Loose {
       on: { push: ['main'], pullRequest: true, workflowDispatch: true },
       deploy: { command: './deploy.sh "$IMAGE_TAG"', environment: 'production' },
     },
+    seed: { enabled: true, schedule: '0 4 * * 1' },
     paths: { bakeFile: 'docker-bake.hcl', ecrDir: 'ecr', stateFile: '.cached-deploy/state.json' },
   };
 }
@@ -379,6 +380,36 @@ describe('invalid values', () => {
       set(['buildkit', 'image'], 'moby/buildkit:latest'),
       'buildkit.image',
       /pinned/,
+    ],
+    [
+      'a seed schedule with four fields',
+      set(['seed', 'schedule'], '0 4 * *'),
+      'seed.schedule',
+      /five fields/,
+    ],
+    [
+      'a seed schedule at hour 25',
+      set(['seed', 'schedule'], '0 25 * * 1'),
+      'seed.schedule',
+      /hour field "25"/,
+    ],
+    [
+      'a seed schedule on weekday 7',
+      set(['seed', 'schedule'], '0 4 * * 7'),
+      'seed.schedule',
+      /day of week/,
+    ],
+    [
+      'a seed schedule with step 0',
+      set(['seed', 'schedule'], '*/0 4 * * 1'),
+      'seed.schedule',
+      /minute field/,
+    ],
+    [
+      'a seed schedule with a reversed range',
+      set(['seed', 'schedule'], '0 9-5 * * 1'),
+      'seed.schedule',
+      /hour field/,
     ],
     [
       'BuildKit without a tag (implicitly latest)',

@@ -236,7 +236,8 @@ describe('diffRepository', () => {
         expect.stringMatching(
           /^the CI role can now ecr:BatchCheckLayerAvailability, .*ecr:PutImage.* on repositories acme\/worker, acme\/worker-buildcache$/,
         ),
-        'the CI role can now ecr:BatchDeleteImage, ecr:DescribeImages, ecr:ListImages on repository acme/worker-buildcache',
+        // DescribeImages is granted on both repositories (prune and apply), so it joins the first line.
+        'the CI role can now ecr:BatchDeleteImage, ecr:ListImages on repository acme/worker-buildcache',
         'the CI role now also trusts token.actions.githubusercontent.com:sub (StringLike) = repo:acme/app:environment:production',
       ]),
     );

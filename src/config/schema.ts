@@ -69,6 +69,66 @@ const BRANCH_FILTER = string({
   hint: 'a branch name or GitHub branch filter pattern without "${{"',
 });
 
+/**
+ * Five POSIX cron fields, as GitHub's `schedule` takes them: each a `*`, a number, a range or a
+ * list of them, optionally with a `/step`; months and weekdays also by name. Values are checked
+ * against each field's range, so `0 25 * * 1` is an error here rather than a workflow GitHub
+ * rejects.
+ */
+const CRON_FIELDS: readonly { name: string; min: number; max: number; names?: string[] }[] = [
+  { name: 'minute', min: 0, max: 59 },
+  { name: 'hour', min: 0, max: 23 },
+  { name: 'day of month', min: 1, max: 31 },
+  {
+    name: 'month',
+    min: 1,
+    max: 12,
+    names: ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'],
+  },
+  { name: 'day of week', min: 0, max: 6, names: ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] },
+];
+
+const cronSchedule: Checker<string> = (value, path, source) => {
+  const text = string()(value, path, source);
+  const fields = text.trim().split(/\s+/);
+  if (fields.length !== 5) {
+    fail(
+      source,
+      path,
+      `${JSON.stringify(text)} is not a cron expression with five fields, such as "0 4 * * 1"`,
+    );
+  }
+  fields.forEach((field, index) => {
+    const spec = CRON_FIELDS[index];
+    if (!spec || !cronFieldIsValid(field, spec)) {
+      fail(
+        source,
+        path,
+        `${JSON.stringify(text)}: the ${spec?.name} field "${field}" is not valid (${spec?.min}-${spec?.max})`,
+      );
+    }
+  });
+  return text;
+};
+
+function cronFieldIsValid(field: string, spec: (typeof CRON_FIELDS)[number]): boolean {
+  const value = (part: string) => {
+    const byName = spec.names?.indexOf(part.toLowerCase()) ?? -1;
+    if (byName >= 0) return byName + spec.min;
+    return /^\d+$/.test(part) ? Number(part) : Number.NaN;
+  };
+  const inRange = (n: number) => Number.isInteger(n) && n >= spec.min && n <= spec.max;
+  return field.split(',').every((item) => {
+    const [range = '', step, ...extra] = item.split('/');
+    if (extra.length > 0 || (step !== undefined && !/^[1-9]\d*$/.test(step))) return false;
+    if (range === '*') return true;
+    const [from = '', to, ...more] = range.split('-');
+    if (more.length > 0) return false;
+    if (to === undefined) return inRange(value(from));
+    return inRange(value(from)) && inRange(value(to)) && value(from) <= value(to);
+  });
+}
+
 const imageSchema = object(
   {
     name: string({
@@ -167,11 +227,7 @@ export const configSchema = object(
     seed: object(
       {
         enabled: boolean(),
-        // Five cron fields, as GitHub's `schedule` takes them.
-        schedule: string({
-          pattern: /^\S+ \S+ \S+ \S+ \S+$/,
-          hint: 'a cron expression with five fields, such as "0 4 * * 1"',
-        }),
+        schedule: cronSchedule,
       },
       ['enabled', 'schedule'],
     ),

@@ -29,6 +29,23 @@ const PUSH_PULL_ACTIONS = [
 /** What the pruner needs, granted on the cache repositories only: it can never touch images. */
 const PRUNE_ACTIONS = ['ecr:BatchDeleteImage', 'ecr:DescribeImages', 'ecr:ListImages'];
 
+/**
+ * What `create-cached-deploy apply` needs (the workflow's apply job): create the repositories,
+ * set their tag mutability and scanning, preview and put lifecycle policies, and list images to
+ * check a preview against the tags the config protects.
+ */
+const APPLY_ACTIONS = [
+  'ecr:CreateRepository',
+  'ecr:DescribeImages',
+  'ecr:DescribeRepositories',
+  'ecr:GetLifecyclePolicy',
+  'ecr:GetLifecyclePolicyPreview',
+  'ecr:PutImageScanningConfiguration',
+  'ecr:PutImageTagMutability',
+  'ecr:PutLifecyclePolicy',
+  'ecr:StartLifecyclePolicyPreview',
+];
+
 export function ciRolePolicy(config: ResolvedConfig): PolicyDocument {
   const { accountId, region } = config.aws;
   const arns = (names: string[]) =>
@@ -56,6 +73,12 @@ export function ciRolePolicy(config: ResolvedConfig): PolicyDocument {
         Effect: 'Allow',
         Action: PRUNE_ACTIONS,
         Resource: arns(cacheRepos),
+      },
+      {
+        Sid: 'ApplyRepositorySettings',
+        Effect: 'Allow',
+        Action: APPLY_ACTIONS,
+        Resource: arns([...imageRepos, ...cacheRepos]),
       },
     ],
   };

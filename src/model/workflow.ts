@@ -1,4 +1,5 @@
 import type { ResolvedConfig } from '../config/resolve.js';
+import { GENERATOR_VERSION } from '../version.js';
 import { ACTIONS, PRUNER_SDK } from './actions.js';
 import { registryHost, roleArn } from './aws.js';
 import { BAKE_VARIABLES } from './bake.js';
@@ -95,7 +96,7 @@ const IS_MAIN = "steps.main.outputs.is-main == 'true'";
 export const SEED_RUN_EXPRESSION =
   "github.event_name == 'schedule' || (github.event_name == 'workflow_dispatch' && inputs.reseed)";
 
-export function deployWorkflow(config: ResolvedConfig): Workflow {
+export function deployWorkflow(config: ResolvedConfig, version = GENERATOR_VERSION): Workflow {
   const isTrusted = "env.TRUSTED == 'true'";
   const awsCredentials = (condition?: string): Step => ({
     name: 'Configure AWS credentials (OIDC)',
@@ -110,9 +111,7 @@ export function deployWorkflow(config: ResolvedConfig): Workflow {
 
   const build: Job = {
     name: 'Build',
-    if: config.seed.enabled
-      ? `github.event_name != 'delete' && !(${SEED_RUN_EXPRESSION})`
-      : "github.event_name != 'delete'",
+    if: buildCondition(config),
     'runs-on': config.workflow.runsOn,
     permissions: { contents: 'read', 'id-token': 'write' },
     env: { TRUSTED: expr(TRUSTED_EXPRESSION) },
@@ -223,6 +222,7 @@ export function deployWorkflow(config: ResolvedConfig): Workflow {
   };
 
   if (config.seed.enabled) jobs.seed = seedJob(config, awsCredentials);
+  jobs.apply = applyJob(config, version, awsCredentials);
 
   const on: Record<string, unknown> = {};
   if (config.workflow.on.push.length > 0) on.push = { branches: config.workflow.on.push };
@@ -265,6 +265,61 @@ export function deployWorkflow(config: ResolvedConfig): Workflow {
       'cancel-in-progress': expr(`(${concurrencyBranch}) != ${literal(config.github.mainBranch)}`),
     },
     jobs,
+  };
+}
+
+function buildCondition(config: ResolvedConfig): string {
+  const skip = ["github.event_name != 'delete'"];
+  if (config.seed.enabled) skip.push(`!(${SEED_RUN_EXPRESSION})`);
+  // With seed on, workflow_dispatch exists for reseeds only unless the config asks for manual builds.
+  if (!config.workflow.on.workflowDispatch) skip.push("github.event_name != 'workflow_dispatch'");
+  return skip.join(' && ');
+}
+
+/**
+ * Makes ECR match the committed ecr/ files (repositories, tag mutability, lifecycle policies,
+ * previewed before they are put) when a push to main changed them. When the previous commit
+ * cannot be fetched, it applies anyway: apply is idempotent and writes nothing when in sync.
+ */
+function applyJob(
+  config: ResolvedConfig,
+  version: string,
+  awsCredentials: (condition?: string) => Step,
+): Job {
+  const changed = "steps.changed.outputs.changed == 'true'";
+  return {
+    name: 'Apply the ECR settings and lifecycle policies',
+    if: "github.event_name == 'push'",
+    'runs-on': config.workflow.runsOn,
+    permissions: { contents: 'read', 'id-token': 'write' },
+    steps: [
+      { name: 'Check out', uses: ACTIONS.checkout, with: { 'persist-credentials': false } },
+      mainBranchStep(config),
+      {
+        name: `Did this push change ${config.paths.ecrDir}/ or cached-deploy.yml?`,
+        id: 'changed',
+        if: "steps.main.outputs.is-main == 'true'",
+        env: { BEFORE: expr('github.event.before'), ECR_DIR: config.paths.ecrDir },
+        run: [
+          'set -euo pipefail',
+          'if [ -z "$BEFORE" ] || [ "$BEFORE" = "0000000000000000000000000000000000000000" ] ||',
+          '  ! git fetch --quiet --depth=1 origin "$BEFORE"; then',
+          '  echo "changed=true" >> "$GITHUB_OUTPUT"',
+          'elif git diff --quiet "$BEFORE" HEAD -- "$ECR_DIR" cached-deploy.yml; then',
+          '  echo "changed=false" >> "$GITHUB_OUTPUT"',
+          'else',
+          '  echo "changed=true" >> "$GITHUB_OUTPUT"',
+          'fi',
+        ].join('\n'),
+      },
+      awsCredentials(changed),
+      {
+        name: 'Apply',
+        if: changed,
+        // The generator that wrote the files applies them: the same version, pinned.
+        run: `npx --yes create-cached-deploy@${version} apply`,
+      },
+    ],
   };
 }
 

@@ -52,7 +52,7 @@ export function renderFiles(config: ResolvedConfig, version = GENERATOR_VERSION)
   return [
     {
       path: paths.workflow,
-      content: `${marker}\n${stringify(deployWorkflow(config), { lineWidth: 0, aliasDuplicateObjects: false })}`,
+      content: `${marker}\n${stringify(deployWorkflow(config, version), { lineWidth: 0, aliasDuplicateObjects: false })}`,
     },
     {
       path: paths.bake,
