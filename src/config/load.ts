@@ -1,8 +1,8 @@
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
-import { isAlias, LineCounter, parseDocument, visit } from 'yaml';
 import { parseDockerfileStages } from '../detect/dockerfile.js';
 import { CachedDeployError } from '../errors.js';
+import { parseYamlValue } from './parse-yaml.js';
 import { CONFIG_FILE, type ResolvedConfig, resolveConfig } from './resolve.js';
 import { configSchema, pathOutsideRepo, type RawConfig } from './schema.js';
 import { fail } from './validate.js';
@@ -13,34 +13,7 @@ export function parseConfig(text: string, source = CONFIG_FILE): ResolvedConfig 
 }
 
 export function parseRawConfig(text: string, source = CONFIG_FILE): RawConfig {
-  const lineCounter = new LineCounter();
-  const document = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
-  const error = document.errors[0];
-  if (error) {
-    const position = lineCounter.linePos(error.pos[0]);
-    const where = position ? `${source}:${position.line}:${position.col}` : source;
-    const reason = error.message.split('\n')[0] ?? 'invalid YAML';
-    throw new CachedDeployError('CONFIG_PARSE', `${where}: not valid YAML: ${reason}`);
-  }
-  let value: unknown;
-  try {
-    value = document.toJS();
-  } catch (error) {
-    // An alias without its anchor (or an alias bomb) only fails here, not in document.errors.
-    let offset: number | undefined;
-    visit(document, {
-      Alias(_, node) {
-        if (offset === undefined && isAlias(node) && node.resolve(document) === undefined) {
-          offset = node.range?.[0];
-        }
-      },
-    });
-    const position = offset === undefined ? undefined : lineCounter.linePos(offset);
-    const where = position ? `${source}:${position.line}:${position.col}` : source;
-    const reason = (error as Error).message.split('\n')[0];
-    throw new CachedDeployError('CONFIG_PARSE', `${where}: not valid YAML: ${reason}`);
-  }
-  return validateRawConfig(value, source);
+  return validateRawConfig(parseYamlValue(text, source), source);
 }
 
 /**

@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { isMapping, mergeLayers } from '../config/merge.js';
+import { parseYamlValue } from '../config/parse-yaml.js';
 import { normalizePath } from '../config/resolve.js';
 import { configSchema } from '../config/schema.js';
 import { type Checker, fail, integer, list, literal, object, string } from '../config/validate.js';
 import { CachedDeployError } from '../errors.js';
-import { parseYamlValue } from './yaml.js';
 
 /**
  * fleet.yml: one file that names every repository of a fleet and what the fleet decides for them.

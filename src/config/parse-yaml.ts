@@ -2,9 +2,9 @@ import { isAlias, LineCounter, parseDocument, visit } from 'yaml';
 import { CachedDeployError } from '../errors.js';
 
 /**
- * YAML text to a plain value, with the same one-line `file:line:col: not valid YAML` errors as
- * config/load.ts, but without schema validation: the fleet merges its layers in before validating.
- * (Duplicates the parsing half of `parseRawConfig`; see the note in the fleet report.)
+ * YAML text to a plain value, with one-line `file:line:col: not valid YAML: …` errors. No schema
+ * validation here: cached-deploy.yml validates right after, and the fleet first merges its
+ * defaults/enforce layers in.
  */
 export function parseYamlValue(text: string, source: string): unknown {
   const lineCounter = new LineCounter();
@@ -19,7 +19,7 @@ export function parseYamlValue(text: string, source: string): unknown {
   try {
     return document.toJS();
   } catch (error) {
-    // An alias without its anchor (or an alias bomb) only fails here.
+    // An alias without its anchor (or an alias bomb) only fails here, not in document.errors.
     let offset: number | undefined;
     visit(document, {
       Alias(_, node) {
