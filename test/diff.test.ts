@@ -7,7 +7,6 @@ import { gfmFromMarkdown } from 'mdast-util-gfm';
 import { gfm } from 'micromark-extension-gfm';
 import { describe, expect, onTestFinished, test } from 'vitest';
 import { generate } from '../src/api/generate.js';
-import { main } from '../src/cli/main.js';
 import {
   explainIamChange,
   explainLifecycleChange,
@@ -17,6 +16,7 @@ import { formatJson, formatMarkdown, formatUnified } from '../src/diff/format.js
 import { diffRepository, failedRepoDiff, type RepoDiff } from '../src/diff/report.js';
 import type { LifecyclePolicy } from '../src/model/lifecycle.js';
 import type { FileChange } from '../src/plan/plan.js';
+import { runMain } from './support/run-main.js';
 
 const NOW = new Date('2025-06-01T12:00:00Z');
 const DAY = 24 * 3600 * 1000;
@@ -60,20 +60,7 @@ async function makeRepo(settings?: Settings): Promise<string> {
   return dir;
 }
 
-async function run(args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, {
-    stdout: (text) => {
-      stdout += text;
-    },
-    stderr: (text) => {
-      stderr += text;
-    },
-    interactive: false,
-  });
-  return { code, stdout, stderr };
-}
+const run = runMain;
 
 // --- explanations ---
 

@@ -20,7 +20,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
-import { main } from '../src/cli/main.js';
 import {
   CacheFormatError,
   cacheStats,
@@ -33,6 +32,7 @@ import { type DoctorReport, doctor } from '../src/doctor/doctor.js';
 import { formatAge, formatBytes } from '../src/doctor/format.js';
 import { cacheScope, cacheTag } from '../src/model/cache-tags.js';
 import { startEcrServer } from './support/ecr-server.js';
+import { runMain } from './support/run-main.js';
 import { PROJECT_ROOT } from './support/temp-repo.js';
 
 // --- the real artifacts -----------------------------------------------------------------------
@@ -308,20 +308,7 @@ function branchTag(image: string): string {
   );
 }
 
-async function runCli(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, {
-    stdout: (text) => {
-      stdout += text;
-    },
-    stderr: (text) => {
-      stderr += text;
-    },
-    interactive: false,
-  });
-  return { code, stdout, stderr };
-}
+const runCli = runMain;
 
 const summary = (report: DoctorReport) =>
   report.images.map((image) => ({

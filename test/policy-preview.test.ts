@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import { generate } from '../src/api/generate.js';
-import { main } from '../src/cli/main.js';
 import { resolveConfig } from '../src/config/resolve.js';
 import type { RawConfig } from '../src/config/schema.js';
 import { readLiveListing } from '../src/diff/live-listing.js';
@@ -21,6 +20,7 @@ import {
   type EcrTestServer,
   startEcrServer,
 } from './support/ecr-server.js';
+import { runMain } from './support/run-main.js';
 
 const NOW = new Date('2025-06-01T12:00:00Z');
 const DAY = 24 * 3600 * 1000;
@@ -187,20 +187,7 @@ function makeRepo(): string {
   return dir;
 }
 
-async function run(args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, {
-    stdout: (text) => {
-      stdout += text;
-    },
-    stderr: (text) => {
-      stderr += text;
-    },
-    interactive: false,
-  });
-  return { code, stdout, stderr };
-}
+const run = runMain;
 
 function detail(repository: string, digest: string, tags: string[], pushed: Date, size: number) {
   return {

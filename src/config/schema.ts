@@ -279,20 +279,3 @@ export const configSchema = object(
 
 /** cached-deploy.yml as written: what the schema accepts, before defaults. */
 export type RawConfig = ReturnType<typeof configSchema>;
-
-export const TOP_LEVEL_SECTIONS = [
-  'version',
-  'generator',
-  'aws',
-  'github',
-  'images',
-  'cache',
-  'deployImages',
-  'buildkit',
-  'workflow',
-  'seed',
-  'prune',
-  'paths',
-  'ecr',
-  'iac',
-] as const;
