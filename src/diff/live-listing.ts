@@ -1,11 +1,11 @@
+import { createEcrClient } from '../ecr/client.js';
 import { CachedDeployError } from '../errors.js';
 import { isIndexMediaType, type PreviewImage } from '../policy/preview.js';
 
 /**
  * `policy preview --live`: one repository's images read from ECR (DescribeImages, every page),
  * with the children of every index resolved (BatchGetImage of the index manifests), which a
- * describe-images listing cannot give. The SDK is imported here only, so nothing else loads it.
- * Credentials, and the endpoint (AWS_ENDPOINT_URL_ECR), come from the SDK's usual chain.
+ * describe-images listing cannot give. The client comes from ecr/client.ts.
  */
 export interface LiveListingOptions {
   region: string;
@@ -28,11 +28,10 @@ export async function readLiveListing(
   repository: string,
   options: LiveListingOptions,
 ): Promise<PreviewImage[]> {
-  const sdk = await import('@aws-sdk/client-ecr');
-  const client = new sdk.ECRClient({
+  const { sdk, client } = await createEcrClient({
     region: options.region,
-    ...(options.endpoint ? { endpoint: options.endpoint } : {}),
-    ...(options.credentials ? { credentials: options.credentials } : {}),
+    endpoint: options.endpoint,
+    clientConfig: options.credentials ? { credentials: options.credentials } : undefined,
   });
   try {
     const images: PreviewImage[] = [];

@@ -5,6 +5,7 @@
  * Both verify what they read against its digest, so a report never rests on corrupt bytes.
  */
 import { createHash } from 'node:crypto';
+import { createEcrClient } from '../ecr/client.js';
 import { CachedDeployError } from '../errors.js';
 
 export interface FetchedManifest {
@@ -200,13 +201,14 @@ export interface EcrRegistryOptions {
 }
 
 /**
- * ECR through @aws-sdk/client-ecr, imported only when used. Credentials, and an endpoint override
- * (`AWS_ENDPOINT_URL_ECR`), come from the SDK's usual chain. Needs `ecr:BatchGetImage` and
- * `ecr:GetDownloadUrlForLayer` on the cache repositories.
+ * ECR through the client of ecr/client.ts (the SDK is imported only when used). Needs
+ * `ecr:BatchGetImage` and `ecr:GetDownloadUrlForLayer` on the cache repositories.
  */
 export async function ecrRegistry(options: EcrRegistryOptions): Promise<CacheRegistry> {
-  const sdk = await import('@aws-sdk/client-ecr');
-  const client = new sdk.ECRClient({ region: options.region, ...options.clientConfig });
+  const { sdk, client } = await createEcrClient({
+    region: options.region,
+    clientConfig: options.clientConfig,
+  });
   const doFetch = options.fetch ?? fetch;
   const { registryId } = options;
 

@@ -1,3 +1,4 @@
+import { createEcrClient } from './client.js';
 /**
  * The ECR calls `apply` makes, as a narrow port: the logic (apply-ecr.ts) takes any object with
  * these methods, and `sdkPort` adapts @aws-sdk/client-ecr, imported only when it is created.
@@ -87,27 +88,20 @@ export interface EcrApplyPort {
 
 export interface SdkPortOptions {
   region: string;
-  /** The ECR endpoint; default `$AWS_ENDPOINT_URL_ECR`, then the SDK's own resolution. */
+  /** The ECR endpoint; default: the SDK's own resolution (which reads AWS_ENDPOINT_URL_ECR). */
   endpoint?: string;
   /** Passed to `new ECRClient(...)` last: credentials, retryStrategy, requestHandler... */
   clientOptions?: Record<string, unknown>;
 }
 
-/**
- * A port over @aws-sdk/client-ecr. The SDK retries throttling and 5xx with exponential backoff
- * and jitter; `apply` can afford to be patient, so it gets 8 attempts instead of 3.
- */
+/** A port over @aws-sdk/client-ecr (see client.ts for retries and endpoints). */
 export async function sdkPort(
   options: SdkPortOptions,
 ): Promise<EcrApplyPort & { destroy(): void }> {
-  const sdk = await import('@aws-sdk/client-ecr');
-  const endpoint = options.endpoint ?? process.env.AWS_ENDPOINT_URL_ECR;
-  const client = new sdk.ECRClient({
+  const { sdk, client } = await createEcrClient({
     region: options.region,
-    maxAttempts: 8,
-    retryMode: 'standard',
-    ...(endpoint ? { endpoint } : {}),
-    ...options.clientOptions,
+    endpoint: options.endpoint,
+    clientConfig: options.clientOptions,
   });
   // The port's inputs are the SDK's inputs (a subset, with string unions the SDK also accepts).
   // biome-ignore lint/suspicious/noExplicitAny: one cast at the boundary instead of one per call
