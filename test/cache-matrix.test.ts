@@ -954,9 +954,21 @@ describe('the bake evaluator', () => {
       stringify({
         aws: { accountId: '123456789012', region: 'eu-west-1' },
         github: { repository: 'acme/shop' },
-        images: [{ name: 'api', repository: 'acme/api', context: 'apps/${CACHE_SCOPE}' }],
+        images: [{ name: 'api', repository: 'acme/api', context: 'apps/x' }],
       }),
     );
+    // The schema refuses `$` in paths; the HCL escaping is the second line of defence, so it is
+    // tested on a resolved config that bypassed the schema.
+    expect(() =>
+      parseConfig(
+        stringify({
+          aws: { accountId: '123456789012', region: 'eu-west-1' },
+          github: { repository: 'acme/shop' },
+          images: [{ name: 'api', repository: 'acme/api', context: 'apps/${CACHE_SCOPE}' }],
+        }),
+      ),
+    ).toThrow(/images\[0\]\.context: .* may only contain/);
+    (config.images[0] as { context: string }).context = 'apps/${CACHE_SCOPE}';
     const bakeText = renderFiles(config).find(
       (file) => file.path === config.paths.bakeFile,
     )?.content;

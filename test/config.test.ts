@@ -382,6 +382,25 @@ describe('invalid values', () => {
       /pinned/,
     ],
     [
+      'an expression in a path',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub expression, on purpose
+      set(['paths', 'pruneScript'], 'x${{ github.actor }}.mjs'),
+      'paths.pruneScript',
+      /may only contain/,
+    ],
+    [
+      'a shell substitution in a path',
+      set(['paths', 'ecrDir'], 'ecr$(id)'),
+      'paths.ecrDir',
+      /may only contain/,
+    ],
+    [
+      'a quote in a path',
+      set(['paths', 'bakeFile'], 'a"b.hcl'),
+      'paths.bakeFile',
+      /may only contain/,
+    ],
+    [
       'a seed schedule with four fields',
       set(['seed', 'schedule'], '0 4 * *'),
       'seed.schedule',

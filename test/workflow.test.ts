@@ -750,8 +750,9 @@ async function runStepOk(script: string, env: Record<string, string>, checkout =
 
 // ---------------------------------------------------------------------------------------------
 // A real git repository for the apply job's `changed` step: a history whose commits each change
-// known files, pushed to a bare `origin`, and a shallow checkout of each commit made the way
-// actions/checkout makes one (a depth-1 fetch of the pushed sha, no credentials kept).
+// known files, pushed to a bare `origin`, and a checkout of each commit made the way
+// actions/checkout makes one with `fetch-depth: 0` (the pushed sha and its history, no
+// credentials kept).
 // ---------------------------------------------------------------------------------------------
 
 /** The fixture's history, oldest first: each commit and the files it changes (`-path` deletes). */
@@ -782,7 +783,7 @@ interface GitFixture {
   sha: Record<FixtureCommit, string>;
   /** Each commit's parent: the `before` of a push of that one commit ('' for the first). */
   parent: Record<FixtureCommit, string>;
-  /** A shallow checkout of each commit, whose origin is the bare repository. */
+  /** A full-history checkout of each commit, whose origin is the bare repository. */
   checkout: Record<FixtureCommit, string>;
 }
 
@@ -816,7 +817,7 @@ const FIXTURE_SCRIPT = [
   '  git init -q "$root/checkout-$name"',
   '  cd "$root/checkout-$name"',
   '  git remote add origin "$origin"',
-  '  git fetch -q --no-tags --depth=1 origin "+$sha:refs/remotes/origin/main"',
+  '  git fetch -q --no-tags origin "+$sha:refs/remotes/origin/main"',
   '  git checkout -q -B main refs/remotes/origin/main',
   'done <"$root/commits"',
   'cat "$root/commits"',
@@ -891,7 +892,7 @@ const isApplyCommand = (step: Step) => /\bnpx\b.*\bcreate-cached-deploy@/.test(s
  * "$CACHE_SCOPE" (the one variable its tags may read) taken from the step's env.
  */
 function prunerInvocation(run: string, env: Record<string, string>) {
-  const command = /prune-ecr-cache\.mjs" (\S+)/.exec(run)?.[1];
+  const command = /node "[^"]*prune-ecr-cache\.mjs" (\S+)/.exec(run)?.[1];
   const scope = env.CACHE_SCOPE ?? '<CACHE_SCOPE unset>';
   const words = run.replaceAll('"$CACHE_SCOPE"', scope).split(/\s+/);
   const tags: string[] = [];
@@ -1355,15 +1356,15 @@ describe('the changed step (run with bash in a real git checkout)', () => {
       row(defaults, 'src', sha.base, true, 'a push of two commits, the first changing ecr/'),
       row(defaults, 'src', ZEROS, true, '(d) a new branch: before is all zeros'),
       row(defaults, 'src', '', true, 'no before at all'),
-      row(defaults, 'src', UNKNOWN, true, '(e) before cannot be fetched'),
+      row(defaults, 'src', UNKNOWN, true, '(e) before is not in the history (a force-push)'),
       row(custom, 'infra-ecr', parent['infra-ecr'], true, '(f) changed infra/ecr/'),
       row(custom, 'ecr', parent.ecr, false, '(f) ecr/ is not the configured directory'),
       row(custom, 'src', parent.src, false, '(f) changed only src/'),
       row(custom, 'config', parent.config, true, '(f) changed cached-deploy.yml'),
       row(custom, 'lookalikes', parent.lookalikes, false, '(f) infra/ecr-old/ is not infra/ecr/'),
-      row(custom, 'src', UNKNOWN, true, '(f) before cannot be fetched'),
+      row(custom, 'src', UNKNOWN, true, '(f) before is not in the history'),
     ];
-    // The pushed commit is all the checkout has: each `false` needed a real fetch of before.
+    // Each `false` compared two real commits of the checkout's history.
     for (const { head, before } of rows) {
       if (before === parent[head]) expect(before).toMatch(/^[0-9a-f]{40}$/);
     }
@@ -1391,7 +1392,7 @@ describe('the changed step (run with bash in a real git checkout)', () => {
     });
   });
 
-  it('runs in a shallow checkout of the pushed commit only, as actions/checkout leaves it', async () => {
+  it('runs in a full-history checkout ending at the pushed commit, as fetch-depth: 0 leaves it', async () => {
     const fixture = await gitFixture;
     const probe = [
       'echo "shallow=$(git rev-parse --is-shallow-repository)" >>"$GITHUB_OUTPUT"',
@@ -1402,10 +1403,10 @@ describe('the changed step (run with bash in a real git checkout)', () => {
     ].join('\n');
     const outputs = await runStepOk(probe, { BEFORE: fixture.parent.src }, fixture.checkout.src);
     expect(outputs).toEqual({
-      shallow: 'true',
-      commits: '1',
+      shallow: 'false',
+      commits: String(FIXTURE_HISTORY.findIndex(([name]) => name === 'src') + 1),
       head: fixture.sha.src,
-      'has-before': 'no',
+      'has-before': 'yes',
     });
   });
 });
@@ -1599,8 +1600,8 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
     expect(applyJob.outputs).toBeUndefined();
     const [checkout, main, changed, aws, apply, ...more] = applyJob.steps;
     expect(more).toEqual([]);
-    expect(checkout).toEqual(build.steps[0]);
     expect(checkout?.uses).toBe(ACTIONS.checkout);
+    expect(checkout?.with).toEqual({ 'persist-credentials': false, 'fetch-depth': 0 });
     expect(main).toEqual(mainStep);
     expect(changed).toMatchObject({
       id: 'changed',
@@ -1612,10 +1613,16 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
     // It reads only its env and GITHUB_OUTPUT, always quoted; compares what ECR_DIR/ and the
     // config file hold in the pushed commit with `before`, and falls back to true.
     const reads = changed?.run?.match(/.?\$\{?[A-Za-z_]+\b\}?.?/g) ?? [];
-    expect(new Set(reads)).toEqual(new Set(['"$BEFORE"', '"$ECR_DIR"', '"$GITHUB_OUTPUT"']));
-    expect(changed?.run).toContain('git fetch --quiet --depth=1 origin "$BEFORE"');
+    // (Inside quotes: `"$BEFORE^{commit}"` names the commit, `":(literal)$ECR_DIR"` keeps git
+    // from reading the directory as a pathspec pattern.)
+    expect(new Set(reads)).toEqual(
+      new Set(['"$BEFORE"', '"$BEFORE^', ')$ECR_DIR"', '"$GITHUB_OUTPUT"']),
+    );
+    // No fetch (it would need credentials in a private repository): the checkout has the history.
+    expect(changed?.run).not.toContain('git fetch');
+    expect(changed?.run).toContain('git cat-file -e "$BEFORE^{commit}"');
     expect(changed?.run).toContain(
-      'git diff --quiet "$BEFORE" HEAD -- "$ECR_DIR" cached-deploy.yml',
+      'git diff --quiet "$BEFORE" HEAD -- ":(literal)$ECR_DIR" ":(literal)cached-deploy.yml"',
     );
     // AWS credentials (the same role as the build's) and apply: only when the push changed them.
     const changedIf = "steps.changed.outputs.changed == 'true'";
@@ -1655,8 +1662,14 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
       expect(action).toMatch(/^[\w-]+\/[\w-]+@v\d+$/);
     }
     for (const { step } of allSteps(workflow)) {
-      if (step.uses === ACTIONS.checkout)
-        expect(step.with).toEqual({ 'persist-credentials': false });
+      if (step.uses !== ACTIONS.checkout) continue;
+      // No credentials are ever kept; only the apply job asks for history (to diff with before).
+      expect(step.with?.['persist-credentials']).toBe(false);
+      expect(Object.keys(step.with ?? {}).sort()).toEqual(
+        step === workflow.jobs.apply?.steps[0]
+          ? ['fetch-depth', 'persist-credentials']
+          : ['persist-credentials'],
+      );
     }
   });
 

@@ -39,7 +39,15 @@ const relativePath: Checker<string> = (value, path, source) => {
   if (text.startsWith('/') || /^[A-Za-z]:[\\/]/.test(text) || text.split(/[\\/]/).includes('..')) {
     throw pathOutsideRepo(source, path, text);
   }
-  if (/[\0\n\r]/.test(text)) fail(source, path, 'must not contain control characters');
+  // Paths reach YAML, HCL and (quoted) shell lines of the workflow: letters, digits and a few
+  // punctuation marks only, so no `$`, quote, backslash or `${{` can turn one into code.
+  if (!/^[A-Za-z0-9._@+/ -]+$/.test(text)) {
+    fail(
+      source,
+      path,
+      `${JSON.stringify(text)} may only contain letters, digits, spaces and . _ @ + / -`,
+    );
+  }
   return text;
 };
 

@@ -37,7 +37,7 @@ export interface Step {
   id?: string;
   if?: string;
   uses?: string;
-  with?: Record<string, string | boolean>;
+  with?: Record<string, string | number | boolean>;
   env?: Record<string, string>;
   run?: string;
 }
@@ -293,7 +293,13 @@ function applyJob(
     'runs-on': config.workflow.runsOn,
     permissions: { contents: 'read', 'id-token': 'write' },
     steps: [
-      { name: 'Check out', uses: ACTIONS.checkout, with: { 'persist-credentials': false } },
+      {
+        name: 'Check out (with history, to compare with the commit before the push)',
+        uses: ACTIONS.checkout,
+        // The whole history instead of a fetch of `before` later: that fetch needs credentials in
+        // a private repository, and none are kept.
+        with: { 'persist-credentials': false, 'fetch-depth': 0 },
+      },
       mainBranchStep(config),
       {
         name: `Did this push change ${config.paths.ecrDir}/ or cached-deploy.yml?`,
@@ -302,10 +308,12 @@ function applyJob(
         env: { BEFORE: expr('github.event.before'), ECR_DIR: config.paths.ecrDir },
         run: [
           'set -euo pipefail',
+          '# A new branch, or a force-push whose old head is gone: cannot tell, so apply (it is',
+          '# idempotent and writes nothing when ECR already matches).',
           'if [ -z "$BEFORE" ] || [ "$BEFORE" = "0000000000000000000000000000000000000000" ] ||',
-          '  ! git fetch --quiet --depth=1 origin "$BEFORE"; then',
+          '  ! git cat-file -e "$BEFORE^{commit}" 2>/dev/null; then',
           '  echo "changed=true" >> "$GITHUB_OUTPUT"',
-          'elif git diff --quiet "$BEFORE" HEAD -- "$ECR_DIR" cached-deploy.yml; then',
+          'elif git diff --quiet "$BEFORE" HEAD -- ":(literal)$ECR_DIR" ":(literal)cached-deploy.yml"; then',
           '  echo "changed=false" >> "$GITHUB_OUTPUT"',
           'else',
           '  echo "changed=true" >> "$GITHUB_OUTPUT"',
@@ -389,7 +397,7 @@ function installPruner(config: ResolvedConfig, condition?: string): Step {
     ...(condition ? { if: condition } : {}),
     run: [
       `mkdir -p "${PRUNER_DIR}"`,
-      `cp ${config.paths.pruneScript} "${PRUNER_DIR}/prune-ecr-cache.mjs"`,
+      `cp "${config.paths.pruneScript}" "${PRUNER_DIR}/prune-ecr-cache.mjs"`,
       `npm install --prefix "${PRUNER_DIR}" --no-save --no-audit --no-fund --loglevel=error ${PRUNER_SDK}`,
     ].join('\n'),
   };
