@@ -6,7 +6,13 @@ import type { Prompter } from '../cli/prompts.js';
 import { checkConfigAgainstRepo, parseConfig } from '../config/load.js';
 import { CONFIG_FILE } from '../config/resolve.js';
 import { ACCOUNT_ID, ECR_REPOSITORY, GITHUB_REPOSITORY, REGION } from '../config/schema.js';
-import { detectRepo, imageNameFor, pickTargetStage, sanitizeName } from '../detect/detect-repo.js';
+import {
+  detectRepo,
+  hasPreferredStage,
+  imageNameFor,
+  pickTargetStage,
+  sanitizeName,
+} from '../detect/detect-repo.js';
 import { CachedDeployError } from '../errors.js';
 import type { Plan } from '../plan/plan.js';
 import type { ProjenrcEdit } from '../projen/projenrc.js';
@@ -76,8 +82,9 @@ export async function init(dir: string, options: InitOptions = {}): Promise<Init
       if (verdict !== true) throw new CachedDeployError('USAGE', `${flag}: ${verdict}`);
       return given;
     }
-    if (ask) return ask.input({ message: question.message, default: detected, validate });
+    // Detected values are used as they are (a flag overrides them); only the rest is asked.
     if (detected !== undefined && validate(detected) === true) return detected;
+    if (ask) return ask.input({ message: question.message, default: detected, validate });
     throw new CachedDeployError(
       'MISSING_VALUE',
       `${flag} is required: it cannot be detected, and ${options.yes ? '--yes does not ask' : 'there is no terminal to ask on'}`,
@@ -114,7 +121,8 @@ export async function init(dir: string, options: InitOptions = {}): Promise<Init
         );
         const named = dockerfile.stages.flatMap((stage) => (stage.name ? [stage.name] : []));
         let target = pickTargetStage(dockerfile.stages);
-        if (ask && named.length > 1) {
+        // Several named stages and none conventionally named for deploying: ask which one.
+        if (ask && named.length > 1 && !hasPreferredStage(dockerfile.stages)) {
           target = await ask.select({
             message: `Stage of ${dockerfile.path} to deploy`,
             choices: named.map((stage) => ({ name: stage, value: stage })),

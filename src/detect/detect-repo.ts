@@ -122,6 +122,10 @@ export function sanitizeName(raw: string, max: number): string {
 const PREFERRED_STAGES = ['runtime', 'production', 'prod', 'release', 'final', 'app'];
 
 /** The stage to deploy: a conventionally named one, else the last stage (if it has a name). */
+export function hasPreferredStage(stages: DockerfileStage[]): boolean {
+  return stages.some((stage) => stage.name !== undefined && PREFERRED_STAGES.includes(stage.name));
+}
+
 export function pickTargetStage(stages: DockerfileStage[]): string | undefined {
   const named = stages.flatMap((stage) => (stage.name ? [stage.name] : []));
   const preferred = PREFERRED_STAGES.find((name) => named.includes(name));
