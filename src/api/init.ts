@@ -233,7 +233,7 @@ function configText(existingText: string | undefined, answers: Answers): string 
       " create-cached-deploy: the single source of truth for this repository's cached deploys.",
       ' Edit it, then run `npx create-cached-deploy generate`. Every field is documented in the',
       ' create-cached-deploy README; omitted sections (cache, deployImages, buildkit, workflow,',
-      ' paths) take their defaults.',
+      ' seed, prune, paths, ecr, iac) take their defaults.',
     ].join('\n');
   }
   document.setIn(['version'], 1);
