@@ -537,7 +537,13 @@ describe('doctor against a real OCI registry (docker-registry)', () => {
       'main-missing',
       'main-missing',
     ]);
-    expect(report.recommendation?.action).toBe('build-main');
+    // The seed is missing too: main cannot "rely on the seed", and the seed's cold build is due.
+    expect(report.images[0]?.findings).toEqual([
+      'no main cache (main.web): builds of the main branch start cold until one exports it',
+      'no seed cache (seed.web): nothing guards main against erosion, and its health cannot be measured; reseed',
+    ]);
+    expect(report.recommendation?.action).toBe('reseed');
+    expect(report.recommendation?.text).toMatch(/^reseed web, worker: /);
 
     // An application image (OCI config, not a cacheconfig) pushed to the web cache's seed tag.
     const configBlob = Buffer.from('{"architecture":"amd64","os":"linux"}');
@@ -749,6 +755,24 @@ describe('doctor against the ECR test server', () => {
     expect(noSeed.status).toBe('degraded');
     expect(noSeed.recommendation?.text).toMatch(/^reseed web: run the seed job/);
 
+    // Only main missing, the seed in place: build main (it imports the seed meanwhile).
+    seedEcr([
+      { repository: WEB_CACHE, tag: 'seed.web', stage: 'cache-seed' },
+      { repository: WORKER_CACHE, tag: 'main.worker', stage: 'cache-seed' },
+      { repository: WORKER_CACHE, tag: 'seed.worker', stage: 'cache-seed' },
+    ]);
+    const noMain = await doctor(dir, ecr());
+    expect(summary(noMain).map((image) => image.erosion)).toEqual(['main-missing', 'healthy']);
+    expect(noMain.images[0]?.findings).toEqual([
+      'no main cache (main.web): builds of the main branch rely on the seed alone until one exports it',
+    ]);
+    expect(noMain.recommendation?.action).toBe('build-main');
+    seedEcr([
+      { repository: WEB_CACHE, tag: 'main.web', stage: 'cache-seed' },
+      { repository: WORKER_CACHE, tag: 'main.worker', stage: 'cache-seed' },
+      { repository: WORKER_CACHE, tag: 'seed.worker', stage: 'cache-seed' },
+    ]);
+
     // The worker's cacheconfig replaced by other bytes under the same digest.
     const digest = artifacts['cache-seed'].manifest.config.digest;
     server.state.putBlob(WORKER_CACHE, Buffer.alloc(4848, 32), digest);
@@ -760,6 +784,26 @@ describe('doctor against the ECR test server', () => {
     );
     expect(broken.images[1]?.findings[0]).toBe(
       `cannot read main.worker: blob ${digest} of shop-worker-cache: content does not match its digest ${digest}`,
+    );
+
+    // A manifest whose bytes do not hash to the digest ECR names: an error, not a report on it.
+    server.reset();
+    server.state.createRepository(WEB_CACHE);
+    server.state.createRepository(WORKER_CACHE);
+    const seedManifest = JSON.stringify(artifacts['cache-seed'].manifest);
+    const forged = sha256('another manifest');
+    for (const tag of ['main.web', 'seed.web']) {
+      server.state.putImage(WEB_CACHE, {
+        manifest: seedManifest,
+        tags: [tag],
+        ...(tag === 'main.web' ? { digest: forged } : {}),
+      });
+    }
+    server.state.putBlob(WEB_CACHE, artifacts['cache-seed'].cacheconfig);
+    const corrupt = await doctor(dir, ecr());
+    expect(corrupt.images[0]?.status).toBe('error');
+    expect(corrupt.images[0]?.findings[0]).toBe(
+      `cannot read main.web: manifest shop-buildcache:main.web: content does not match its digest ${forged}`,
     );
   });
 

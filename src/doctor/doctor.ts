@@ -276,6 +276,10 @@ function judgeImage(
       erosion = erosionVerdict(main.stats, seed?.stats, minRetained);
       degraded = erosion.status !== 'healthy';
       findings.push(describeErosion(erosion, main, seed, minRetained));
+      // The verdict names main first; a bad seed beside a missing main is a finding of its own.
+      const seedProblem = erosion.status === 'main-missing' ? badSeed(seed) : undefined;
+      if (seedProblem)
+        findings.push(describeErosion({ status: seedProblem }, main, seed, minRetained));
     } else if (main.status === 'missing') {
       degraded = true;
       findings.push(
@@ -317,7 +321,9 @@ function describeErosion(
   const seeded = seed?.stats?.recordsWithResults;
   switch (erosion.status) {
     case 'main-missing':
-      return `no main cache (${main.tag}): builds of the main branch rely on the seed alone until one exports it`;
+      return badSeed(seed)
+        ? `no main cache (${main.tag}): builds of the main branch start cold until one exports it`
+        : `no main cache (${main.tag}): builds of the main branch rely on the seed alone until one exports it`;
     case 'seed-missing':
       return `no seed cache (${seed?.tag}): nothing guards main against erosion, and its health cannot be measured; reseed`;
     case 'seed-empty':
@@ -329,6 +335,13 @@ function describeErosion(
   }
 }
 
+/** What is wrong with a seed that was read (missing, or keeping no results); undefined if nothing. */
+function badSeed(seed: CacheReport | undefined): 'seed-missing' | 'seed-empty' | undefined {
+  if (seed?.status === 'missing') return 'seed-missing';
+  if (seed?.stats && seed.stats.recordsWithResults === 0) return 'seed-empty';
+  return undefined;
+}
+
 function worst(statuses: Health[]): Health {
   if (statuses.includes('error')) return 'error';
   if (statuses.includes('degraded')) return 'degraded';
@@ -336,8 +349,12 @@ function worst(statuses: Health[]): Health {
 }
 
 function recommend(config: ResolvedConfig, images: ImageReport[]): Recommendation | undefined {
-  const needsSeed = images.filter((image) =>
-    ['eroded', 'seed-missing', 'seed-empty'].includes(image.erosion?.status ?? ''),
+  // A missing main does not make a missing or empty seed any less in need of its cold build.
+  const needsSeed = images.filter(
+    (image) =>
+      ['eroded', 'seed-missing', 'seed-empty'].includes(image.erosion?.status ?? '') ||
+      (image.erosion?.status === 'main-missing' &&
+        badSeed(image.caches.find((cache) => cache.kind === 'seed')) !== undefined),
   );
   const workflow = basename(config.workflow.file);
   const ref = config.github.mainBranch;

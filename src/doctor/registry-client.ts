@@ -236,6 +236,12 @@ export async function ecrRegistry(options: EcrRegistryOptions): Promise<CacheReg
       );
       const image = output.images?.[0];
       if (image?.imageManifest && image.imageId?.imageDigest) {
+        // ECR returns the manifest as pushed, so it hashes to its digest like any other read.
+        verifyDigest(
+          Buffer.from(image.imageManifest, 'utf8'),
+          image.imageId.imageDigest,
+          `manifest ${repository}:${tag}`,
+        );
         return {
           digest: image.imageId.imageDigest,
           mediaType: image.imageManifestMediaType,

@@ -1,3 +1,4 @@
+import { posix } from 'node:path';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { repositorySettings } from '../model/ecr-repositories.js';
 import { hashComment } from './marker.js';
@@ -45,19 +46,28 @@ function fileBeside(name: string): Expr {
   return line(`file(${hclString(`\${path.module}/${name}`, { interpolate: true })})`);
 }
 
-/** The generated files main.tf reads, as paths relative to its own directory. */
-export const TERRAFORM_POLICY_FILES = {
-  cachePolicy: 'cache-lifecycle-policy.json',
-  imagePolicy: 'image-lifecycle-policy.json',
-  iamPolicy: 'iam-policy.json',
-  trustPolicy: 'trust-policy.json',
-} as const;
+/** The repository-relative paths of the generated files main.tf reads (`generatedPaths(config)`). */
+export interface TerraformPolicyPaths {
+  cachePolicy: string;
+  imagePolicy: string;
+  iamPolicy: string;
+  trustPolicy: string;
+}
 
+/**
+ * `paths` name the generated policy files; main.tf is written in their directory and reads each
+ * by its name there.
+ */
 export function renderTerraform(
   config: ResolvedConfig,
   version: string,
-  paths: { cachePolicy: string; imagePolicy: string },
+  paths: TerraformPolicyPaths,
 ): string {
+  const files = [paths.cachePolicy, paths.imagePolicy, paths.iamPolicy, paths.trustPolicy];
+  if (new Set(files.map((path) => posix.dirname(path))).size !== 1) {
+    throw new Error(`main.tf reads its policy files from its own directory: ${files.join(', ')}`);
+  }
+  const beside = (path: string) => fileBeside(posix.basename(path));
   const repositories = repositorySettings(config, paths);
   const names = (kind: 'image' | 'cache') =>
     repositories.filter((repo) => repo.kind === kind).map((repo) => repo.name);
@@ -95,7 +105,7 @@ export function renderTerraform(
     );
   };
 
-  const lifecycleResource = (kind: 'image' | 'cache', file: string): Item =>
+  const lifecycleResource = (kind: 'image' | 'cache', path: string): Item =>
     block(
       'resource',
       ['aws_ecr_lifecycle_policy', kind],
@@ -103,7 +113,7 @@ export function renderTerraform(
         attr('for_each', line(`aws_ecr_repository.${kind}`)),
         'blank',
         attr('repository', line('each.value.name')),
-        attr('policy', fileBeside(file)),
+        attr('policy', beside(path)),
       ],
     );
 
@@ -162,14 +172,14 @@ export function renderTerraform(
     'blank',
     repositoryResource('image'),
     'blank',
-    lifecycleResource('image', TERRAFORM_POLICY_FILES.imagePolicy),
+    lifecycleResource('image', paths.imagePolicy),
     'blank',
     ...comment(
       '# Cache tags (main.*, seed.*, br-*) are rewritten by every build: they must stay mutable.',
     ),
     repositoryResource('cache'),
     'blank',
-    lifecycleResource('cache', TERRAFORM_POLICY_FILES.cachePolicy),
+    lifecycleResource('cache', paths.cachePolicy),
     'blank',
     ...comment(
       [
@@ -188,7 +198,7 @@ export function renderTerraform(
       ['aws_iam_role', 'ci'],
       [
         attr('name', str(config.aws.roleName)),
-        attr('assume_role_policy', fileBeside(TERRAFORM_POLICY_FILES.trustPolicy)),
+        attr('assume_role_policy', beside(paths.trustPolicy)),
         'blank',
         attr('depends_on', line('[data.aws_iam_openid_connect_provider.github]')),
       ],
@@ -200,7 +210,7 @@ export function renderTerraform(
       [
         attr('name', str('cached-deploy')),
         attr('role', line('aws_iam_role.ci.id')),
-        attr('policy', fileBeside(TERRAFORM_POLICY_FILES.iamPolicy)),
+        attr('policy', beside(paths.iamPolicy)),
       ],
     ),
   ];
