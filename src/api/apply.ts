@@ -10,9 +10,10 @@ import {
 } from '../ecr/apply-ecr.js';
 import type { EcrApplyPort } from '../ecr/port.js';
 import { CachedDeployError } from '../errors.js';
-import { cacheTag, MAIN_SCOPE, SEED_SCOPE } from '../model/cache-tags.js';
+import { MAIN_SCOPE, SEED_SCOPE } from '../model/cache-tags.js';
 import { repositorySettings } from '../model/ecr-repositories.js';
 import type { LifecyclePolicy } from '../model/lifecycle.js';
+import { keptCacheTags } from '../model/lifecycle.js';
 import {
   formatViolation,
   validateKeepsTags,
@@ -23,7 +24,7 @@ import { generatedPaths, renderFiles } from '../render/render-files.js';
 export interface ApplyOptions extends ApplyEcrOptions {
   /** The ECR calls; default: @aws-sdk/client-ecr in the config's region. */
   port?: EcrApplyPort;
-  /** The ECR endpoint of the default port (default `$AWS_ENDPOINT_URL_ECR`). */
+  /** The ECR endpoint of the default port (default: the SDK's, which reads AWS_ENDPOINT_URL_ECR). */
   endpoint?: string;
   /** Extra `ECRClient` options of the default port (credentials, retryStrategy...). */
   clientOptions?: Record<string, unknown>;
@@ -44,9 +45,7 @@ export async function apply(dir: string, options: ApplyOptions = {}): Promise<Ap
   const config = loadConfig(dir);
   const paths = generatedPaths(config);
   const rendered = new Map(renderFiles(config).map((file) => [file.path, file.content]));
-  const keepTags = [MAIN_SCOPE, ...(config.seed.enabled ? [SEED_SCOPE] : [])].flatMap((scope) =>
-    config.images.map((image) => cacheTag(scope, image.name)),
-  );
+  const keepTags = keptCacheTags(config);
   const warnings: string[] = [];
   const policies = new Map<string, string>();
   for (const [path, keep] of [

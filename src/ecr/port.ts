@@ -1,10 +1,10 @@
-import { createEcrClient } from './client.js';
 /**
  * The ECR calls `apply` makes, as a narrow port: the logic (apply-ecr.ts) takes any object with
  * these methods, and `sdkPort` adapts @aws-sdk/client-ecr, imported only when it is created.
  * Errors are the SDK's: a service error has the exception's `name` (e.g.
  * `RepositoryNotFoundException`), which is all the logic looks at.
  */
+import { createEcrClient } from './client.js';
 
 export type TagMutabilityValue =
   | 'MUTABLE'

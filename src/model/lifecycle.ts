@@ -1,5 +1,5 @@
 import type { ResolvedConfig } from '../config/resolve.js';
-import { BRANCH_SCOPE_PREFIX, MAIN_SCOPE, SEED_SCOPE } from './cache-tags.js';
+import { BRANCH_SCOPE_PREFIX, cacheTag, MAIN_SCOPE, SEED_SCOPE } from './cache-tags.js';
 
 /** An ECR lifecycle policy as ECR's API takes it (DOMAIN.md §5). */
 export interface LifecyclePolicy {
@@ -27,6 +27,15 @@ export interface LifecycleRule {
  * higher-priority rule protects an image from every lower one.
  */
 export const KEEP_FOREVER_COUNT = 9999;
+
+/**
+ * The cache tags the cache policy must never expire: main's and (when on) the seed's, per image.
+ * The generator checks its policy against them, and `apply` refuses a policy that would expire one.
+ */
+export function keptCacheTags(config: ResolvedConfig): string[] {
+  const scopes = [MAIN_SCOPE, ...(config.seed.enabled ? [SEED_SCOPE] : [])];
+  return scopes.flatMap((scope) => config.images.map((image) => cacheTag(scope, image.name)));
+}
 
 export function cacheLifecyclePolicy(config: ResolvedConfig): LifecyclePolicy {
   // One keep rule per prefix: entries of one tagPrefixList are ANDed, so a single rule listing

@@ -2,11 +2,11 @@ import { stringify } from 'yaml';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError } from '../errors.js';
 import { bakeFile } from '../model/bake.js';
-import { cacheTag, MAIN_SCOPE, SEED_SCOPE } from '../model/cache-tags.js';
 import { ciRolePolicy, ciTrustPolicy } from '../model/iam.js';
 import {
   cacheLifecyclePolicy,
   imageLifecyclePolicy,
+  keptCacheTags,
   type LifecyclePolicy,
 } from '../model/lifecycle.js';
 import { deployWorkflow } from '../model/workflow.js';
@@ -65,13 +65,7 @@ export function renderFiles(config: ResolvedConfig, version = GENERATOR_VERSION)
     },
     {
       path: paths.cachePolicy,
-      content: policyJson(
-        paths.cachePolicy,
-        cacheLifecyclePolicy(config),
-        [MAIN_SCOPE, ...(config.seed.enabled ? [SEED_SCOPE] : [])].flatMap((scope) =>
-          config.images.map((image) => cacheTag(scope, image.name)),
-        ),
-      ),
+      content: policyJson(paths.cachePolicy, cacheLifecyclePolicy(config), keptCacheTags(config)),
     },
     {
       path: paths.imagePolicy,
