@@ -13,7 +13,7 @@ import {
   explainTrustChange,
 } from '../src/diff/explain.js';
 import { formatJson, formatMarkdown, formatUnified } from '../src/diff/format.js';
-import { diffRepository, failedRepoDiff, type RepoDiff } from '../src/diff/report.js';
+import { diffRepository, type RepoDiff } from '../src/diff/report.js';
 import type { LifecyclePolicy } from '../src/model/lifecycle.js';
 import type { FileChange } from '../src/plan/plan.js';
 import { runMain } from './support/run-main.js';
@@ -329,6 +329,17 @@ describe('diffRepository', () => {
     expect(formatMarkdown([diff])).toContain('⚠️ `docker-bake.hcl` was edited by hand');
     const json = JSON.parse(formatJson([diff]));
     expect(json.summary.files.conflict).toBe(1);
+    expect(formatMarkdown([diff])).toContain('</code>: conflict (edited by hand)');
+    // A file at a generated path that this tool never wrote is not called a hand edit.
+    const stranger = join(dir, 'ecr', 'main.tf');
+    writeFileSync(stranger, '# mine\n');
+    const withTerraform = configText({ days: 7 }).concat('iac: terraform\n');
+    writeFileSync(join(dir, 'cached-deploy.yml'), withTerraform);
+    const foreign = await diffRepository(dir);
+    expect(foreign.changes.find((c) => c.path === 'ecr/main.tf')?.reason).toBe('not-generated');
+    expect(formatMarkdown([foreign])).toContain(
+      '<code>ecr/main.tf</code>: conflict (not written by create-cached-deploy)',
+    );
   });
 
   test('errors exit 1 with one line', async () => {
@@ -345,6 +356,18 @@ describe('diffRepository', () => {
 });
 
 // --- formats ---
+
+/** A repository that failed, as a fleet reports it. */
+function failedRepoDiff(repository: string, error: string): RepoDiff {
+  return {
+    repository,
+    generatorBefore: undefined,
+    generatorAfter: '0.2.0',
+    changes: [],
+    explanations: [],
+    error,
+  };
+}
 
 function change(path: string, before: string | undefined, after: string | undefined): FileChange {
   const action = before === undefined ? 'create' : after === undefined ? 'delete' : 'update';
@@ -482,8 +505,7 @@ describe('formatMarkdown (parsed as GitHub-flavoured markdown)', () => {
         fc.boolean(),
         (maxBytes, repos, files, lines, failing) => {
           const diffs = fleet(repos, files, lines);
-          if (failing)
-            diffs.push(failedRepoDiff('acme/broken | repo', new Error('clone failed\nfatal: x')));
+          if (failing) diffs.push(failedRepoDiff('acme/broken | repo', 'clone failed\nfatal: x'));
           const markdown = formatMarkdown(diffs, { maxBytes });
           expect(Buffer.byteLength(markdown)).toBeLessThanOrEqual(maxBytes);
           const tree = parse(markdown);
@@ -499,6 +521,22 @@ describe('formatMarkdown (parsed as GitHub-flavoured markdown)', () => {
       ),
       { numRuns: 40 },
     );
+  });
+
+  test('the bound holds when not even a cut-short block fits (a very long repository name)', () => {
+    for (const name of ['a'.repeat(3_000), '&'.repeat(700)]) {
+      const diffs = fleet(2, 1, 400).map((diff, index) => ({
+        ...diff,
+        repository: `${name}${index}`,
+      }));
+      for (const maxBytes of [2_000, 4_000, 8_000]) {
+        const markdown = formatMarkdown(diffs, { maxBytes });
+        expect(Buffer.byteLength(markdown), `${name.length} ${maxBytes}`).toBeLessThanOrEqual(
+          maxBytes,
+        );
+        expect(markdown).toContain(`Cut to stay within ${maxBytes} bytes`);
+      }
+    }
   });
 
   test('a patch containing code fences cannot break out of its block', () => {
@@ -519,10 +557,12 @@ describe('formatMarkdown (parsed as GitHub-flavoured markdown)', () => {
 
 describe('formatJson and formatUnified', () => {
   test('json: formatVersion 1, summary, per-repository files with diffs, errors', () => {
-    const diffs = [...fleet(1, 1, 3), failedRepoDiff('acme/broken', new Error('boom'))];
+    const diffs = [...fleet(1, 1, 3), failedRepoDiff('acme/broken', 'boom')];
     const report = JSON.parse(formatJson(diffs));
     expect(report.formatVersion).toBe(1);
-    expect(typeof report.generator).toBe('string');
+    // The version the files would be generated with: the repositories' generatorAfter.
+    expect(report.generator).toBe('0.2.0');
+    expect(report.generator).toBe(report.repositories[0].generatorAfter);
     expect(report.summary).toEqual({
       repositories: 2,
       changed: 1,
@@ -537,18 +577,15 @@ describe('formatJson and formatUnified', () => {
     });
     expect(ok.files[0].diff).toMatch(/^--- a\/dir\/file-0\.txt/);
     expect(ok.files[1]).toEqual({ path: 'same.txt', action: 'unchanged' });
-    expect(broken).toMatchObject({ status: 'error', error: 'unexpected error: boom' });
+    expect(broken).toMatchObject({ status: 'error', error: 'boom' });
   });
 
   test('unified: one section per repository, explanations as # lines, errors named', () => {
-    const text = formatUnified([
-      ...fleet(2, 1, 3),
-      failedRepoDiff('acme/broken', new Error('boom')),
-    ]);
+    const text = formatUnified([...fleet(2, 1, 3), failedRepoDiff('acme/broken', 'boom')]);
     expect(text).toContain(
       '# acme/service-0\n# generator 0.1.0 -> 0.2.0\n# cache lifecycle policy',
     );
     expect(text).toContain('--- a/dir/file-0.txt');
-    expect(text).toContain('# acme/broken\n# error: unexpected error: boom');
+    expect(text).toContain('# acme/broken\n# error: boom');
   });
 });

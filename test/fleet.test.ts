@@ -5,8 +5,20 @@
  * process; no build needed.
  */
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
+import { fromMarkdown } from 'mdast-util-from-markdown';
+import { gfmFromMarkdown } from 'mdast-util-gfm';
+import { gfm } from 'micromark-extension-gfm';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parseDocument, stringify } from 'yaml';
 import { init } from '../src/api/init.js';
@@ -538,6 +550,61 @@ describe('--write --branch (and --push)', () => {
     expect(dirty.results[0]?.message).toMatch(/uncommitted changes/);
   });
 
+  test('a commit that fails leaves the repository as it was: no generated files carried back, no empty branch', async () => {
+    const root = createTempDir();
+    const local = service(root, 'local');
+    editConfig(local, (doc) => doc.setIn(['deployImages', 'keep'], 7));
+    commitAll(local, 'keep 7 images');
+    const head = git(local, ['rev-parse', 'HEAD']);
+    const hook = join(local, '.git', 'hooks', 'pre-commit');
+    writeFileSync(hook, '#!/bin/sh\nexit 1\n');
+    chmodSync(hook, 0o755);
+    const fleet = writeFleet(root, { repos: ['local'] });
+    const options = fleetOptions({ mode: 'write', branch: 'fleet/keep' });
+
+    const failed = await runFleet(fleet, options);
+    expect(failed.results[0]?.status).toBe('error');
+    expect(failed.results[0]?.message).toMatch(/^git commit failed/);
+    expect(git(local, ['symbolic-ref', '--short', 'HEAD']).trim()).toBe('main');
+    expect(git(local, ['rev-parse', 'HEAD'])).toBe(head);
+    expect(git(local, ['status', '--porcelain'])).toBe('');
+    expect(git(local, ['branch', '--list', 'fleet/keep'])).toBe('');
+
+    // Nothing is left in the way of the next run.
+    rmSync(hook);
+    const retried = await runFleet(fleet, options);
+    expect(retried.results[0]?.status).toBe('changed');
+    expect(git(local, ['show', 'fleet/keep:ecr/image-lifecycle-policy.json'])).toContain(
+      '"countNumber": 7',
+    );
+  });
+
+  test('URL repositories: a branch merged and deleted on the remote is not pushed again from the clone', async () => {
+    const root = createTempDir();
+    const remote = bareRemote(root, 'one', service(root, 'one-src'));
+    const fleetWith = (days: number) =>
+      writeFleet(root, {
+        enforce: { cache: { branchRetentionDays: days } },
+        repos: [{ url: remote.url, name: 'one' }],
+      });
+    const options = fleetOptions({ mode: 'write', branch: 'fleet/update', push: true });
+    expect(statuses(await runFleet(fleetWith(5), options))).toEqual({ one: 'changed' });
+
+    // The pull request is merged (main fast-forwards) and its branch deleted.
+    git(remote.path, ['update-ref', 'refs/heads/main', 'refs/heads/fleet/update']);
+    git(remote.path, ['update-ref', '-d', 'refs/heads/fleet/update']);
+
+    const again = await runFleet(fleetWith(5), options);
+    expect(again.results[0]?.status).toBe('in-sync');
+    expect(again.results[0]?.pushed).toBeUndefined();
+    expect(git(remote.path, ['branch', '--list', 'fleet/update'])).toBe('');
+
+    // The next change starts from the new main, not from the old branch left in the clone.
+    const mainNow = git(remote.path, ['rev-parse', 'main']);
+    expect(statuses(await runFleet(fleetWith(6), options))).toEqual({ one: 'changed' });
+    expect(git(remote.path, ['rev-parse', 'fleet/update^'])).toBe(mainNow);
+  });
+
   test('usage: --branch needs --write, --push needs --branch, url repositories need --branch', async () => {
     const root = createTempDir();
     const fleet = writeFleet(root, { repos: ['a', { url: 'file:///x.git' }] });
@@ -561,6 +628,11 @@ describe('--shard and --only-failed', () => {
     const root = createTempDir();
     const names = Array.from({ length: 40 }, (_, i) => `svc-${i}`);
     const fleet = writeFleet(root, { repos: names });
+    // The same fleet with repositories added before and among the others.
+    mkdirSync(join(root, 'grown'));
+    const grown = writeFleet(join(root, 'grown'), {
+      repos: [...names, 'new-a', 'new-b'].reverse().map((name) => ({ path: `../${name}`, name })),
+    });
     const seen: string[] = [];
     for (let index = 1; index <= 3; index++) {
       const options = fleetOptions({ shard: `${index}/3`, record: false });
@@ -568,11 +640,15 @@ describe('--shard and --only-failed', () => {
       const again = (await runFleet(fleet, options)).results.map((r) => r.repository);
       expect(again).toEqual(first);
       expect(first.length).toBeGreaterThan(5);
+      expect(first.every((name) => shardOf(name, 3) === index - 1)).toBe(true);
       seen.push(...first);
+      // Adding repositories never moves the others to another shard.
+      const after = (await runFleet(grown, options)).results
+        .map((r) => r.repository)
+        .filter((name) => names.includes(name));
+      expect(after.sort()).toEqual([...first].sort());
     }
     expect(seen.sort()).toEqual([...names].sort());
-    // Stable under changes to the fleet: a repository's shard depends only on its name.
-    expect(names.map((name) => shardOf(name, 3))).toEqual(names.map((name) => shardOf(name, 3)));
     expect(parseShard('2/4')).toEqual({ index: 2, count: 4 });
     for (const bad of ['0/2', '3/2', '1/0', 'a/b', '1']) {
       expect(() => parseShard(bad)).toThrow(/--shard/);
@@ -650,6 +726,54 @@ describe('--diff', () => {
       'ok',
       'drifted',
       'gone',
+    ]);
+  });
+});
+
+describe('the markdown report', () => {
+  test('names and messages are literal text: no HTML, links or table cells out of a repository', () => {
+    const message = 'cached-deploy.yml: <img src=x> [x](javascript:alert(1)) `a|b` **c**\nnext';
+    const result: FleetResult = {
+      mode: 'check',
+      fleetFile: '/f/fleet.yml',
+      generator: V1,
+      total: 1,
+      results: [
+        {
+          repository: 'acme/<b>x</b>',
+          status: 'error',
+          generatorBefore: undefined,
+          generatorAfter: V1,
+          message,
+          changes: [],
+        },
+      ],
+      counts: { 'in-sync': 0, changed: 0, conflict: 0, error: 1 },
+      exitCode: 1,
+      resultsFile: '/f/last-run.json',
+    };
+    const tree = fromMarkdown(formatSummaryMarkdown(result), {
+      extensions: [gfm()],
+      mdastExtensions: [gfmFromMarkdown()],
+    });
+    const types = new Set<string>();
+    const texts: string[] = [];
+    const walk = (node: { type: string; value?: string; children?: unknown[] }) => {
+      types.add(node.type);
+      if (node.type === 'tableCell') texts.push(toText(node));
+      for (const child of node.children ?? []) walk(child as typeof node);
+    };
+    const toText = (node: { value?: string; children?: unknown[] }): string =>
+      node.value ?? (node.children ?? []).map((child) => toText(child as typeof node)).join('');
+    walk(tree as unknown as Parameters<typeof walk>[0]);
+    for (const type of ['html', 'link', 'inlineCode', 'strong', 'break']) {
+      expect(types.has(type), type).toBe(false);
+    }
+    expect(texts.slice(4)).toEqual([
+      'acme/<b>x</b>',
+      'error',
+      '?',
+      'cached-deploy.yml: <img src=x> [x](javascript:alert(1)) `a|b` **c** next',
     ]);
   });
 });

@@ -1,4 +1,11 @@
-import type { LifecyclePolicy, LifecycleRule } from '../model/lifecycle.js';
+import type { ResolvedConfig } from '../config/resolve.js';
+import {
+  KEEP_FOREVER_COUNT,
+  type LifecyclePolicy,
+  type LifecycleRule,
+} from '../model/lifecycle.js';
+import type { FileChange } from '../plan/plan.js';
+import { generatedPaths } from '../render/render-files.js';
 
 /**
  * Policy changes in words, for reviewers who should not have to read JSON line diffs: what a
@@ -7,6 +14,24 @@ import type { LifecyclePolicy, LifecycleRule } from '../model/lifecycle.js';
  */
 
 export type PolicyKind = 'cache-lifecycle' | 'image-lifecycle' | 'iam' | 'trust';
+
+/** Sentences for every policy file among `changes` that would change (`diff`, `fleet --diff`). */
+export function explainChanges(config: ResolvedConfig, changes: FileChange[]): string[] {
+  const paths = generatedPaths(config);
+  const kinds = new Map<string, PolicyKind>([
+    [paths.cachePolicy, 'cache-lifecycle'],
+    [paths.imagePolicy, 'image-lifecycle'],
+    [paths.iamPolicy, 'iam'],
+    [paths.trustPolicy, 'trust'],
+  ]);
+  const explanations: string[] = [];
+  for (const change of changes) {
+    const kind = kinds.get(change.path);
+    if (!kind || change.action === 'unchanged') continue;
+    explanations.push(...explainPolicyChange(kind, change.before, change.after, change.path));
+  }
+  return explanations;
+}
 
 /** Sentences for the change of one policy file (`before` undefined: created; `after`: deleted). */
 export function explainPolicyChange(
@@ -87,8 +112,8 @@ function subjectOf(rule: LifecycleRule, repo: 'cache' | 'image'): Subject {
   return { text: `images tagged ${quote(patterns)}`, plural: true };
 }
 
-/** A count that can never be reached: the generator's "keep forever" (KEEP_FOREVER_COUNT). */
-const FOREVER = 9999;
+/** A count that can never be reached: the generator's "keep forever". */
+const FOREVER = KEEP_FOREVER_COUNT;
 
 function retention(rule: LifecycleRule, subject: Subject): string {
   const { countType, countNumber } = rule.selection;

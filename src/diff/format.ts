@@ -2,6 +2,7 @@ import { unifiedDiff } from '../plan/diff.js';
 import type { FileAction, FileChange } from '../plan/plan.js';
 import { formatBytes } from '../policy/preview.js';
 import { GENERATOR_VERSION } from '../version.js';
+import { code, escapeHtml, inline } from './markdown.js';
 import { hasChanges, type PolicyImpact, type RepoDiff } from './report.js';
 
 /**
@@ -113,14 +114,14 @@ export function formatMarkdown(diffs: RepoDiff[], options: MarkdownOptions = {})
     '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
   ];
   const tableRows = rows.map((diff) => {
-    if (diff.error) return `| ${cell(diff.repository)} | error | | | | | ${cell(diff.error)} |`;
+    if (diff.error) return `| ${inline(diff.repository)} | error | | | | | ${inline(diff.error)} |`;
     const counts = countActions(diff.changes);
-    return `| ${cell(diff.repository)} | ${cell(generatorCell(diff))} | ${counts.create} | ${counts.update} | ${counts.delete} | ${counts.conflict} | ${counts.unchanged} |`;
+    return `| ${inline(diff.repository)} | ${inline(generatorCell(diff))} | ${counts.create} | ${counts.update} | ${counts.delete} | ${counts.conflict} | ${counts.unchanged} |`;
   });
   const inSync = diffs.length - rows.length;
   if (rows.length === 0) {
     tableRows.push(
-      `| ${diffs.length === 1 ? cell(diffs[0]?.repository ?? '') : `${diffs.length} repositories`} | ${cell(diffs.length === 1 && diffs[0] ? generatorCell(diffs[0]) : GENERATOR_VERSION)} | 0 | 0 | 0 | 0 | ${totals.unchanged} |`,
+      `| ${diffs.length === 1 ? inline(diffs[0]?.repository ?? '') : `${diffs.length} repositories`} | ${inline(diffs.length === 1 && diffs[0] ? generatorCell(diffs[0]) : reportVersion(diffs))} | 0 | 0 | 0 | 0 | ${totals.unchanged} |`,
     );
   }
 
@@ -206,8 +207,13 @@ export function formatMarkdown(diffs: RepoDiff[], options: MarkdownOptions = {})
       for (const block of blocks) {
         if (full || !budget.fits(block.text, reserve)) {
           const room = budget.remaining(reserve);
-          if (!full && room >= MIN_TRUNCATED_BLOCK) {
-            add(detailsBlock(block.repository, block.change, room));
+          // Even cut to no lines at all, a block may not fit (a very long repository name).
+          const short =
+            !full && room >= MIN_TRUNCATED_BLOCK
+              ? detailsBlock(block.repository, block.change, room)
+              : undefined;
+          if (short !== undefined && budget.fits(short, reserve)) {
+            add(short);
             truncated += 1;
           } else {
             cutBytes += byteLength(block.text);
@@ -258,33 +264,15 @@ function plural(count: number, word: string, many = `${word}s`): string {
   return count === 1 ? word : many;
 }
 
+/** The version that would generate the files (a fleet run may pin another than this package's). */
+function reportVersion(diffs: RepoDiff[]): string {
+  return diffs[0]?.generatorAfter ?? GENERATOR_VERSION;
+}
+
 function generatorCell(diff: RepoDiff): string {
   if (diff.generatorBefore === undefined) return `new → ${diff.generatorAfter}`;
   if (diff.generatorBefore === diff.generatorAfter) return diff.generatorAfter;
   return `${diff.generatorBefore} → ${diff.generatorAfter}`;
-}
-
-/** Text for a table cell: one line, pipes escaped. */
-function cell(text: string): string {
-  return inline(text);
-}
-
-/** Prose for one line of markdown: no line breaks, every markdown or HTML character literal. */
-function inline(text: string): string {
-  return text.replace(/\s*\n\s*/g, ' ').replace(/[\\`*_[\]<>&~|]/g, '\\$&');
-}
-
-/** A code span of `text` (one line), with a fence longer than any backtick run in it. */
-function code(text: string): string {
-  const oneLine = text.replace(/\s*\n\s*/g, ' ');
-  const longest = Math.max(0, ...[...oneLine.matchAll(/`+/g)].map((match) => match[0].length));
-  const fence = '`'.repeat(longest + 1);
-  const pad = oneLine.startsWith('`') || oneLine.endsWith('`') ? ' ' : '';
-  return `${fence}${pad}${oneLine}${pad}${fence}`;
-}
-
-function escapeHtml(text: string): string {
-  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
 }
 
 function impactMarkdown(diff: RepoDiff, impact: PolicyImpact, many: boolean): string[] {
@@ -359,7 +347,10 @@ function detailsText(
     create: 'created',
     update: 'updated',
     delete: 'deleted',
-    conflict: 'conflict (edited by hand)',
+    conflict:
+      change.reason === 'not-generated'
+        ? 'conflict (not written by create-cached-deploy)'
+        : 'conflict (edited by hand)',
     unchanged: 'unchanged',
   }[change.action];
   // A fence longer than any backtick run in the patch, so the patch cannot close it.
@@ -386,7 +377,7 @@ export function formatJson(diffs: RepoDiff[]): string {
   const totals = countActions(diffs.flatMap((diff) => diff.changes));
   const report = {
     formatVersion: 1,
-    generator: GENERATOR_VERSION,
+    generator: reportVersion(diffs),
     summary: {
       repositories: diffs.length,
       changed: diffs.filter((diff) => !diff.error && hasChanges(diff)).length,

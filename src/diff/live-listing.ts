@@ -1,6 +1,6 @@
 import { createEcrClient } from '../ecr/client.js';
 import { CachedDeployError } from '../errors.js';
-import { isIndexMediaType, type PreviewImage } from '../policy/preview.js';
+import { INDEX_MEDIA_TYPES, isIndexMediaType, type PreviewImage } from '../policy/preview.js';
 
 /**
  * `policy preview --live`: one repository's images read from ECR (DescribeImages, every page),
@@ -18,11 +18,6 @@ export interface LiveListingOptions {
   /** DescribeImages page size (default 1000, ECR's maximum). */
   pageSize?: number;
 }
-
-const INDEX_TYPES = [
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-];
 
 export async function readLiveListing(
   repository: string,
@@ -69,7 +64,7 @@ export async function readLiveListing(
           repositoryName: repository,
           registryId: options.registryId,
           imageIds: chunk.map((image) => ({ imageDigest: image.digest })),
-          acceptedMediaTypes: INDEX_TYPES,
+          acceptedMediaTypes: [...INDEX_MEDIA_TYPES],
         }),
       );
       const manifests = new Map(

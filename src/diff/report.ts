@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { planForConfig } from '../api/generate.js';
 import { loadConfig } from '../config/load.js';
 import type { ResolvedConfig } from '../config/resolve.js';
-import { CachedDeployError, isCachedDeployError } from '../errors.js';
+import { CachedDeployError } from '../errors.js';
 import type { LifecyclePolicy } from '../model/lifecycle.js';
 import type { FileChange } from '../plan/plan.js';
 import { parseState } from '../plan/state.js';
@@ -17,7 +17,7 @@ import {
 } from '../policy/preview.js';
 import { generatedPaths, renderFiles } from '../render/render-files.js';
 import { GENERATOR_VERSION } from '../version.js';
-import { explainPolicyChange, type PolicyKind } from './explain.js';
+import { explainChanges } from './explain.js';
 import type { LiveListingOptions } from './live-listing.js';
 
 /**
@@ -81,25 +81,12 @@ export async function diffRepository(
   const config = loadConfig(dir);
   const version = options.version ?? GENERATOR_VERSION;
   const plan = planForConfig(dir, config, renderFiles(config, version), { version });
-  const paths = generatedPaths(config);
-  const kinds = new Map<string, PolicyKind>([
-    [paths.cachePolicy, 'cache-lifecycle'],
-    [paths.imagePolicy, 'image-lifecycle'],
-    [paths.iamPolicy, 'iam'],
-    [paths.trustPolicy, 'trust'],
-  ]);
-  const explanations: string[] = [];
-  for (const change of plan.changes) {
-    const kind = kinds.get(change.path);
-    if (!kind || change.action === 'unchanged') continue;
-    explanations.push(...explainPolicyChange(kind, change.before, change.after, change.path));
-  }
   const result: RepoDiff = {
     repository: options.displayName ?? dir,
     generatorBefore: readGeneratorVersion(dir, config),
     generatorAfter: version,
     changes: plan.changes,
-    explanations,
+    explanations: explainChanges(config, plan.changes),
   };
   const images = new Map<string, PreviewImage[]>();
   for (const [repository, text] of Object.entries(options.listings ?? {})) {
@@ -130,23 +117,6 @@ export async function diffRepository(
     result.impact = policyImpact(config, plan.changes, images, options.now ?? new Date());
   }
   return result;
-}
-
-/** A repository that could not be diffed, for reports over many (fleet). */
-export function failedRepoDiff(repository: string, error: unknown): RepoDiff {
-  const message = isCachedDeployError(error)
-    ? error.message
-    : error instanceof Error
-      ? `unexpected error: ${error.message.split('\n')[0]}`
-      : String(error);
-  return {
-    repository,
-    generatorBefore: undefined,
-    generatorAfter: GENERATOR_VERSION,
-    changes: [],
-    explanations: [],
-    error: message,
-  };
 }
 
 /** Whether anything would change (a conflict counts: generate would refuse it). */

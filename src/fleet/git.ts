@@ -149,6 +149,25 @@ export async function commitPaths(
   return (await git(dir, ['rev-parse', 'HEAD'], options)).trim();
 }
 
+/**
+ * Throws away what a failed `--branch` run left uncommitted: `paths` (the files it wrote) go back to
+ * HEAD, and the ones HEAD does not have are removed. Only for a tree that was clean before the run
+ * wrote into it, so nothing of the user's is touched.
+ */
+export async function discardPaths(dir: string, paths: string[], options: GitOptions) {
+  await git(dir, ['reset', '-q', '--', ...paths], options);
+  const tracked = (await git(dir, ['ls-files', '-z', '--', ...paths], options))
+    .split('\0')
+    .filter(Boolean);
+  if (tracked.length > 0) await git(dir, ['checkout', '-q', '--', ...tracked], options);
+  await git(dir, ['clean', '-q', '-f', '--', ...paths], options);
+}
+
+/** Deletes a local branch (one this run created and left without a commit of its own). */
+export async function deleteBranch(dir: string, branch: string, options: GitOptions) {
+  await git(dir, ['branch', '-q', '-D', branch], options);
+}
+
 export async function push(dir: string, branch: string, options: GitOptions): Promise<void> {
   await git(dir, ['push', '-q', 'origin', `refs/heads/${branch}:refs/heads/${branch}`], options);
 }

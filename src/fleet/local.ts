@@ -1,11 +1,10 @@
 import { applyPlan } from '../apply/write-files.js';
 import type { FleetLayers } from '../config/merge.js';
 import { CONFIG_FILE } from '../config/resolve.js';
-import { explainPolicyChange, type PolicyKind } from '../diff/explain.js';
+import { explainChanges } from '../diff/explain.js';
 import type { RepoDiff } from '../diff/report.js';
 import { isCachedDeployError } from '../errors.js';
 import type { FileAction, FileChange } from '../plan/plan.js';
-import { generatedPaths } from '../render/render-files.js';
 import { type Evaluation, evaluateRepository } from './evaluate.js';
 import type { FleetRepo } from './fleet-file.js';
 import type { RepoStatus } from './progress.js';
@@ -169,29 +168,19 @@ function toRepoDiff(result: RepoResult, evaluation: Evaluation | undefined): Rep
       ...(result.status === 'error' ? { error: result.message } : {}),
     };
   }
-  const paths = generatedPaths(evaluation.config);
-  const kinds = new Map<string, PolicyKind>([
-    [paths.cachePolicy, 'cache-lifecycle'],
-    [paths.imagePolicy, 'image-lifecycle'],
-    [paths.iamPolicy, 'iam'],
-    [paths.trustPolicy, 'trust'],
-  ]);
-  const explanations: string[] = [];
-  const changes = evaluation.plan.changes.map((change): FileChange => {
-    if (change.action === 'unchanged') {
-      return { path: change.path, action: change.action, before: undefined, after: undefined };
-    }
-    const kind = kinds.get(change.path);
-    if (kind)
-      explanations.push(...explainPolicyChange(kind, change.before, change.after, change.path));
-    return change;
-  });
+  // Unchanged files keep their path and action, not their contents.
+  const changes = evaluation.plan.changes.map(
+    (change): FileChange =>
+      change.action === 'unchanged'
+        ? { path: change.path, action: change.action, before: undefined, after: undefined }
+        : change,
+  );
   return {
     repository: result.repository,
     generatorBefore: result.generatorBefore,
     generatorAfter: result.generatorAfter,
     changes,
-    explanations,
+    explanations: explainChanges(evaluation.config, evaluation.plan.changes),
   };
 }
 

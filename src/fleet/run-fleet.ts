@@ -16,6 +16,8 @@ import {
   cloneDirFor,
   commitPaths,
   currentHead,
+  deleteBranch,
+  discardPaths,
   fetchRemoteBranch,
   type GitOptions,
   isClean,
@@ -92,7 +94,7 @@ export interface FleetResult {
   mode: FleetMode;
   fleetFile: string;
   generator: string;
-  /** Repositories in the fleet file, and how many this run selected (shard, only-failed). */
+  /** Repositories in the fleet file (`results` holds the ones this run selected: shard, only-failed). */
   total: number;
   results: RepoResult[];
   /**
@@ -328,11 +330,19 @@ async function writeOnBranch(
   const original = await currentHead(dir, git);
   let onBranch = original === branch;
   let existed = onBranch;
+  /** Created by this run: deleted again unless it gets a commit. */
+  let created = false;
+  /** Files written and not (yet) committed: put back if anything fails. */
+  let pending: string[] = [];
   try {
-    if (repo.kind === 'url' && (await fetchRemoteBranch(dir, branch, git))) {
+    if (repo.kind === 'url') {
       // The remote's branch is the truth (a previous run pushed it; someone may have added to it).
-      await checkout(dir, ['-B', branch, `refs/remotes/origin/${branch}`], git);
-      onBranch = existed = true;
+      // A branch of that name left in the clone by an earlier run is not: the remote's may have
+      // been merged and deleted since, and it would be continued (and pushed) from a stale base.
+      if (await fetchRemoteBranch(dir, branch, git)) {
+        await checkout(dir, ['-B', branch, `refs/remotes/origin/${branch}`], git);
+        onBranch = existed = true;
+      }
     } else if (!onBranch && (await branchExists(dir, `refs/heads/${branch}`, git))) {
       await checkout(dir, [branch], git);
       onBranch = existed = true;
@@ -348,17 +358,21 @@ async function writeOnBranch(
       return { ...result, message: existed ? `branch ${branch} is up to date` : '' };
     }
     if (!onBranch) {
-      await checkout(dir, ['-b', branch], git);
-      onBranch = true;
+      // -B for a url repository: it replaces a stale local branch of that name (see above).
+      await checkout(dir, [repo.kind === 'url' ? '-B' : '-b', branch], git);
+      onBranch = created = true;
     }
-    applyPlan(dir, evaluation.plan);
     const paths = [...result.changes.map((change) => change.path), evaluation.plan.state.path];
+    pending = paths;
+    applyPlan(dir, evaluation.plan);
     const commit = await commitPaths(
       dir,
       paths,
       commitMessage(result, evaluation, context.fleetName),
       git,
     );
+    pending = [];
+    created = false;
     if (context.push) await push(dir, branch, git);
     const written = wroteResult(result, evaluation);
     return {
@@ -368,7 +382,11 @@ async function writeOnBranch(
       message: `committed ${commit.slice(0, 7)} on ${branch}${context.push ? ' and pushed it' : ''}: ${written.message}`,
     };
   } finally {
+    // The tree was clean before this run wrote into it: what is left uncommitted is ours alone, and
+    // must not be carried back onto the branch the repository was on.
+    if (pending.length > 0) await discardPaths(dir, pending, git);
     if (onBranch && original !== branch) await checkout(dir, [original], git);
+    if (created) await deleteBranch(dir, branch, git);
   }
 }
 

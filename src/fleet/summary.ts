@@ -1,3 +1,4 @@
+import { inline } from '../diff/markdown.js';
 import type { FleetResult, RepoResult } from './run-fleet.js';
 
 /** The end-of-run summary: a table of every repository, then the totals. */
@@ -28,7 +29,6 @@ export function formatSummaryTable(result: FleetResult): string {
 
 /** The same as a markdown report (for `--report` with `--check` or `--write`). */
 export function formatSummaryMarkdown(result: FleetResult): string {
-  const cell = (text: string) => text.replaceAll('|', '\\|').replaceAll('\n', ' ');
   const lines = [
     `## create-cached-deploy fleet --${result.mode}`,
     '',
@@ -36,8 +36,10 @@ export function formatSummaryMarkdown(result: FleetResult): string {
     '',
     '| repository | status | was on | message |',
     '|---|---|---|---|',
+    // Names and messages come from the repositories (an error may quote their files): literal.
     ...result.results.map(
-      (r) => `| ${cell(r.repository)} | ${r.status} | ${cell(wasOn(r))} | ${cell(r.message)} |`,
+      (r) =>
+        `| ${inline(r.repository)} | ${r.status} | ${inline(wasOn(r))} | ${inline(r.message)} |`,
     ),
   ];
   return `${lines.join('\n')}\n`;

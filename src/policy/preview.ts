@@ -62,13 +62,14 @@ export interface PolicyPreview {
   uncertain: { count: number; bytes: number };
 }
 
-const INDEX_MEDIA_TYPES = new Set([
+/** The manifest media types of an index (a multi-platform image): OCI's and Docker's. */
+export const INDEX_MEDIA_TYPES: readonly string[] = [
   'application/vnd.oci.image.index.v1+json',
   'application/vnd.docker.distribution.manifest.list.v2+json',
-]);
+];
 
 export function isIndexMediaType(mediaType: string | undefined): boolean {
-  return mediaType !== undefined && INDEX_MEDIA_TYPES.has(mediaType);
+  return mediaType !== undefined && INDEX_MEDIA_TYPES.includes(mediaType);
 }
 
 export function previewPolicy(
