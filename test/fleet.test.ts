@@ -681,6 +681,23 @@ describe('--shard and --only-failed', () => {
     const last = await runFleet(fleet, fleetOptions({ onlyFailed: true }));
     expect(statuses(last)).toEqual({ edited: 'conflict' });
   });
+
+  test('two fleet files sharing a work directory keep separate records', async () => {
+    const root = createTempDir();
+    service(root, 'ok');
+    const broken = service(root, 'broken');
+    editConfig(broken, (doc) => doc.setIn(['aws', 'region'], 'nowhere'));
+    const first = writeFleet(root, { repos: ['ok', 'broken'] });
+    const second = join(root, 'other-fleet.yml');
+    writeFileSync(second, stringify({ repos: ['ok'] }));
+
+    const a = await runFleet(first, fleetOptions());
+    const b = await runFleet(second, fleetOptions());
+    expect(a.resultsFile).not.toBe(b.resultsFile);
+    // The other fleet file's run (everything in sync) did not erase this one's failure.
+    const retry = await runFleet(first, fleetOptions({ onlyFailed: true }));
+    expect(statuses(retry)).toEqual({ broken: 'error' });
+  });
 });
 
 describe('--diff', () => {

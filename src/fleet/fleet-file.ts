@@ -46,7 +46,7 @@ export interface FleetRepo {
 export interface FleetFile {
   /** Absolute path of fleet.yml. */
   file: string;
-  /** Absolute work directory (clones, last-run.json). */
+  /** Absolute work directory (clones, the last run's results). */
   workDir: string;
   concurrency: number;
   defaults: Record<string, unknown> | undefined;

@@ -14,7 +14,7 @@ export {
   type FleetOptions,
   type FleetResult,
   parseShard,
-  RESULTS_FILE,
+  resultsFileName,
   type RepoResult,
   type RepoStatus,
   runFleet,

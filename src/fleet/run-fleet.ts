@@ -109,7 +109,14 @@ export interface FleetResult {
   resultsFile: string;
 }
 
-export const RESULTS_FILE = 'last-run.json';
+/**
+ * `<workDir>/last-run.<fleet file name>.json`: one per fleet file, so two fleet files that share
+ * a work directory do not overwrite each other's record (and `--only-failed` of one never reads
+ * the other's).
+ */
+export function resultsFileName(fleetFile: string): string {
+  return `last-run.${basename(fleetFile).replace(/\.ya?ml$/i, '')}.json`;
+}
 
 export async function runFleet(
   fleet: string | FleetFile,
@@ -119,7 +126,7 @@ export async function runFleet(
   const mode = options.mode ?? 'check';
   const version = options.version ?? GENERATOR_VERSION;
   const workDir = options.workDir ?? file.workDir;
-  const resultsFile = join(workDir, RESULTS_FILE);
+  const resultsFile = join(workDir, resultsFileName(file.file));
   checkOptions(file, options, mode);
 
   let selected = file.repos;
@@ -454,7 +461,7 @@ interface RecordedRun {
 }
 
 /**
- * Updates `<workDir>/last-run.json`: every repository this run processed gets its new status;
+ * Updates the fleet file's results record in the work directory: every repository this run processed gets its new status;
  * the others (another shard's, or skipped by --only-failed) keep theirs. Repositories no longer
  * in the fleet file are dropped. Written atomically (temporary file, then rename).
  */
