@@ -159,6 +159,12 @@ describe('parseListing', () => {
     expect(() => parseListing('{"images":[]}', 'x.json')).toThrow(
       /x\.json: page 1 has no imageDetails/,
     );
+    const badTags = JSON.stringify({
+      imageDetails: [{ imageDigest: 'sha256:a', imagePushedAt: 1, imageTags: ['v1', 7] }],
+    });
+    expect(() => parseListing(badTags, 'tags.json')).toThrow(
+      /tags\.json: imageDetails\[0\]: imageTags \["v1",7\] is not a list of tags/,
+    );
   });
 });
 

@@ -145,9 +145,12 @@ export function parseDescribeImagesListing(text: string, source: string): Listed
         throw new Error(`${where}: imageDigest is missing`);
       if (Number.isNaN(pushedAt.getTime()))
         throw new Error(`${where}: imagePushedAt ${JSON.stringify(pushed)} is not a date`);
+      const tags = detail.imageTags ?? [];
+      if (!Array.isArray(tags) || !tags.every((tag) => typeof tag === 'string'))
+        throw new Error(`${where}: imageTags ${JSON.stringify(tags)} is not a list of tags`);
       images.push({
         digest: detail.imageDigest,
-        tags: Array.isArray(detail.imageTags) ? (detail.imageTags as string[]) : [],
+        tags: tags as string[],
         pushedAt,
         sizeInBytes: typeof detail.imageSizeInBytes === 'number' ? detail.imageSizeInBytes : 0,
       });
