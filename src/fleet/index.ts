@@ -14,9 +14,9 @@ export {
   type FleetOptions,
   type FleetResult,
   parseShard,
-  resultsFileName,
   type RepoResult,
   type RepoStatus,
+  resultsFileName,
   runFleet,
   shardOf,
 } from './run-fleet.js';
