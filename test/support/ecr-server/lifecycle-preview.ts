@@ -110,8 +110,8 @@ function repository(registry: Registry, input: Input): Repository {
   return registry.require(name);
 }
 
-/** The same cheap checks as PutLifecyclePolicy: length, JSON, a `rules` list. */
-function checkPolicyText(text: unknown): string {
+/** ECR's cheap checks of a policy text (Put and StartPreview): length, JSON, a `rules` list. */
+export function checkPolicyText(text: unknown): string {
   const invalid = (why: string) =>
     invalidParameter(
       `Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: 'Lifecycle policy validation failure: ${why}'`,

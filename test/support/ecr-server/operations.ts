@@ -6,6 +6,7 @@
 import { invalidParameter, ServiceError } from './errors.js';
 import { GetDownloadUrlForLayer } from './layers.js';
 import {
+  checkPolicyText,
   GetLifecyclePolicyPreview,
   PutImageScanningConfiguration,
   StartLifecyclePolicyPreview,
@@ -594,21 +595,7 @@ function GetLifecyclePolicy(registry: Registry, input: Input): Output {
 /** Checks only what is cheap to check (length, JSON with a `rules` list); ECR checks each rule. */
 function PutLifecyclePolicy(registry: Registry, input: Input): Output {
   const repo = repository(registry, input);
-  const text = reqString(input, 'lifecyclePolicyText');
-  const invalid = (why: string) =>
-    invalidParameter(
-      `Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: 'Lifecycle policy validation failure: ${why}'`,
-    );
-  if (text.length < 100 || text.length > 30720) throw invalid('length must be 100..30720');
-  let policy: unknown;
-  try {
-    policy = JSON.parse(text);
-  } catch {
-    throw invalid('not valid JSON');
-  }
-  if (!Array.isArray((policy as { rules?: unknown } | null)?.rules)) {
-    throw invalid('object has missing required properties (["rules"])');
-  }
+  const text = checkPolicyText(reqString(input, 'lifecyclePolicyText'));
   repo.lifecyclePolicyText = text;
   return { registryId: registry.registryId, repositoryName: repo.name, lifecyclePolicyText: text };
 }
