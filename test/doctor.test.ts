@@ -29,7 +29,8 @@ import {
   parseCacheManifest,
 } from '../src/doctor/cacheconfig.js';
 import { type DoctorReport, doctor } from '../src/doctor/doctor.js';
-import { formatAge, formatBytes } from '../src/doctor/format.js';
+import { formatAge } from '../src/doctor/format.js';
+import { formatBytes } from '../src/text.js';
 import { cacheScope, cacheTag } from '../src/model/cache-tags.js';
 import { startEcrServer } from './support/ecr-server.js';
 import { runMain } from './support/run-main.js';
@@ -265,7 +266,7 @@ describe('cacheconfig parser and health score on the real BuildKit artifacts', (
       '3 h',
       '3 d',
     ]);
-    expect([512, 283_966_712].map(formatBytes)).toEqual(['512 B', '270.8 MiB']);
+    expect([512, 1_500, 283_966_712].map(formatBytes)).toEqual(['512 B', '1.5 KB', '284 MB']);
   });
 });
 
@@ -507,7 +508,7 @@ describe('doctor against a real OCI registry (docker-registry)', () => {
     expect(degraded.code).toBe(2);
     expect(degraded.stdout).toContain(`Registry: ${url}`);
     expect(degraded.stdout).toMatch(
-      /^ {2}main {3}main\.worker {2}10 min {2}12 +\S+ KiB +20 +5 \(42% of seed\) +25%$/m,
+      /^ {2}main {3}main\.worker {2}10 min {2}12 +\S+ [KMG]?B +20 +5 \(42% of seed\) +25%$/m,
     );
     expect(degraded.stdout).toContain('Degraded: some caches have eroded or are missing.');
     expect(degraded.stdout).toContain('Recommendation: reseed worker:');

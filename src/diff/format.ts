@@ -1,6 +1,6 @@
 import { unifiedDiff } from '../plan/diff.js';
 import type { FileAction, FileChange } from '../plan/plan.js';
-import { formatBytes } from '../policy/preview.js';
+import { formatBytes, plural } from '../text.js';
 import { GENERATOR_VERSION } from '../version.js';
 import { code, escapeHtml, inline } from './markdown.js';
 import { hasChanges, type PolicyImpact, type RepoDiff } from './report.js';
@@ -101,9 +101,7 @@ export function formatMarkdown(diffs: RepoDiff[], options: MarkdownOptions = {})
   } else {
     const of = diffs.length === 1 ? '' : ` in ${changed.length} of ${diffs.length} repositories`;
     const errors = failed.length > 0 ? `; ${failed.length} repositories failed` : '';
-    summary.push(
-      `**${pendingFiles} generated ${plural(pendingFiles, 'file')} would change${of}**${errors}.`,
-    );
+    summary.push(`**${plural(pendingFiles, 'generated file')} would change${of}**${errors}.`);
   }
   summary.push('');
 
@@ -172,7 +170,7 @@ export function formatMarkdown(diffs: RepoDiff[], options: MarkdownOptions = {})
   if (rowsShown < tableRows.length) cut.push(`${tableRows.length - rowsShown} table rows`);
   if (inSync > 0 && rows.length > 0)
     add(
-      `\n${inSync} more ${plural(inSync, 'repository', 'repositories')} ${inSync === 1 ? 'is' : 'are'} up to date.\n`,
+      `\n${plural(inSync, 'more repository', 'more repositories')} ${inSync === 1 ? 'is' : 'are'} up to date.\n`,
     );
 
   const section = (heading: string, lines: string[], what: string) => {
@@ -230,7 +228,7 @@ export function formatMarkdown(diffs: RepoDiff[], options: MarkdownOptions = {})
     if (truncated > 0) cut.push('the end of 1 file diff');
     if (shown + truncated < blocks.length) {
       const left = blocks.length - shown - truncated;
-      cut.push(`${left} file ${plural(left, 'diff')} (${formatBytes(cutBytes)})`);
+      cut.push(`${plural(left, 'file diff')} (${formatBytes(cutBytes)})`);
     }
   }
 
@@ -258,10 +256,6 @@ class Budget {
 
 function byteLength(text: string): number {
   return Buffer.byteLength(text, 'utf8');
-}
-
-function plural(count: number, word: string, many = `${word}s`): string {
-  return count === 1 ? word : many;
 }
 
 /** The version that would generate the files (a fleet run may pin another than this package's). */

@@ -1,3 +1,4 @@
+import { formatBytes } from '../text.js';
 /**
  * Prints a DoctorReport: a table per image, its findings, then the verdict and what to do.
  * `--json` prints the report itself instead (versioned by `formatVersion`).
@@ -57,17 +58,6 @@ export function formatAge(seconds: number): string {
   if (seconds < 2 * 3600) return `${Math.round(seconds / 60)} min`;
   if (seconds < 2 * 86400) return `${Math.round(seconds / 3600)} h`;
   return `${Math.round(seconds / 86400)} d`;
-}
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
 }
 
 function table(rows: string[][]): string[] {

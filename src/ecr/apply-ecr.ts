@@ -1,4 +1,5 @@
 import type { RepositorySettings } from '../model/ecr-repositories.js';
+import { plural } from '../text.js';
 import type {
   EcrApplyPort,
   ExclusionFilterValue,
@@ -568,10 +569,6 @@ function mutabilityText(mutability: string, filters: { filter?: string }[] | und
 }
 
 const onOff = (value: boolean) => (value ? 'on' : 'off');
-
-export function plural(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? '' : 's'}`;
-}
 
 function isoDate(value: Date | string | number): string {
   const date = value instanceof Date ? value : new Date(value);

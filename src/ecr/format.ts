@@ -1,9 +1,5 @@
-import {
-  type ApplyReport,
-  type ExpiringImage,
-  plural,
-  type RepositoryReport,
-} from './apply-ecr.js';
+import { plural } from '../text.js';
+import type { ApplyReport, ExpiringImage, RepositoryReport } from './apply-ecr.js';
 
 /** At most this many expiring images are listed per repository (the JSON has them all). */
 const MAX_LISTED = 10;

@@ -1,4 +1,5 @@
 import type { LifecyclePolicy, LifecycleRule } from '../model/lifecycle.js';
+import { formatBytes } from '../text.js';
 import {
   evaluateLifecyclePolicy,
   type ListedImage,
@@ -229,19 +230,6 @@ export function describeSelection(rule: LifecycleRule): string {
       : `pushed more than ${countNumber} day${countNumber === 1 ? '' : 's'} ago`,
   );
   return parts.join(', ');
-}
-
-/** Human-readable bytes: 1.5 MB, 12 KB (decimal units, as ECR's console shows them). */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit += 1;
-  }
-  const shown = unit === 0 || value >= 100 ? Math.round(value) : Math.round(value * 10) / 10;
-  return `${shown} ${units[unit]}`;
 }
 
 /** The text `policy preview` prints for one repository. */
