@@ -30,8 +30,8 @@ import {
 } from '../src/doctor/cacheconfig.js';
 import { type DoctorReport, doctor } from '../src/doctor/doctor.js';
 import { formatAge } from '../src/doctor/format.js';
-import { formatBytes } from '../src/text.js';
 import { cacheScope, cacheTag } from '../src/model/cache-tags.js';
+import { formatBytes } from '../src/text.js';
 import { startEcrServer } from './support/ecr-server.js';
 import { runMain } from './support/run-main.js';
 import { PROJECT_ROOT } from './support/temp-repo.js';
