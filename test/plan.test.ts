@@ -1,5 +1,6 @@
 import { describe, expect, test, vi } from 'vitest';
 import {
+  conflictReason,
   conflicts,
   type FileChange,
   type PlanInput,
@@ -278,5 +279,19 @@ describe('planChanges', () => {
   test('the file-system guard is live (so "pure" above means something)', async () => {
     const fs = await import('node:fs');
     expect(() => fs.readFileSync('package.json')).toThrow(/touched the file system/);
+  });
+});
+
+describe('conflictReason', () => {
+  test('names each kind of conflict, in one wording for every command', () => {
+    const base = { path: 'x', action: 'conflict' as const, before: 'a', after: undefined };
+    expect(conflictReason({ ...base, reason: 'edited' }).label).toBe('edited by hand');
+    expect(conflictReason({ ...base, reason: 'not-generated' }).sentence).toBe(
+      'exists and was not written by create-cached-deploy',
+    );
+    // An edited file that is no longer generated is kept, and the message says why.
+    expect(conflictReason({ ...base, reason: 'edited-orphan' }).sentence).toMatch(
+      /no longer generated .* not deleted/,
+    );
   });
 });

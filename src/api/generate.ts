@@ -5,7 +5,7 @@ import { applyPlan } from '../apply/write-files.js';
 import { checkConfigAgainstRepo, loadConfig, parseConfig } from '../config/load.js';
 import { CONFIG_FILE, type ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError } from '../errors.js';
-import { type Plan, pendingChanges, planChanges } from '../plan/plan.js';
+import { conflictReason, type Plan, pendingChanges, planChanges } from '../plan/plan.js';
 import { type GeneratorState, parseState } from '../plan/state.js';
 import { type GeneratedFile, renderFiles } from '../render/render-files.js';
 import { GENERATOR_VERSION } from '../version.js';
@@ -82,10 +82,7 @@ export async function throwOnConflicts(plan: Plan): Promise<void> {
   if (conflicting.length === 0) return;
   const { unifiedDiff } = await import('../plan/diff.js');
   const first = conflicting[0];
-  const why =
-    first?.reason === 'not-generated'
-      ? 'exists and was not written by create-cached-deploy'
-      : 'was edited by hand since it was generated';
+  const why = first ? conflictReason(first).sentence : '';
   const others = conflicting.length > 1 ? ` (and ${conflicting.length - 1} more)` : '';
   throw new CachedDeployError(
     'CONFLICT',

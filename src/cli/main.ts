@@ -1,7 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import type { GenerateResult } from '../api/generate.js';
 import { isCachedDeployError } from '../errors.js';
-import type { FileChange } from '../plan/plan.js';
+import { conflictReason, type FileChange } from '../plan/plan.js';
 import { GENERATOR_VERSION } from '../version.js';
 
 export interface Io {
@@ -257,9 +257,7 @@ function reportGenerate(io: Io, result: GenerateResult, check: boolean): number 
 
 function describe(change: FileChange): string {
   if (change.action !== 'conflict') return `would ${change.action}`;
-  return change.reason === 'not-generated'
-    ? 'conflict: not written by create-cached-deploy'
-    : 'conflict: edited by hand';
+  return `conflict: ${conflictReason(change).label}`;
 }
 
 function printChanges(io: Io, changes: FileChange[]): void {

@@ -1,5 +1,5 @@
 import { unifiedDiff } from '../plan/diff.js';
-import type { FileAction, FileChange } from '../plan/plan.js';
+import { conflictReason, type FileAction, type FileChange } from '../plan/plan.js';
 import { formatBytes, plural } from '../text.js';
 import { GENERATOR_VERSION } from '../version.js';
 import { code, escapeHtml, inline } from './markdown.js';
@@ -33,9 +33,7 @@ function pending(diff: RepoDiff): FileChange[] {
 }
 
 function conflictNote(change: FileChange): string {
-  return change.reason === 'not-generated'
-    ? 'exists and was not written by create-cached-deploy: generate refuses it without --force'
-    : 'was edited by hand since it was generated: generate refuses it without --force';
+  return `${conflictReason(change).sentence}: generate refuses it without --force`;
 }
 
 // --- unified ---
@@ -341,10 +339,7 @@ function detailsText(
     create: 'created',
     update: 'updated',
     delete: 'deleted',
-    conflict:
-      change.reason === 'not-generated'
-        ? 'conflict (not written by create-cached-deploy)'
-        : 'conflict (edited by hand)',
+    conflict: `conflict (${conflictReason(change).label})`,
     unchanged: 'unchanged',
   }[change.action];
   // A fence longer than any backtick run in the patch, so the patch cannot close it.

@@ -4,7 +4,7 @@ import { CONFIG_FILE } from '../config/resolve.js';
 import { explainChanges } from '../diff/explain.js';
 import type { RepoDiff } from '../diff/report.js';
 import { isCachedDeployError } from '../errors.js';
-import type { FileAction, FileChange } from '../plan/plan.js';
+import { conflictReason, type FileAction, type FileChange } from '../plan/plan.js';
 import { type Evaluation, evaluateRepository } from './evaluate.js';
 import type { FleetRepo } from './fleet-file.js';
 import type { RepoStatus } from './progress.js';
@@ -112,10 +112,7 @@ export function classify(
   };
   if (conflicting.length > 0) {
     const first = conflicting[0] as FileChange;
-    const why =
-      first.reason === 'not-generated'
-        ? 'exists and was not written by create-cached-deploy'
-        : 'was edited by hand since it was generated';
+    const why = conflictReason(first).sentence;
     const others = conflicting.length > 1 ? ` (and ${conflicting.length - 1} more)` : '';
     return {
       ...base,

@@ -78,6 +78,27 @@ export function planChanges(input: PlanInput): Plan {
   return { changes, state: { path: input.statePath, content: renderState(state) } };
 }
 
+/**
+ * Why a conflict is one, in the words every command uses: the sentence ("… was edited by hand
+ * since it was generated") and the short label ("edited by hand").
+ */
+export function conflictReason(change: FileChange): { sentence: string; label: string } {
+  switch (change.reason) {
+    case 'not-generated':
+      return {
+        sentence: 'exists and was not written by create-cached-deploy',
+        label: 'not written by create-cached-deploy',
+      };
+    case 'edited-orphan':
+      return {
+        sentence: 'is no longer generated but was edited by hand, so it is not deleted',
+        label: 'edited by hand, no longer generated',
+      };
+    default:
+      return { sentence: 'was edited by hand since it was generated', label: 'edited by hand' };
+  }
+}
+
 export function pendingChanges(plan: Plan): FileChange[] {
   return plan.changes.filter((change) => change.action !== 'unchanged');
 }
