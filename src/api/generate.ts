@@ -6,7 +6,7 @@ import { checkConfigAgainstRepo, loadConfig, parseConfig } from '../config/load.
 import { CONFIG_FILE, type ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError } from '../errors.js';
 import { conflictReason, type Plan, pendingChanges, planChanges } from '../plan/plan.js';
-import { type GeneratorState, parseState } from '../plan/state.js';
+import { parseState } from '../plan/state.js';
 import { type GeneratedFile, renderFiles } from '../render/render-files.js';
 import { GENERATOR_VERSION } from '../version.js';
 
@@ -53,7 +53,7 @@ export async function generate(
   }
   if (options.check) return { config, plan, wrote: false };
   await throwOnConflicts(plan);
-  const stateChanged = readText(dir, plan.state.path) !== plan.state.content;
+  const stateChanged = plan.before.stateText !== plan.state.content;
   if (pendingChanges(plan).length === 0 && !stateChanged) return { config, plan, wrote: false };
   applyPlan(dir, plan);
   return { config, plan, wrote: true };
@@ -66,10 +66,13 @@ export function planForConfig(
   options: { force?: boolean; version?: string } = {},
 ): Plan {
   checkOutputPaths(config, desired);
+  const stateText = readText(dir, config.paths.stateFile);
   return planChanges({
     desired,
     readFile: (path) => readText(dir, path),
-    previousState: readState(dir, config.paths.stateFile),
+    previousState:
+      stateText === undefined ? undefined : parseState(stateText, config.paths.stateFile),
+    previousStateText: stateText,
     statePath: config.paths.stateFile,
     generatorVersion: options.version ?? GENERATOR_VERSION,
     force: options.force,
@@ -129,9 +132,4 @@ function withIac(dir: string, iac: string): { before: string; after: string } {
 function readText(dir: string, path: string): string | undefined {
   const file = join(dir, path);
   return existsSync(file) ? readFileSync(file, 'utf8') : undefined;
-}
-
-function readState(dir: string, path: string): GeneratorState | undefined {
-  const text = readText(dir, path);
-  return text === undefined ? undefined : parseState(text, path);
 }

@@ -56,7 +56,6 @@ export async function runDiff(
     options.repository,
   );
   const diff = await diffRepository(dir, {
-    displayName: loadConfig(dir).github.repository,
     now,
     images: listings,
     live: Boolean(options.live),

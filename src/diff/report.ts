@@ -1,12 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { planForConfig } from '../api/generate.js';
 import { loadConfig } from '../config/load.js';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError } from '../errors.js';
 import type { LifecyclePolicy } from '../model/lifecycle.js';
 import type { FileChange } from '../plan/plan.js';
-import { parseState } from '../plan/state.js';
 import {
   comparePolicies,
   mergeListings,
@@ -61,7 +58,7 @@ export interface DiffRepositoryOptions {
   listings?: Record<string, string>;
   /** The clock lifecycle ages are measured against (default: now). */
   now?: Date;
-  /** Shown instead of `dir`. */
+  /** The name shown for the repository (default: its `github.repository`). */
   displayName?: string;
   /** ECR repository name → its images, already read (e.g. by `readLiveListing`). */
   images?: Record<string, PreviewImage[]>;
@@ -82,8 +79,8 @@ export async function diffRepository(
   const version = options.version ?? GENERATOR_VERSION;
   const plan = planForConfig(dir, config, renderFiles(config, version), { version });
   const result: RepoDiff = {
-    repository: options.displayName ?? dir,
-    generatorBefore: readGeneratorVersion(dir, config),
+    repository: options.displayName ?? config.github.repository,
+    generatorBefore: plan.before.generator,
     generatorAfter: version,
     changes: plan.changes,
     explanations: explainChanges(config, plan.changes),
@@ -203,15 +200,5 @@ function parsePolicy(text: string, path: string): LifecyclePolicy | undefined {
     return Array.isArray(value?.rules) ? value : undefined;
   } catch {
     throw new CachedDeployError('IO', `${path}: not valid JSON, so its impact cannot be compared`);
-  }
-}
-
-function readGeneratorVersion(dir: string, config: ResolvedConfig): string | undefined {
-  const file = join(dir, config.paths.stateFile);
-  if (!existsSync(file)) return undefined;
-  try {
-    return parseState(readFileSync(file, 'utf8'), config.paths.stateFile).generator;
-  } catch {
-    return undefined;
   }
 }

@@ -7,7 +7,6 @@ import { parseYamlValue } from '../config/parse-yaml.js';
 import { CONFIG_FILE, type ResolvedConfig, resolveConfig } from '../config/resolve.js';
 import { CachedDeployError } from '../errors.js';
 import type { Plan } from '../plan/plan.js';
-import { parseState } from '../plan/state.js';
 import { renderFiles } from '../render/render-files.js';
 
 export interface Evaluation {
@@ -49,22 +48,10 @@ export function evaluateRepository(
   const config = resolveConfig(raw);
   checkConfigAgainstRepo(config, dir, CONFIG_FILE);
   const plan = planForConfig(dir, config, renderFiles(config, options.version), options);
-  const stateBefore = readOptional(join(dir, config.paths.stateFile));
-  let generatorBefore: string | undefined;
-  if (stateBefore !== undefined) {
-    try {
-      generatorBefore = parseState(stateBefore, config.paths.stateFile).generator;
-    } catch {
-      // planForConfig already refused an unreadable state file; nothing to add here.
-    }
-  }
-  return { config, plan, generatorBefore, stateBefore };
-}
-
-function readOptional(file: string): string | undefined {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
+  return {
+    config,
+    plan,
+    generatorBefore: plan.before.generator,
+    stateBefore: plan.before.stateText,
+  };
 }

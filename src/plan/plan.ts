@@ -28,6 +28,8 @@ export interface Plan {
   changes: FileChange[];
   /** The state file to write when the plan is applied. */
   state: { path: string; content: string };
+  /** The state file as it was: its text and the generator version it records. */
+  before: { stateText: string | undefined; generator: string | undefined };
 }
 
 export interface PlanInput {
@@ -35,6 +37,8 @@ export interface PlanInput {
   /** Reads a repository-relative file; undefined when it does not exist. */
   readFile: (path: string) => string | undefined;
   previousState: GeneratorState | undefined;
+  /** The previous state file's text, to tell whether the new one differs. */
+  previousStateText?: string;
   statePath: string;
   generatorVersion: string;
   /** Treat conflicts as updates (and edited orphans as deletes). */
@@ -75,7 +79,11 @@ export function planChanges(input: PlanInput): Plan {
   }
 
   const state: GeneratorState = { formatVersion: 1, generator: input.generatorVersion, files };
-  return { changes, state: { path: input.statePath, content: renderState(state) } };
+  return {
+    changes,
+    state: { path: input.statePath, content: renderState(state) },
+    before: { stateText: input.previousStateText, generator: input.previousState?.generator },
+  };
 }
 
 /**
