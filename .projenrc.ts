@@ -34,6 +34,8 @@ const project = new typescript.TypeScriptProject({
         includes: [
           'src/**',
           'test/**',
+          // Real BuildKit output, byte for byte: never reformatted.
+          '!test/fixtures',
           'bench/**',
           'scripts/**',
           'bin/**',
@@ -113,6 +115,9 @@ const project = new typescript.TypeScriptProject({
   npmignoreEnabled: false,
   gitignore: ['/coverage/', '*.tgz', '/bench/results/'],
 });
+
+// The BuildKit fixtures are checked byte for byte against their digests: never convert line ends.
+project.gitattributes.addAttributes('/test/fixtures/**', '-text');
 
 project.package.addField('type', 'module');
 project.package.addVersion('0.1.0');

@@ -1,6 +1,6 @@
 /**
  * `doctor`: the cacheconfig parser and health score on the real BuildKit artifacts of
- * ../shared/data/buildkit/ (a seed and five eroded re-exports, DOMAIN.md §9), then the whole
+ * test/fixtures/buildkit/ (a seed and five eroded re-exports; docs/erosion-and-seed.md), then the whole
  * command against a real OCI registry (Debian's docker-registry, distribution 2.8) and against the
  * ECR test server, and the reseed dispatch against a local stand-in for the GitHub API.
  */
@@ -38,8 +38,8 @@ import { PROJECT_ROOT } from './support/temp-repo.js';
 
 // --- the real artifacts -----------------------------------------------------------------------
 
-/** ../shared next to the repository: /work/shared in development, checked out beside it in CI. */
-const DATA_DIR = join(PROJECT_ROOT, '..', 'shared', 'data', 'buildkit');
+/** Real BuildKit artifacts, committed with the tests (see test/fixtures/buildkit/README.md). */
+const DATA_DIR = join(PROJECT_ROOT, 'test', 'fixtures', 'buildkit');
 
 const STAGES = [
   'cache-seed',
@@ -92,7 +92,7 @@ let artifacts: Record<Stage, Artifact>;
 beforeAll(() => {
   if (!existsSync(DATA_DIR)) {
     throw new Error(
-      `the BuildKit artifacts are missing: expected ${DATA_DIR} (../shared next to the repository)`,
+      `the BuildKit artifacts are missing: expected ${DATA_DIR} (test/fixtures/buildkit)`,
     );
   }
   artifacts = Object.fromEntries(STAGES.map((stage) => [stage, loadArtifact(stage)])) as Record<

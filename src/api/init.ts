@@ -1,7 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Document, parseDocument } from 'yaml';
-import { applyPlan } from '../apply/write-files.js';
 import type { Prompter } from '../cli/prompts.js';
 import { checkConfigAgainstRepo, parseConfig } from '../config/load.js';
 import { CONFIG_FILE } from '../config/resolve.js';
@@ -15,10 +14,11 @@ import {
 } from '../detect/detect-repo.js';
 import { CachedDeployError } from '../errors.js';
 import type { Plan } from '../plan/plan.js';
+import { planForConfig, throwOnConflicts } from '../plan/plan-repository.js';
 import type { ProjenrcEdit } from '../projen/projenrc.js';
 import { renderFiles } from '../render/render-files.js';
 import { GENERATOR_VERSION } from '../version.js';
-import { planForConfig, throwOnConflicts } from './generate.js';
+import { writePlan } from '../write/write-files.js';
 
 export interface InitOptions {
   /** Accept detected values without asking. */
@@ -193,7 +193,7 @@ export async function init(dir: string, options: InitOptions = {}): Promise<Init
     after: text,
   });
   await throwOnConflicts(plan);
-  applyPlan(dir, plan);
+  writePlan(dir, plan);
   return { plan, configPath };
 }
 

@@ -1,9 +1,9 @@
-import { planForConfig } from '../api/generate.js';
 import { loadConfig } from '../config/load.js';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError } from '../errors.js';
 import type { LifecyclePolicy } from '../model/lifecycle.js';
 import type { FileChange } from '../plan/plan.js';
+import { planForConfig } from '../plan/plan-repository.js';
 import {
   comparePolicies,
   mergeListings,

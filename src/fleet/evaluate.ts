@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { planForConfig } from '../api/generate.js';
 import { checkConfigAgainstRepo, validateRawConfig } from '../config/load.js';
 import { type FleetLayers, isMapping, mergeFleetConfig } from '../config/merge.js';
 import { parseYamlValue } from '../config/parse-yaml.js';
 import { CONFIG_FILE, type ResolvedConfig, resolveConfig } from '../config/resolve.js';
 import { CachedDeployError } from '../errors.js';
 import type { Plan } from '../plan/plan.js';
+import { planForConfig } from '../plan/plan-repository.js';
 import { renderFiles } from '../render/render-files.js';
 
 export interface Evaluation {

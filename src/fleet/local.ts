@@ -1,10 +1,10 @@
-import { applyPlan } from '../apply/write-files.js';
 import type { FleetLayers } from '../config/merge.js';
 import { CONFIG_FILE } from '../config/resolve.js';
 import { explainChanges } from '../diff/explain.js';
 import type { RepoDiff } from '../diff/report.js';
 import { isCachedDeployError } from '../errors.js';
 import { conflictReason, type FileAction, type FileChange } from '../plan/plan.js';
+import { writePlan } from '../write/write-files.js';
 import { type Evaluation, evaluateRepository } from './evaluate.js';
 import type { FleetRepo } from './fleet-file.js';
 import type { RepoStatus } from './progress.js';
@@ -65,7 +65,7 @@ export function localOutcome(task: LocalTask): Outcome {
       const needsWrite =
         result.status === 'changed' || (result.status === 'in-sync' && stateChanged(evaluation));
       if (needsWrite) {
-        applyPlan(task.dir, evaluation.plan);
+        writePlan(task.dir, evaluation.plan);
         return { result: wroteResult(result, evaluation) };
       }
       return { result };

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { applyPlan } from '../apply/write-files.js';
 import type { FleetLayers } from '../config/merge.js';
 import { CONFIG_FILE } from '../config/resolve.js';
 import type { RepoDiff } from '../diff/report.js';
 import { CachedDeployError } from '../errors.js';
 import { GENERATOR_VERSION } from '../version.js';
+import { writePlan } from '../write/write-files.js';
 import { type Evaluation, evaluateRepository } from './evaluate.js';
 import { type FleetFile, type FleetRepo, loadFleetFile } from './fleet-file.js';
 import {
@@ -371,7 +371,7 @@ async function writeOnBranch(
     }
     const paths = [...result.changes.map((change) => change.path), evaluation.plan.state.path];
     pending = paths;
-    applyPlan(dir, evaluation.plan);
+    writePlan(dir, evaluation.plan);
     const commit = await commitPaths(
       dir,
       paths,

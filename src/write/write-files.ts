@@ -9,7 +9,7 @@ import type { Plan } from '../plan/plan.js';
  * renamed into place (rename is atomic on one filesystem). A failure before that removes the
  * temporary files and leaves the repository as it was.
  */
-export function applyPlan(dir: string, plan: Plan): { written: string[]; deleted: string[] } {
+export function writePlan(dir: string, plan: Plan): { written: string[]; deleted: string[] } {
   const writes = plan.changes
     .filter((change) => change.action === 'create' || change.action === 'update')
     .map((change) => ({ path: change.path, content: change.after ?? '' }));
