@@ -17,3 +17,29 @@ export function formatBytes(bytes: number): string {
 export function plural(count: number, word: string, many = `${word}s`): string {
   return `${count} ${count === 1 ? word : many}`;
 }
+
+/**
+ * Text from outside (a registry's error message, a file name from a cloned repository, an API's
+ * answer) made safe to print on a terminal: C0/C1 control characters (ESC starts terminal escape
+ * sequences; CR rewrites a line) and Unicode bidi overrides (which reorder what a reader sees)
+ * become `\u{…}` escapes, so nothing can move the cursor, recolour or hide text. Newlines are kept
+ * only when `multiline` is set.
+ */
+export function printable(text: string, options: { multiline?: boolean } = {}): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are exactly what we escape
+  return text.replace(
+    /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (char) =>
+      options.multiline && char === '\n' ? char : `\\u{${char.codePointAt(0)?.toString(16)}}`,
+  );
+}
+
+/**
+ * A value quoted into a one-line message, cut to `max` characters (an error must stay one line
+ * and must not echo a megabyte of someone else's input back).
+ */
+export function quoteForMessage(value: string, max = 120): string {
+  const cut = value.length > max ? `${value.slice(0, max)}…` : value;
+  const quoted = JSON.stringify(cut);
+  return value.length > max ? `${quoted} (${value.length} characters)` : quoted;
+}
