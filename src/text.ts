@@ -26,8 +26,8 @@ export function plural(count: number, word: string, many = `${word}s`): string {
  * only when `multiline` is set.
  */
 export function printable(text: string, options: { multiline?: boolean } = {}): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are exactly what we escape
   return text.replace(
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: these are exactly what we escape
     /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
     (char) =>
       options.multiline && char === '\n' ? char : `\\u{${char.codePointAt(0)?.toString(16)}}`,
