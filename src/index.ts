@@ -59,12 +59,14 @@ export {
 } from './fleet/index.js';
 export { bakeFile } from './model/bake.js';
 export { branchSlug, cacheScope, cacheTag } from './model/cache-tags.js';
-export { ciRolePolicy, ciTrustPolicy } from './model/iam.js';
+export { rolePolicy, roleTrustPolicy } from './model/iam.js';
 export {
+  branchCacheLifecyclePolicy,
   cacheLifecyclePolicy,
   imageLifecyclePolicy,
   type LifecyclePolicy,
 } from './model/lifecycle.js';
+export { type CiRole, ciRoles, type RoleKind } from './model/roles.js';
 export { deployWorkflow } from './model/workflow.js';
 export { type FileChange, type Plan, planChanges } from './plan/plan.js';
 export { type LifecycleViolation, validateLifecyclePolicy } from './policy/validate-lifecycle.js';

@@ -51,6 +51,7 @@ export async function apply(dir: string, options: ApplyOptions = {}): Promise<Ap
   for (const [path, keep] of [
     [paths.imagePolicy, []],
     [paths.cachePolicy, keepTags],
+    [paths.branchCachePolicy, []],
   ] as const) {
     const text = readPolicyFile(dir, path, keep);
     policies.set(path, text);

@@ -2,9 +2,16 @@ import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { parseDockerfileStages } from '../detect/dockerfile.js';
 import { CachedDeployError } from '../errors.js';
+import { cacheRepositoryVariable } from '../model/cache-tags.js';
 import { parseYamlValue } from './parse-yaml.js';
-import { CONFIG_FILE, type ResolvedConfig, resolveConfig } from './resolve.js';
-import { configSchema, pathOutsideRepo, type RawConfig } from './schema.js';
+import {
+  CONFIG_FILE,
+  defaultBranchCacheRepository,
+  defaultCacheRepository,
+  type ResolvedConfig,
+  resolveConfig,
+} from './resolve.js';
+import { configSchema, ECR_REPOSITORY, pathOutsideRepo, type RawConfig } from './schema.js';
 import { fail } from './validate.js';
 
 /** Parses and validates cached-deploy.yml text; `source` names the file in messages. */
@@ -36,15 +43,86 @@ function checkCrossFields(raw: RawConfig, source: string): void {
     }
     names.set(image.name, index);
   });
-  const imageRepos = new Set(raw.images.map((image) => image.repository));
+  const variables = new Map<string, number>();
   raw.images.forEach((image, index) => {
-    const cacheRepo = image.cacheRepository ?? `${image.repository}-buildcache`;
-    if (imageRepos.has(cacheRepo)) {
+    // Both become the same bake variable (CACHE_REPOSITORY_A_B for a-b and a_b).
+    const variable = cacheRepositoryVariable(image.name);
+    const first = variables.get(variable);
+    if (first !== undefined) {
       fail(
         source,
-        `images[${index}].cacheRepository`,
-        `"${cacheRepo}" is also an image repository; cache artifacts must live apart from deployable images`,
+        `images[${index}].name`,
+        `"${image.name}" and images[${first}].name would share the bake variable ${variable}; rename one`,
       );
+    }
+    variables.set(variable, index);
+  });
+  checkRepositories(raw, source);
+  checkRoleNames(raw, source);
+}
+
+/**
+ * Deployable images, main caches and branch caches live in disjoint repositories: the branch
+ * role may write every branch-cache repository, so one that is also an image or main-cache
+ * repository would hand branch builds what only main may write (docs/trust-separation.md).
+ */
+function checkRepositories(raw: RawConfig, source: string): void {
+  const owner = new Map<string, { kind: string; field: string }>();
+  const claim = (name: string, kind: string, field: string) => {
+    const existing = owner.get(name);
+    if (existing && existing.kind !== kind) {
+      fail(
+        source,
+        field,
+        `"${name}" is also ${existing.kind} (${existing.field}); ${REPOSITORY_KINDS_APART}`,
+      );
+    }
+    if (!existing) owner.set(name, { kind, field });
+  };
+  const derived = (name: string, field: string, explicit: string | undefined) => {
+    if (explicit === undefined && !ECR_REPOSITORY.test(name)) {
+      fail(
+        source,
+        field,
+        `the default "${name.length > 60 ? `${name.slice(0, 57)}...` : name}" is not a valid ECR repository name (at most 256 characters); set ${field}`,
+      );
+    }
+    return name;
+  };
+  raw.images.forEach((image, index) => {
+    claim(image.repository, 'an image repository', `images[${index}].repository`);
+  });
+  raw.images.forEach((image, index) => {
+    const field = `images[${index}].cacheRepository`;
+    claim(
+      derived(defaultCacheRepository(image), field, image.cacheRepository),
+      'a cache repository',
+      field,
+    );
+  });
+  raw.images.forEach((image, index) => {
+    const field = `images[${index}].branchCacheRepository`;
+    const name = derived(defaultBranchCacheRepository(image), field, image.branchCacheRepository);
+    claim(name, 'a branch-cache repository', field);
+  });
+}
+
+const REPOSITORY_KINDS_APART =
+  'deployable images, main caches and branch caches must live in separate repositories';
+
+function checkRoleNames(raw: RawConfig, source: string): void {
+  const config = resolveConfig(raw);
+  const roles: [string, string][] = [
+    ['aws.roleName', config.aws.roleName],
+    ['aws.branchRoleName', config.aws.branchRoleName],
+    ...(raw.workflow?.deploy?.environment
+      ? [['aws.deployRoleName', config.aws.deployRoleName] as [string, string]]
+      : []),
+  ];
+  roles.forEach(([field, name], index) => {
+    const same = roles.slice(0, index).find(([, other]) => other === name);
+    if (same) {
+      fail(source, field, `"${name}" is also ${same[0]}; each role needs its own name`);
     }
   });
 }

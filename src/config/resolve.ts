@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { RawConfig } from './schema.js';
 
 /** The BuildKit image the workflow pins when the config does not say (DOMAIN.md §2). */
@@ -13,12 +14,24 @@ export interface ImageSettings {
   target: string | undefined;
   platforms: string[];
   repository: string;
+  /** Where the main branch's and the seed's caches live: written only by the main role. */
   cacheRepository: string;
+  /** Where branch builds and pull requests keep their own caches: the branch role's to write. */
+  branchCacheRepository: string;
 }
 
 /** cached-deploy.yml with every default filled in: what the model is built from. */
 export interface ResolvedConfig {
-  aws: { accountId: string; region: string; roleName: string };
+  aws: {
+    accountId: string;
+    region: string;
+    /** The main role: builds and deploys of the main branch, the seed, apply. */
+    roleName: string;
+    /** The branch role: builds of other branches and same-repository pull requests. */
+    branchRoleName: string;
+    /** The deploy job's role, trusted through the deploy environment (used only with one). */
+    deployRoleName: string;
+  };
   github: { repository: string; mainBranch: string };
   images: ImageSettings[];
   cache: { branchRetentionDays: number; untaggedRetentionDays: number };
@@ -37,9 +50,9 @@ export interface ResolvedConfig {
   /** Settings of the ECR repositories themselves (`apply`, and ecr/main.tf). */
   ecr: {
     /**
-     * MUTABLE by default: a re-run of the build job for the same commit pushes the same SHA tag
-     * again (with a new digest, image timestamps differ), which an IMMUTABLE repository refuses.
-     * Choose IMMUTABLE when your builds are reproducible or re-runs never push.
+     * IMMUTABLE by default: `app:<commit sha>` names one build, so what a deploy or a rollback
+     * pulls cannot be replaced. The build job skips the push of a tag that already exists, so a
+     * re-run of the same commit still works.
      */
     imageTagMutability: 'IMMUTABLE' | 'MUTABLE';
     /** Cache tags are rewritten by every build; IMMUTABLE_WITH_EXCLUSION excludes all of them. */
@@ -67,7 +80,7 @@ export const DEFAULTS = {
   },
   // A commit SHA names one build: an immutable tag makes "what runs in production" unforgeable.
   ecr: {
-    imageTagMutability: 'MUTABLE',
+    imageTagMutability: 'IMMUTABLE',
     cacheTagMutability: 'MUTABLE',
     scanOnPush: true,
   },
@@ -78,11 +91,14 @@ export function resolveConfig(raw: RawConfig): ResolvedConfig {
   const mainBranch = raw.github.mainBranch ?? 'main';
   const repoName = raw.github.repository.split('/')[1] ?? 'app';
   const workflow = raw.workflow ?? {};
+  const roleName = raw.aws.roleName ?? `${repoName}-cached-deploy`.slice(0, 64);
   return {
     aws: {
       accountId: raw.aws.accountId,
       region: raw.aws.region,
-      roleName: raw.aws.roleName ?? `${repoName}-cached-deploy`.slice(0, 64),
+      roleName,
+      branchRoleName: raw.aws.branchRoleName ?? derivedRoleName(roleName, BRANCH_ROLE_SUFFIX),
+      deployRoleName: raw.aws.deployRoleName ?? derivedRoleName(roleName, DEPLOY_ROLE_SUFFIX),
     },
     github: { repository: raw.github.repository, mainBranch },
     images: raw.images.map((image) => ({
@@ -92,7 +108,8 @@ export function resolveConfig(raw: RawConfig): ResolvedConfig {
       target: image.target,
       platforms: image.platforms ?? ['linux/amd64'],
       repository: image.repository,
-      cacheRepository: image.cacheRepository ?? `${image.repository}-buildcache`,
+      cacheRepository: defaultCacheRepository(image),
+      branchCacheRepository: defaultBranchCacheRepository(image),
     })),
     cache: { ...DEFAULTS.cache, ...raw.cache },
     deployImages: { ...DEFAULTS.deployImages, ...raw.deployImages },
@@ -121,6 +138,37 @@ export function resolveConfig(raw: RawConfig): ResolvedConfig {
     ecr: { ...DEFAULTS.ecr, ...raw.ecr },
     iac: raw.iac ?? DEFAULTS.iac,
   };
+}
+
+export const BRANCH_ROLE_SUFFIX = '-branches';
+export const DEPLOY_ROLE_SUFFIX = '-deploy';
+/** IAM allows 64 characters in a role name. */
+const MAX_ROLE_NAME = 64;
+
+/**
+ * `<main role name><suffix>`. When that is longer than IAM allows, the main role's name is cut
+ * and 8 hex digits of its SHA-256 keep two long names that share a prefix apart.
+ */
+export function derivedRoleName(roleName: string, suffix: string): string {
+  const name = `${roleName}${suffix}`;
+  if (name.length <= MAX_ROLE_NAME) return name;
+  const hash = createHash('sha256').update(roleName, 'utf8').digest('hex').slice(0, 8);
+  return `${roleName.slice(0, MAX_ROLE_NAME - suffix.length - hash.length - 1)}-${hash}${suffix}`;
+}
+
+export function defaultCacheRepository(image: {
+  repository: string;
+  cacheRepository?: string | undefined;
+}): string {
+  return image.cacheRepository ?? `${image.repository}-buildcache`;
+}
+
+export function defaultBranchCacheRepository(image: {
+  repository: string;
+  cacheRepository?: string | undefined;
+  branchCacheRepository?: string | undefined;
+}): string {
+  return image.branchCacheRepository ?? `${defaultCacheRepository(image)}-branches`;
 }
 
 /**

@@ -152,8 +152,11 @@ const imageSchema = object(
     }),
     repository: string({ pattern: ECR_REPOSITORY, hint: 'a valid ECR repository name' }),
     cacheRepository: string({ pattern: ECR_REPOSITORY, hint: 'a valid ECR repository name' }),
+    // Where branch builds and pull requests read and write their own caches: a repository of its
+    // own, because IAM cannot restrict a role by image tag (docs/trust-separation.md).
+    branchCacheRepository: string({ pattern: ECR_REPOSITORY, hint: 'a valid ECR repository name' }),
   },
-  ['context', 'dockerfile', 'target', 'platforms', 'cacheRepository'],
+  ['context', 'dockerfile', 'target', 'platforms', 'cacheRepository', 'branchCacheRepository'],
 );
 
 export const configSchema = object(
@@ -165,8 +168,10 @@ export const configSchema = object(
         accountId: string({ pattern: ACCOUNT_ID, hint: 'a 12-digit AWS account id' }),
         region: string({ pattern: REGION, hint: 'an AWS region such as eu-west-1' }),
         roleName: string({ pattern: IAM_ROLE_NAME, hint: 'a valid IAM role name' }),
+        branchRoleName: string({ pattern: IAM_ROLE_NAME, hint: 'a valid IAM role name' }),
+        deployRoleName: string({ pattern: IAM_ROLE_NAME, hint: 'a valid IAM role name' }),
       },
-      ['roleName'],
+      ['roleName', 'branchRoleName', 'deployRoleName'],
     ),
     github: object(
       {

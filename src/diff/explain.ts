@@ -4,8 +4,10 @@ import {
   type LifecyclePolicy,
   type LifecycleRule,
 } from '../model/lifecycle.js';
+import type { RoleKind } from '../model/roles.js';
 import type { FileChange } from '../plan/plan.js';
 import { generatedPaths } from '../render/render-files.js';
+import { explainAccessChange, type PolicyDocumentLike, type RoleDocuments } from './access.js';
 
 /**
  * Policy changes in words, for reviewers who should not have to read JSON line diffs: what a
@@ -13,22 +15,82 @@ import { generatedPaths } from '../render/render-files.js';
  * Everything here compares parsed documents, so reordering or reformatting explains as nothing.
  */
 
-export type PolicyKind = 'cache-lifecycle' | 'image-lifecycle' | 'iam' | 'trust';
+export type PolicyKind =
+  | 'cache-lifecycle'
+  | 'branch-cache-lifecycle'
+  | 'image-lifecycle'
+  | 'iam'
+  | 'trust';
 
-/** Sentences for every policy file among `changes` that would change (`diff`, `fleet --diff`). */
+/** The single CI role of earlier versions: files `generate` now deletes. */
+export const LEGACY_ROLE_FILES = { policy: 'iam-policy.json', trust: 'trust-policy.json' } as const;
+
+const ROLE_LABELS: Record<RoleKind, string> = {
+  main: 'the main role',
+  branch: 'the branch role',
+  deploy: 'the deploy role',
+};
+
+interface RoleFiles {
+  label: string;
+  policy: string;
+  trust: string;
+}
+
+/** Every role's pair of files, the current ones and the former single CI role's. */
+function roleFiles(config: Parameters<typeof generatedPaths>[0]): RoleFiles[] {
+  const paths = generatedPaths(config);
+  const ecr = (name: string) =>
+    config.paths.ecrDir === '.' ? name : `${config.paths.ecrDir}/${name}`;
+  return [
+    ...(Object.keys(paths.roles) as RoleKind[]).map((kind) => ({
+      label: ROLE_LABELS[kind],
+      ...paths.roles[kind],
+    })),
+    {
+      label: 'the former CI role',
+      policy: ecr(LEGACY_ROLE_FILES.policy),
+      trust: ecr(LEGACY_ROLE_FILES.trust),
+    },
+  ];
+}
+
+/**
+ * Sentences for every policy file among `changes` that would change (`diff`, `fleet --diff`):
+ * per file, then, when a role's documents changed, who can now or no longer do what, compared over
+ * all the roles' documents before and after (so a role split shows as "branch builds and pull
+ * requests can no longer push images to ...").
+ */
 export function explainChanges(config: ResolvedConfig, changes: FileChange[]): string[] {
   const paths = generatedPaths(config);
-  const kinds = new Map<string, PolicyKind>([
-    [paths.cachePolicy, 'cache-lifecycle'],
-    [paths.imagePolicy, 'image-lifecycle'],
-    [paths.iamPolicy, 'iam'],
-    [paths.trustPolicy, 'trust'],
+  const roles = roleFiles(config);
+  const kinds = new Map<string, { kind: PolicyKind; label?: string }>([
+    [paths.cachePolicy, { kind: 'cache-lifecycle' }],
+    [paths.branchCachePolicy, { kind: 'branch-cache-lifecycle' }],
+    [paths.imagePolicy, { kind: 'image-lifecycle' }],
+    ...roles.flatMap((role): [string, { kind: PolicyKind; label: string }][] => [
+      [role.policy, { kind: 'iam', label: role.label }],
+      [role.trust, { kind: 'trust', label: role.label }],
+    ]),
   ]);
   const explanations: string[] = [];
+  let rolesChanged = false;
   for (const change of changes) {
-    const kind = kinds.get(change.path);
-    if (!kind || change.action === 'unchanged') continue;
-    explanations.push(...explainPolicyChange(kind, change.before, change.after, change.path));
+    const known = kinds.get(change.path);
+    if (!known || change.action === 'unchanged' || change.before === change.after) continue;
+    if (known.kind === 'iam' || known.kind === 'trust') rolesChanged = true;
+    explanations.push(
+      ...explainPolicyChange(known.kind, change.before, change.after, change.path, known.label),
+    );
+  }
+  if (rolesChanged) {
+    const byPath = new Map(changes.map((change) => [change.path, change]));
+    const side = (which: 'before' | 'after'): RoleDocuments[] =>
+      roles.map((role) => ({
+        trust: parse(byPath.get(role.trust)?.[which] ?? '') as PolicyDocumentLike | undefined,
+        policy: parse(byPath.get(role.policy)?.[which] ?? '') as PolicyDocumentLike | undefined,
+      }));
+    explanations.push(...explainAccessChange(config, side('before'), side('after')));
   }
   return explanations;
 }
@@ -39,6 +101,7 @@ export function explainPolicyChange(
   before: string | undefined,
   after: string | undefined,
   path: string,
+  roleLabel = 'the CI role',
 ): string[] {
   if (before === after) return [];
   const old = before === undefined ? undefined : parse(before);
@@ -55,18 +118,31 @@ export function explainPolicyChange(
       kind === 'cache-lifecycle' ? 'cache' : 'image',
     );
   }
+  if (kind === 'branch-cache-lifecycle') {
+    return explainLifecycleChange(
+      old as LifecyclePolicy | undefined,
+      next as LifecyclePolicy | undefined,
+      'cache',
+      'branch-cache lifecycle policy',
+    );
+  }
   return kind === 'iam'
     ? explainIamChange(
         old as PolicyDocumentLike | undefined,
         next as PolicyDocumentLike | undefined,
+        roleLabel,
+        path,
       )
     : explainTrustChange(
         old as PolicyDocumentLike | undefined,
         next as PolicyDocumentLike | undefined,
+        roleLabel,
+        path,
       );
 }
 
 function parse(text: string): unknown {
+  if (text === '') return undefined;
   try {
     return JSON.parse(text);
   } catch {
@@ -143,8 +219,8 @@ export function explainLifecycleChange(
   before: LifecyclePolicy | undefined,
   after: LifecyclePolicy | undefined,
   repo: 'cache' | 'image',
+  label = repo === 'cache' ? 'cache lifecycle policy' : 'image lifecycle policy',
 ): string[] {
-  const label = repo === 'cache' ? 'cache lifecycle policy' : 'image lifecycle policy';
   if (before === undefined && after === undefined) return [];
   if (before === undefined) {
     const rules = rulesOf(after).map((rule) => {
@@ -240,19 +316,7 @@ function noLonger(rule: LifecycleRule, subject: Subject): string {
 
 // --- IAM policies ---
 
-interface PolicyDocumentLike {
-  Statement?: StatementLike[] | StatementLike;
-}
-
-interface StatementLike {
-  Sid?: string;
-  Effect?: string;
-  Principal?: unknown;
-  Action?: string | string[];
-  NotAction?: string | string[];
-  Resource?: string | string[];
-  Condition?: Record<string, Record<string, string | string[]>>;
-}
+type StatementLike = NonNullable<Extract<PolicyDocumentLike['Statement'], unknown[]>>[number];
 
 function statements(doc: PolicyDocumentLike | undefined): StatementLike[] {
   if (!doc?.Statement) return [];
@@ -292,23 +356,31 @@ interface Grant {
 export function explainIamChange(
   before: PolicyDocumentLike | undefined,
   after: PolicyDocumentLike | undefined,
+  role = 'the CI role',
+  path = 'its policy file',
 ): string[] {
   if (before === undefined && after === undefined) return [];
-  if (after === undefined) return ['the CI role policy would be deleted'];
+  if (after === undefined) {
+    return [
+      `${path} (${role}'s permissions) is no longer generated: the role keeps them in IAM until you change or delete it`,
+    ];
+  }
   const old = grants(before);
   const next = grants(after);
   const added = [...next].filter(([key]) => !old.has(key)).map(([, grant]) => grant);
   const removed = [...old].filter(([key]) => !next.has(key)).map(([, grant]) => grant);
   return [
-    ...sentencesFor(added, (g) => (g.effect === 'Allow' ? 'can now' : 'is now denied')),
-    ...sentencesFor(removed, (g) =>
-      g.effect === 'Allow' ? 'can no longer' : 'is no longer denied',
+    ...sentencesFor(added, (g) => (g.effect === 'Allow' ? 'can now' : 'is now denied'), role),
+    ...sentencesFor(
+      removed,
+      (g) => (g.effect === 'Allow' ? 'can no longer' : 'is no longer denied'),
+      role,
     ),
   ];
 }
 
 /** Groups grants that share a verb, a condition and a resource set into one sentence. */
-function sentencesFor(items: Grant[], verb: (grant: Grant) => string): string[] {
+function sentencesFor(items: Grant[], verb: (grant: Grant) => string, role: string): string[] {
   const byAction = new Map<string, { grant: Grant; resources: string[] }>();
   for (const grant of items) {
     const key = JSON.stringify([verb(grant), grant.condition, grant.action]);
@@ -326,7 +398,7 @@ function sentencesFor(items: Grant[], verb: (grant: Grant) => string): string[] 
   }
   return [...byResources.values()].map(({ grant, actions, resources }) => {
     const when = grant.condition ? ` when ${grant.condition}` : '';
-    return `the CI role ${verb(grant)} ${actions.sort().join(', ')} on ${describeResources(resources)}${when}`;
+    return `${role} ${verb(grant)} ${actions.sort().join(', ')} on ${describeResources(resources)}${when}`;
   });
 }
 
@@ -387,37 +459,46 @@ function principalList(principal: unknown): string[] {
 export function explainTrustChange(
   before: PolicyDocumentLike | undefined,
   after: PolicyDocumentLike | undefined,
+  role = 'the CI role',
+  path = 'its trust policy file',
 ): string[] {
   if (before === undefined && after === undefined) return [];
-  if (after === undefined) return ['the CI role trust policy would be deleted'];
+  if (after === undefined) {
+    return [
+      `${path} (who may assume ${role}) is no longer generated: IAM keeps the trust policy until you change or delete the role`,
+    ];
+  }
   const old = trusts(before);
   const next = trusts(after);
   const sentences: string[] = [];
   for (const [key, trust] of next) {
     const previous = old.get(key);
     if (!previous) {
-      sentences.push(`the CI role can now be assumed by ${trust.principal} (${trust.action})`);
+      const when = [...trust.conditions]
+        .map(([name, values]) => `${name} = ${[...values].join(', ')}`)
+        .join('; ');
+      sentences.push(
+        `${role} can now be assumed by ${trust.principal} (${trust.action})${when ? ` when ${when}` : ''}`,
+      );
       continue;
     }
     for (const [name, values] of trust.conditions) {
       const was = previous.conditions.get(name) ?? new Set<string>();
       const added = [...values].filter((value) => !was.has(value));
       const gone = [...was].filter((value) => !values.has(value));
-      if (added.length > 0)
-        sentences.push(`the CI role now also trusts ${name} = ${added.join(', ')}`);
-      if (gone.length > 0)
-        sentences.push(`the CI role no longer trusts ${name} = ${gone.join(', ')}`);
+      if (added.length > 0) sentences.push(`${role} now also trusts ${name} = ${added.join(', ')}`);
+      if (gone.length > 0) sentences.push(`${role} no longer trusts ${name} = ${gone.join(', ')}`);
     }
     for (const [name, was] of previous.conditions) {
       if (!trust.conditions.has(name)) {
         sentences.push(
-          `the condition ${name} (${[...was].join(', ')}) was removed: the CI role is trusted more widely`,
+          `the condition ${name} (${[...was].join(', ')}) was removed: ${role} is trusted more widely`,
         );
       }
     }
   }
   for (const [key, trust] of old) {
-    if (!next.has(key)) sentences.push(`${trust.principal} can no longer assume the CI role`);
+    if (!next.has(key)) sentences.push(`${trust.principal} can no longer assume ${role}`);
   }
   return sentences;
 }

@@ -1,4 +1,4 @@
-import type { RepositorySettings } from '../model/ecr-repositories.js';
+import type { RepositoryKind, RepositorySettings } from '../model/ecr-repositories.js';
 import { plural } from '../text.js';
 import type {
   EcrApplyPort,
@@ -83,7 +83,7 @@ export interface ProtectedExpiry extends ExpiringImage {
 
 export interface RepositoryReport {
   name: string;
-  kind: 'image' | 'cache';
+  kind: RepositoryKind;
   policyFile: string;
   existed: boolean;
   actions: RepositoryAction[];
@@ -398,6 +398,9 @@ async function protectedAmong(
   const tagged = expiring.filter((image) => image.tags.length > 0);
   if (tagged.length === 0) return [];
   const { cacheTagPrefixes, keepNewestImages } = context.input.protection;
+  // A branch-cache repository protects nothing: everything in it expires, and anything a branch
+  // wrote there (a main.* tag included) must not be able to hold up apply.
+  if (desired.kind === 'branch-cache') return [];
   if (desired.kind === 'cache') {
     return tagged.flatMap((image) => {
       const tag = image.tags.find((t) => cacheTagPrefixes.some((prefix) => t.startsWith(prefix)));

@@ -1,12 +1,22 @@
 import type { ResolvedConfig } from '../config/resolve.js';
 import { registryHost } from './aws.js';
-import { cacheTag, LOCAL_CACHE_SCOPE, MAIN_SCOPE, SEED_SCOPE } from './cache-tags.js';
+import {
+  cacheRepositoryVariable,
+  cacheTag,
+  LOCAL_CACHE_SCOPE,
+  MAIN_SCOPE,
+  SEED_SCOPE,
+} from './cache-tags.js';
 
 /**
- * The buildx bake file as data. The cache strategy (DOMAIN.md §1) holds by plain variable
- * substitution, with no conditionals to get wrong: every target imports the seed and main caches
- * and `${CACHE_SCOPE}`'s, and exports only to `${CACHE_SCOPE}`. The workflow sets CACHE_SCOPE to
- * "main" on the main branch, "br-<slug>" elsewhere, and "seed" only in the scheduled cold build.
+ * The buildx bake file as data. The cache strategy holds by plain variable substitution, with no
+ * conditionals to get wrong: every target imports the seed and main caches from its cache
+ * repository, and `${CACHE_SCOPE}`'s from `${CACHE_REPOSITORY_<TARGET>}`, and exports only to
+ * `${CACHE_REPOSITORY_<TARGET>}:${CACHE_SCOPE}.<target>`. The workflow's scope step sets
+ * CACHE_SCOPE to "main" and each CACHE_REPOSITORY_<TARGET> to the cache repository on the main
+ * branch; "br-<slug>" and the branch-cache repository elsewhere; the seed job "seed" and the
+ * cache repository. What a build may actually write is decided by the role it assumes, not by
+ * this file (a pull request can change it): docs/trust-separation.md.
  */
 export interface BakeFile {
   variables: BakeVariable[];
@@ -64,10 +74,16 @@ export function bakeFile(config: ResolvedConfig): BakeFile {
         default: LOCAL_CACHE_SCOPE,
         comment: `Which cache this build writes: "${MAIN_SCOPE}" on the main branch, "br-<branch slug>" elsewhere, "${SEED_SCOPE}" in the scheduled cold build (set by the workflow).`,
       },
+      ...config.images.map((image) => ({
+        name: cacheRepositoryVariable(image.name),
+        default: image.branchCacheRepository,
+        comment: `The repository of ${image.name}'s own cache scope: ${image.cacheRepository} for "${MAIN_SCOPE}" and "${SEED_SCOPE}", ${image.branchCacheRepository} for branches and builds outside CI (set by the workflow).`,
+      })),
     ],
     targets: config.images.map((image) => {
-      const cacheRef = (tagScope: string) =>
-        `type=registry,ref=${registry}/${image.cacheRepository}:${cacheTag(tagScope, image.name)}`;
+      const ownRepository = v(cacheRepositoryVariable(image.name));
+      const cacheRef = (repository: string, tagScope: string) =>
+        `type=registry,ref=${registry}/${repository}:${cacheTag(tagScope, image.name)}`;
       return {
         name: image.name,
         context: image.context,
@@ -76,8 +92,12 @@ export function bakeFile(config: ResolvedConfig): BakeFile {
         platforms: image.platforms,
         tags: [`${registry}/${image.repository}:${v(BAKE_VARIABLES.imageTag)}`],
         // The seed first: it is the one cache that re-exports from fresh runners cannot erode.
-        cacheFrom: [cacheRef(SEED_SCOPE), cacheRef(MAIN_SCOPE), cacheRef(scope)],
-        cacheTo: [`${cacheRef(scope)},${CACHE_EXPORT_OPTIONS}`],
+        cacheFrom: [
+          cacheRef(image.cacheRepository, SEED_SCOPE),
+          cacheRef(image.cacheRepository, MAIN_SCOPE),
+          cacheRef(ownRepository, scope),
+        ],
+        cacheTo: [`${cacheRef(ownRepository, scope)},${CACHE_EXPORT_OPTIONS}`],
       };
     }),
   };

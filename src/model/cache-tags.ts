@@ -90,16 +90,48 @@ export function cacheTag(scope: string, imageName: string): string {
 }
 
 /**
- * The same computation as `cacheScope`, as a bash step for the workflow. It reads BRANCH (the
- * untrusted branch name, passed through env, never interpolated) and IS_MAIN, and writes
- * `scope=<scope>` to $GITHUB_OUTPUT. LC_ALL=C makes tr work on bytes, like branchSlug.
+ * The bake variable naming the repository a target's own cache scope lives in:
+ * `CACHE_REPOSITORY_<NAME>`, the image name upper-cased with '-' as '_' (an environment variable
+ * name a shell can set). The config refuses two images that map to the same variable.
  */
-export function branchScopeScript(imageNames: readonly string[]): string {
-  const max = maxSlugLength(imageNames);
+export function cacheRepositoryVariable(imageName: string): string {
+  return `CACHE_REPOSITORY_${imageName.toUpperCase().replaceAll('-', '_')}`;
+}
+
+/** An image's cache repositories, as the scope step needs them. */
+export interface CacheLocations {
+  name: string;
+  cacheRepository: string;
+  branchCacheRepository: string;
+}
+
+/**
+ * The repository a build keeps its own scope in: the cache repository for main's scope (and the
+ * seed's), the branch-cache repository for every other (docs/trust-separation.md).
+ */
+export function ownCacheRepository(image: CacheLocations, isMainBranch: boolean): string {
+  return isMainBranch ? image.cacheRepository : image.branchCacheRepository;
+}
+
+/**
+ * The same computation as `cacheScope` and `ownCacheRepository`, as a bash step for the
+ * workflow. It reads BRANCH (the untrusted branch name, passed through env, never interpolated)
+ * and IS_MAIN, and writes `scope=<scope>` and, per image, `<bake variable>=<repository>` (see
+ * `cacheRepositoryVariable`) to $GITHUB_OUTPUT. LC_ALL=C makes tr work on bytes, like branchSlug.
+ * Repository names are validated ECR names ([a-z0-9._/-]), quoted all the same.
+ */
+export function branchScopeScript(images: readonly CacheLocations[]): string {
+  const max = maxSlugLength(images.map((image) => image.name));
+  const repositories = (isMain: boolean) =>
+    images.map(
+      (image) =>
+        `  echo "${cacheRepositoryVariable(image.name)}=${ownCacheRepository(image, isMain)}" >> "$GITHUB_OUTPUT"`,
+    );
   return [
     'set -euo pipefail',
     'if [ "$IS_MAIN" = "true" ]; then',
     `  scope=${MAIN_SCOPE}`,
+    ...repositories(true),
     'else',
     `  slug=$(printf '%s' "$BRANCH" | LC_ALL=C tr -cs 'A-Za-z0-9_.-' '-')`,
     `  if [ "$slug" != "$BRANCH" ] || [ "\${#slug}" -gt ${max} ] || [[ "$slug" =~ -[0-9a-f]{${HASH_LENGTH}}$ ]]; then`,
@@ -107,6 +139,7 @@ export function branchScopeScript(imageNames: readonly string[]): string {
     `    slug="\${slug:0:${max - HASH_LENGTH - 1}}-$hash"`,
     '  fi',
     `  scope="${BRANCH_SCOPE_PREFIX}$slug"`,
+    ...repositories(false),
     'fi',
     'echo "scope=$scope" >> "$GITHUB_OUTPUT"',
     'echo "Cache scope: $scope"',

@@ -14,7 +14,8 @@ export interface ExclusionFilter {
   filter: string;
 }
 
-export type RepositoryKind = 'image' | 'cache';
+/** image: deployable images. cache: main's and the seed's caches. branch-cache: every branch's. */
+export type RepositoryKind = 'image' | 'cache' | 'branch-cache';
 
 export interface RepositorySettings {
   name: string;
@@ -41,13 +42,19 @@ export const CACHE_TAG_EXCLUSION_FILTERS: readonly ExclusionFilter[] = [
 ];
 
 /**
- * Image repositories first, then cache repositories, each in the order the config names them.
- * `paths` are the policy files' repository-relative paths (`generatedPaths(config)`).
+ * Image repositories first, then cache repositories, then branch-cache repositories, each in the
+ * order the config names them. `paths` are the policy files' repository-relative paths
+ * (`generatedPaths(config)`).
  */
 export function repositorySettings(
   config: ResolvedConfig,
-  paths: { cachePolicy: string; imagePolicy: string },
+  paths: { cachePolicy: string; branchCachePolicy: string; imagePolicy: string },
 ): RepositorySettings[] {
+  const policyFile: Record<RepositoryKind, string> = {
+    image: paths.imagePolicy,
+    cache: paths.cachePolicy,
+    'branch-cache': paths.branchCachePolicy,
+  };
   const byName = new Map<string, RepositorySettings>();
   const add = (name: string, kind: RepositoryKind, image: string) => {
     const existing = byName.get(name);
@@ -55,7 +62,7 @@ export function repositorySettings(
       if (!existing.images.includes(image)) existing.images.push(image);
       return;
     }
-    const cache = kind === 'cache';
+    const cache = kind !== 'image';
     const tagMutability = cache ? config.ecr.cacheTagMutability : config.ecr.imageTagMutability;
     byName.set(name, {
       name,
@@ -67,10 +74,11 @@ export function repositorySettings(
           ? CACHE_TAG_EXCLUSION_FILTERS.map((filter) => ({ ...filter }))
           : [],
       scanOnPush: config.ecr.scanOnPush,
-      policyFile: cache ? paths.cachePolicy : paths.imagePolicy,
+      policyFile: policyFile[kind],
     });
   };
   for (const image of config.images) add(image.repository, 'image', image.name);
   for (const image of config.images) add(image.cacheRepository, 'cache', image.name);
+  for (const image of config.images) add(image.branchCacheRepository, 'branch-cache', image.name);
   return [...byName.values()];
 }

@@ -1,5 +1,6 @@
 import type { ResolvedConfig } from '../config/resolve.js';
 import { githubOidcProviderArn, repositoryArn } from './aws.js';
+import { ciRole, GITHUB_OIDC_HOST, OIDC_AUDIENCE, type RoleKind } from './roles.js';
 
 export interface PolicyDocument {
   Version: '2012-10-17';
@@ -15,8 +16,15 @@ export interface PolicyStatement {
   Condition?: Record<string, Record<string, string | string[]>>;
 }
 
-/** What a registry client needs to pull and push (docker login + BuildKit's registry cache). */
-const PUSH_PULL_ACTIONS = [
+/** What a registry client needs to pull (docker pull, BuildKit's cache import). */
+export const PULL_ACTIONS = [
+  'ecr:BatchCheckLayerAvailability',
+  'ecr:BatchGetImage',
+  'ecr:GetDownloadUrlForLayer',
+];
+
+/** What a registry client needs to pull and push (docker push, BuildKit's cache export). */
+export const PUSH_PULL_ACTIONS = [
   'ecr:BatchCheckLayerAvailability',
   'ecr:BatchGetImage',
   'ecr:CompleteLayerUpload',
@@ -26,15 +34,21 @@ const PUSH_PULL_ACTIONS = [
   'ecr:UploadLayerPart',
 ];
 
-/** What the pruner needs, granted on the cache repositories only: it can never touch images. */
-const PRUNE_ACTIONS = ['ecr:BatchDeleteImage', 'ecr:DescribeImages', 'ecr:ListImages'];
+/** What the pruner needs, on cache repositories only: it can never touch images. */
+export const PRUNE_ACTIONS = ['ecr:BatchDeleteImage', 'ecr:DescribeImages', 'ecr:ListImages'];
+
+/**
+ * What the build of the main branch needs on an image repository besides push: whether
+ * `<image>:<sha>` already exists (a re-run must not push it again into an IMMUTABLE repository).
+ */
+export const IMAGE_TAG_CHECK_ACTIONS = ['ecr:DescribeImages'];
 
 /**
  * What `create-cached-deploy apply` needs (the workflow's apply job): create the repositories,
  * set their tag mutability and scanning, preview and put lifecycle policies, and list images to
  * check a preview against the tags the config protects.
  */
-const APPLY_ACTIONS = [
+export const APPLY_ACTIONS = [
   'ecr:CreateRepository',
   'ecr:DescribeImages',
   'ecr:DescribeRepositories',
@@ -46,54 +60,77 @@ const APPLY_ACTIONS = [
   'ecr:StartLifecyclePolicyPreview',
 ];
 
-export function ciRolePolicy(config: ResolvedConfig): PolicyDocument {
-  const { accountId, region } = config.aws;
-  const arns = (names: string[]) =>
-    [...new Set(names)].sort().map((name) => repositoryArn(accountId, region, name));
-  const imageRepos = config.images.map((image) => image.repository);
-  const cacheRepos = config.images.map((image) => image.cacheRepository);
+/** The repositories of a configuration by kind, each list without duplicates. */
+export function repositoryNames(config: ResolvedConfig) {
+  const unique = (names: string[]) => [...new Set(names)];
   return {
-    Version: '2012-10-17',
-    Statement: [
-      {
-        Sid: 'EcrLogin',
-        Effect: 'Allow',
-        // GetAuthorizationToken has no resource-level permissions: "*" is the only valid resource.
-        Action: 'ecr:GetAuthorizationToken',
-        Resource: '*',
-      },
-      {
-        Sid: 'PushPullImagesAndCache',
-        Effect: 'Allow',
-        Action: PUSH_PULL_ACTIONS,
-        Resource: arns([...imageRepos, ...cacheRepos]),
-      },
-      {
-        Sid: 'PruneCache',
-        Effect: 'Allow',
-        Action: PRUNE_ACTIONS,
-        Resource: arns(cacheRepos),
-      },
-      {
-        Sid: 'ApplyRepositorySettings',
-        Effect: 'Allow',
-        Action: APPLY_ACTIONS,
-        Resource: arns([...imageRepos, ...cacheRepos]),
-      },
-    ],
+    images: unique(config.images.map((image) => image.repository)),
+    caches: unique(config.images.map((image) => image.cacheRepository)),
+    branchCaches: unique(config.images.map((image) => image.branchCacheRepository)),
   };
 }
 
+/** The permissions of one role (`<ecrDir>/<kind>-role-policy.json`). */
+export function rolePolicy(config: ResolvedConfig, kind: RoleKind): PolicyDocument {
+  const { accountId, region } = config.aws;
+  const arns = (names: string[]) =>
+    [...new Set(names)].sort().map((name) => repositoryArn(accountId, region, name));
+  const repos = repositoryNames(config);
+  const statement = (Sid: string, Action: string[], names: string[]): PolicyStatement => ({
+    Sid,
+    Effect: 'Allow',
+    Action,
+    Resource: arns(names),
+  });
+  const login: PolicyStatement = {
+    Sid: 'EcrLogin',
+    Effect: 'Allow',
+    // GetAuthorizationToken has no resource-level permissions: "*" is the only valid resource.
+    Action: 'ecr:GetAuthorizationToken',
+    Resource: '*',
+  };
+  const statements: PolicyStatement[] = [login];
+  switch (kind) {
+    case 'main':
+      statements.push(
+        statement(
+          'PushImages',
+          [...PUSH_PULL_ACTIONS, ...IMAGE_TAG_CHECK_ACTIONS].sort(),
+          repos.images,
+        ),
+        statement('WriteMainAndSeedCaches', PUSH_PULL_ACTIONS, repos.caches),
+        statement('PruneMainAndSeedCaches', PRUNE_ACTIONS, repos.caches),
+        statement('ApplyRepositorySettings', APPLY_ACTIONS, [
+          ...repos.images,
+          ...repos.caches,
+          ...repos.branchCaches,
+        ]),
+      );
+      break;
+    case 'branch':
+      statements.push(
+        statement('ReadMainAndSeedCaches', PULL_ACTIONS, repos.caches),
+        statement('WriteBranchCaches', PUSH_PULL_ACTIONS, repos.branchCaches),
+        statement('PruneBranchCaches', PRUNE_ACTIONS, repos.branchCaches),
+      );
+      break;
+    case 'deploy':
+      statements.push(statement('PullImages', PULL_ACTIONS, repos.images));
+      break;
+  }
+  return { Version: '2012-10-17', Statement: statements };
+}
+
 /**
- * The CI role trusts GitHub's OIDC provider for this repository only: branch builds
- * (refs/heads/*) and pull requests from branches of this repository. Fork pull requests get no
- * token at all; tags and other repositories cannot assume it.
+ * Who may assume a role (`<ecrDir>/<kind>-role-trust-policy.json`): GitHub's OIDC provider of
+ * this account, for this repository's subjects of that role only, and only with the audience
+ * configure-aws-credentials requests.
  */
-export function ciTrustPolicy(config: ResolvedConfig): PolicyDocument {
-  const repo = config.github.repository;
-  const subjects = [`repo:${repo}:ref:refs/heads/*`, `repo:${repo}:pull_request`];
-  const environment = config.workflow.deploy?.environment;
-  if (environment) subjects.push(`repo:${repo}:environment:${environment}`);
+export function roleTrustPolicy(config: ResolvedConfig, kind: RoleKind): PolicyDocument {
+  const role = ciRole(config, kind);
+  const subjects = role.subjects.length === 1 ? (role.subjects[0] as string) : role.subjects;
+  const audience = { [`${GITHUB_OIDC_HOST}:aud`]: OIDC_AUDIENCE };
+  const subject = { [`${GITHUB_OIDC_HOST}:sub`]: subjects };
   return {
     Version: '2012-10-17',
     Statement: [
@@ -102,10 +139,10 @@ export function ciTrustPolicy(config: ResolvedConfig): PolicyDocument {
         Effect: 'Allow',
         Principal: { Federated: githubOidcProviderArn(config.aws.accountId, config.aws.region) },
         Action: 'sts:AssumeRoleWithWebIdentity',
-        Condition: {
-          StringEquals: { 'token.actions.githubusercontent.com:aud': 'sts.amazonaws.com' },
-          StringLike: { 'token.actions.githubusercontent.com:sub': subjects },
-        },
+        Condition:
+          role.subjectOperator === 'StringEquals'
+            ? { StringEquals: { ...audience, ...subject } }
+            : { StringEquals: audience, StringLike: subject },
       },
     ],
   };

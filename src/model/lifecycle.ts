@@ -37,6 +37,11 @@ export function keptCacheTags(config: ResolvedConfig): string[] {
   return scopes.flatMap((scope) => config.images.map((image) => cacheTag(scope, image.name)));
 }
 
+/**
+ * The cache repositories (`<ecrDir>/cache-lifecycle-policy.json`): main's and the seed's caches
+ * are kept forever. Branch caches no longer live here; the br-* rule only drains the ones left
+ * from before branch caches had their own repository.
+ */
 export function cacheLifecyclePolicy(config: ResolvedConfig): LifecyclePolicy {
   // One keep rule per prefix: entries of one tagPrefixList are ANDed, so a single rule listing
   // both "main." and "seed." would select nothing.
@@ -53,28 +58,67 @@ export function cacheLifecyclePolicy(config: ResolvedConfig): LifecyclePolicy {
   const rules: Omit<LifecycleRule, 'rulePriority'>[] = [
     keep(MAIN_SCOPE, 'the main branch cache'),
     ...(config.seed.enabled ? [keep(SEED_SCOPE, 'the seed cache')] : []),
+    expireBranchCaches(config, ' (left from before branch caches had their own repository)'),
+    expireUntagged(config),
+  ];
+  return numbered(rules);
+}
+
+/**
+ * The branch-cache repositories (`<ecrDir>/branch-cache-lifecycle-policy.json`): everything
+ * expires. Branch caches N days after their last push; untagged artifacts after M; and any other
+ * tag a branch build wrote there (it may write any: IAM cannot restrict tags) after N days too,
+ * so nothing in the repository a pull request can write outlives the retention.
+ */
+export function branchCacheLifecyclePolicy(config: ResolvedConfig): LifecyclePolicy {
+  return numbered([
+    expireBranchCaches(config, ''),
+    expireUntagged(config),
     {
-      description: `Expire branch caches (tags ${BRANCH_SCOPE_PREFIX}*) ${config.cache.branchRetentionDays} days after their last push`,
+      description: `Expire any other tag ${config.cache.branchRetentionDays} days after its last push: branch builds write nothing else here`,
       selection: {
         tagStatus: 'tagged',
-        tagPrefixList: [BRANCH_SCOPE_PREFIX],
+        tagPatternList: ['*'],
         countType: 'sinceImagePushed',
         countUnit: 'days',
         countNumber: config.cache.branchRetentionDays,
       },
       action: { type: 'expire' },
     },
-    {
-      description: `Expire superseded (untagged) cache artifacts the pruner missed after ${config.cache.untaggedRetentionDays} day(s)`,
-      selection: {
-        tagStatus: 'untagged',
-        countType: 'sinceImagePushed',
-        countUnit: 'days',
-        countNumber: config.cache.untaggedRetentionDays,
-      },
-      action: { type: 'expire' },
+  ]);
+}
+
+function expireBranchCaches(
+  config: ResolvedConfig,
+  note: string,
+): Omit<LifecycleRule, 'rulePriority'> {
+  return {
+    description: `Expire branch caches (tags ${BRANCH_SCOPE_PREFIX}*) ${config.cache.branchRetentionDays} days after their last push${note}`,
+    selection: {
+      tagStatus: 'tagged',
+      tagPrefixList: [BRANCH_SCOPE_PREFIX],
+      countType: 'sinceImagePushed',
+      countUnit: 'days',
+      countNumber: config.cache.branchRetentionDays,
     },
-  ];
+    action: { type: 'expire' },
+  };
+}
+
+function expireUntagged(config: ResolvedConfig): Omit<LifecycleRule, 'rulePriority'> {
+  return {
+    description: `Expire superseded (untagged) cache artifacts the pruner missed after ${config.cache.untaggedRetentionDays} day(s)`,
+    selection: {
+      tagStatus: 'untagged',
+      countType: 'sinceImagePushed',
+      countUnit: 'days',
+      countNumber: config.cache.untaggedRetentionDays,
+    },
+    action: { type: 'expire' },
+  };
+}
+
+function numbered(rules: Omit<LifecycleRule, 'rulePriority'>[]): LifecyclePolicy {
   return { rules: rules.map((rule, index) => ({ rulePriority: index + 1, ...rule })) };
 }
 

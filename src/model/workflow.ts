@@ -1,9 +1,17 @@
 import type { ResolvedConfig } from '../config/resolve.js';
 import { GENERATOR_VERSION } from '../version.js';
-import { ACTIONS, PRUNER_SDK } from './actions.js';
-import { registryHost, roleArn } from './aws.js';
+import { ACTIONS } from './actions.js';
+import { registryHost } from './aws.js';
 import { BAKE_VARIABLES } from './bake.js';
-import { branchScopeScript, cacheTag, SEED_SCOPE } from './cache-tags.js';
+import {
+  branchScopeScript,
+  cacheRepositoryVariable,
+  cacheTag,
+  ownCacheRepository,
+  SEED_SCOPE,
+} from './cache-tags.js';
+import { prunerPaths } from './pruner.js';
+import { ciRole, deployRoleKind, type RoleKind } from './roles.js';
 
 /**
  * The GitHub Actions workflow as a typed object; render/ serialises it with `yaml`. GitHub
@@ -96,133 +104,173 @@ const IS_MAIN = "steps.main.outputs.is-main == 'true'";
 export const SEED_RUN_EXPRESSION =
   "github.event_name == 'schedule' || (github.event_name == 'workflow_dispatch' && inputs.reseed)";
 
-export function deployWorkflow(config: ResolvedConfig, version = GENERATOR_VERSION): Workflow {
-  const isTrusted = "env.TRUSTED == 'true'";
-  const awsCredentials = (condition?: string): Step => ({
+// ---------------------------------------------------------------------------------------------
+// Building blocks. Each job is assembled from these, so that other job shapes (a build job per
+// platform, another CI) reuse the same role choice, scope computation and bake invocation.
+// ---------------------------------------------------------------------------------------------
+
+/** Whose token a job carries decides nothing by itself: the job asks for the role of its work. */
+export function roleArnOf(config: ResolvedConfig, kind: RoleKind): string {
+  return ciRole(config, kind).arn;
+}
+
+/**
+ * The role of a build: the main role for a build of the main branch (it pushes images and writes
+ * main.*), the branch role for any other (it writes only the branch-cache repositories). The
+ * choice reads the shell's exact `is-main` answer; the trust policies then refuse a token whose
+ * subject does not match, so a branch that changed this expression still gets no main role.
+ */
+export function buildRoleExpression(config: ResolvedConfig, isMain = IS_MAIN): string {
+  return expr(
+    `${isMain} && ${literal(roleArnOf(config, 'main'))} || ${literal(roleArnOf(config, 'branch'))}`,
+  );
+}
+
+export function credentialsStep(
+  config: ResolvedConfig,
+  roleToAssume: string,
+  condition?: string,
+): Step {
+  return {
     name: 'Configure AWS credentials (OIDC)',
     ...(condition ? { if: condition } : {}),
     uses: ACTIONS.configureAwsCredentials,
+    with: { 'role-to-assume': roleToAssume, 'aws-region': config.aws.region },
+  };
+}
+
+/**
+ * The step (id `cache`) that computes a build's cache scope and, per image, the repository its
+ * own scope lives in (`CACHE_REPOSITORY_<IMAGE>`): see branchScopeScript.
+ */
+export function cacheScopeStep(
+  config: ResolvedConfig,
+  branch: string,
+  isMain: string,
+  name = 'Compute the cache scope of this branch',
+): Step {
+  return {
+    name,
+    id: 'cache',
+    env: { BRANCH: branch, IS_MAIN: isMain },
+    run: branchScopeScript(config.images),
+  };
+}
+
+/** The bake variables of a build's own cache, from the `cache` step's outputs. */
+export function cacheEnv(config: ResolvedConfig): Record<string, string> {
+  return {
+    [BAKE_VARIABLES.cacheScope]: expr('steps.cache.outputs.scope'),
+    ...Object.fromEntries(
+      config.images.map((image) => {
+        const variable = cacheRepositoryVariable(image.name);
+        return [variable, expr(`steps.cache.outputs.${variable}`)];
+      }),
+    ),
+  };
+}
+
+/** The same variables as literals, for a job that always writes the main cache repository. */
+function mainCacheEnv(config: ResolvedConfig, scope: string): Record<string, string> {
+  return {
+    [BAKE_VARIABLES.cacheScope]: scope,
+    ...Object.fromEntries(
+      config.images.map((image) => [
+        cacheRepositoryVariable(image.name),
+        ownCacheRepository(image, true),
+      ]),
+    ),
+  };
+}
+
+const setupBuildx = (config: ResolvedConfig): Step => ({
+  name: 'Set up Docker Buildx (pinned BuildKit)',
+  uses: ACTIONS.setupBuildx,
+  with: { 'driver-opts': `image=${config.buildkit.image}` },
+});
+
+/**
+ * Whether each image is pushed: only on the main branch, and not when `<repository>:<sha>`
+ * already exists. An IMMUTABLE repository refuses a second push of a tag with a new digest (a
+ * re-run of the same commit builds new timestamps), so a re-run skips the push and deploys the
+ * image the first run pushed. Outputs one `true`/`false` per image name.
+ */
+export function imageTagCheckStep(config: ResolvedConfig, condition?: string): Step {
+  const checks = config.images.map((image) => `decide '${image.name}' '${image.repository}'`);
+  return {
+    name: 'Push only images whose commit tag is not in ECR yet (a re-run pushes nothing twice)',
+    id: 'push',
+    ...(condition ? { if: condition } : {}),
+    env: { IS_MAIN: expr('steps.main.outputs.is-main'), IMAGE_TAG: expr('github.sha') },
+    run: [...IMAGE_TAG_CHECK_SCRIPT, ...checks].join('\n'),
+  };
+}
+
+export const IMAGE_TAG_CHECK_SCRIPT = [
+  'set -euo pipefail',
+  '# decide <image> <repository>: writes <image>=true when its tag must be pushed.',
+  'decide() {',
+  '  if [ "$IS_MAIN" != "true" ]; then',
+  '    echo "$1=false" >> "$GITHUB_OUTPUT"',
+  '    return',
+  '  fi',
+  '  if ! command -v aws >/dev/null 2>&1; then',
+  '    echo "::warning::no aws CLI on this runner: pushing $2:$IMAGE_TAG without checking whether it exists"',
+  '    echo "$1=true" >> "$GITHUB_OUTPUT"',
+  '    return',
+  '  fi',
+  '  local error',
+  '  if error=$(aws ecr describe-images --repository-name "$2" --image-ids "imageTag=$IMAGE_TAG" \\',
+  '      --query "imageDetails[0].imageDigest" --output text 2>&1 >/dev/null); then',
+  '    echo "$2:$IMAGE_TAG exists already (a re-run of this commit): not pushing it again"',
+  '    echo "$1=false" >> "$GITHUB_OUTPUT"',
+  '  elif [[ "$error" == *ImageNotFoundException* ]]; then',
+  '    echo "$1=true" >> "$GITHUB_OUTPUT"',
+  '  else',
+  "    echo \"::warning::could not tell whether $2:$IMAGE_TAG exists, pushing it: $(printf '%s' \"$error\" | tr '\\n' ' ')\"",
+  '    echo "$1=true" >> "$GITHUB_OUTPUT"',
+  '  fi',
+  '}',
+];
+
+/**
+ * The bake invocation of a build with the registry cache: the generated bake file from the working
+ * tree (`source: .`, so uncommitted generated files count), the cache variables from the `cache`
+ * step, and one `<target>.push=` per image from the `push` step.
+ */
+export function registryBakeStep(config: ResolvedConfig, condition?: string): Step {
+  return {
+    name: 'Build with the registry cache, push on the main branch',
+    ...(condition ? { if: condition } : {}),
+    uses: ACTIONS.bake,
+    env: { ...cacheEnv(config), [BAKE_VARIABLES.imageTag]: expr('github.sha') },
     with: {
-      'role-to-assume': roleArn(config.aws.accountId, config.aws.region, config.aws.roleName),
-      'aws-region': config.aws.region,
+      source: '.',
+      files: config.paths.bakeFile,
+      set: config.images
+        .map((image) => `${image.name}.push=${expr(`steps.push.outputs.${image.name}`)}`)
+        .join('\n'),
     },
-  });
-  const bakeInputs = { source: '.', files: config.paths.bakeFile };
-
-  const build: Job = {
-    name: 'Build',
-    if: buildCondition(config),
-    'runs-on': config.workflow.runsOn,
-    permissions: { contents: 'read', 'id-token': 'write' },
-    env: { TRUSTED: expr(TRUSTED_EXPRESSION) },
-    outputs: { 'is-main': expr('steps.main.outputs.is-main') },
-    steps: [
-      { name: 'Check out', uses: ACTIONS.checkout, with: { 'persist-credentials': false } },
-      mainBranchStep(config),
-      {
-        name: 'Compute the cache scope of this branch',
-        id: 'cache',
-        env: { BRANCH: expr(BRANCH_EXPRESSION), IS_MAIN: expr('steps.main.outputs.is-main') },
-        run: branchScopeScript(config.images.map((image) => image.name)),
-      },
-      awsCredentials(isTrusted),
-      { name: 'Log in to Amazon ECR', if: isTrusted, uses: ACTIONS.ecrLogin },
-      installPruner(config, isTrusted),
-      {
-        name: 'Record the cache digests this build will supersede',
-        if: isTrusted,
-        env: { [BAKE_VARIABLES.cacheScope]: expr('steps.cache.outputs.scope') },
-        run: prunerCommand(config, 'record', [`--state "${DIGESTS_FILE}"`]),
-      },
-      {
-        name: 'Set up Docker Buildx (pinned BuildKit)',
-        uses: ACTIONS.setupBuildx,
-        with: { 'driver-opts': `image=${config.buildkit.image}` },
-      },
-      {
-        name: 'Build with the registry cache, push on the main branch',
-        if: isTrusted,
-        uses: ACTIONS.bake,
-        env: {
-          [BAKE_VARIABLES.cacheScope]: expr('steps.cache.outputs.scope'),
-          [BAKE_VARIABLES.imageTag]: expr('github.sha'),
-        },
-        with: { ...bakeInputs, push: expr(IS_MAIN) },
-      },
-      {
-        // Also after a failed build: whatever it exported is superseded all the same.
-        name: 'Prune superseded cache artifacts',
-        if: `!cancelled() && ${isTrusted}`,
-        run: prunerCommand(config, 'prune', pruneFlags(config)),
-      },
-      {
-        // Without credentials the ECR cache cannot be read, and a fork must not write one:
-        // point both at a throwaway local directory instead.
-        name: 'Build a fork pull request (no AWS, no shared cache)',
-        if: "env.TRUSTED != 'true'",
-        uses: ACTIONS.bake,
-        with: {
-          ...bakeInputs,
-          push: false,
-          set: [
-            '*.cache-from=type=local,src=/tmp/cached-deploy-fork-cache',
-            '*.cache-to=type=local,dest=/tmp/cached-deploy-fork-cache',
-          ].join('\n'),
-        },
-      },
-    ],
   };
+}
 
-  const jobs: Record<string, Job> = { build };
-  const deploy = config.workflow.deploy;
-  if (deploy) {
-    jobs.deploy = {
-      name: 'Deploy',
-      needs: 'build',
-      if: "needs.build.outputs.is-main == 'true'",
-      'runs-on': config.workflow.runsOn,
-      ...(deploy.environment ? { environment: deploy.environment } : {}),
-      permissions: { contents: 'read', 'id-token': 'write' },
-      steps: [
-        { name: 'Check out', uses: ACTIONS.checkout, with: { 'persist-credentials': false } },
-        awsCredentials(),
-        {
-          name: 'Deploy',
-          env: {
-            [BAKE_VARIABLES.registry]: registryHost(config.aws.accountId, config.aws.region),
-            [BAKE_VARIABLES.imageTag]: expr('github.sha'),
-          },
-          run: deploy.command,
-        },
-      ],
-    };
-  }
+const checkout = (): Step => ({
+  name: 'Check out',
+  uses: ACTIONS.checkout,
+  with: { 'persist-credentials': false },
+});
 
-  jobs['delete-branch-cache'] = {
-    name: 'Delete the cache of a deleted branch',
-    if: "github.event_name == 'delete' && github.event.ref_type == 'branch'",
-    'runs-on': config.workflow.runsOn,
-    permissions: { contents: 'read', 'id-token': 'write' },
-    steps: [
-      { name: 'Check out', uses: ACTIONS.checkout, with: { 'persist-credentials': false } },
-      {
-        name: 'Compute the cache scope of the deleted branch',
-        id: 'cache',
-        env: { BRANCH: expr('github.event.ref'), IS_MAIN: 'false' },
-        run: branchScopeScript(config.images.map((image) => image.name)),
-      },
-      awsCredentials(),
-      installPruner(config),
-      {
-        name: "Delete the branch's cache tags",
-        env: { [BAKE_VARIABLES.cacheScope]: expr('steps.cache.outputs.scope') },
-        run: prunerCommand(config, 'delete-branch', []),
-      },
-    ],
-  };
+// ---------------------------------------------------------------------------------------------
+// The workflow
+// ---------------------------------------------------------------------------------------------
 
-  if (config.seed.enabled) jobs.seed = seedJob(config, awsCredentials);
-  jobs.apply = applyJob(config, version, awsCredentials);
+export function deployWorkflow(config: ResolvedConfig, version = GENERATOR_VERSION): Workflow {
+  const jobs: Record<string, Job> = { build: buildJob(config) };
+  if (config.workflow.deploy) jobs.deploy = deployJob(config);
+  if (config.prune.sweep) jobs.prune = pruneJob(config);
+  jobs['delete-branch-cache'] = deleteBranchCacheJob(config);
+  if (config.seed.enabled) jobs.seed = seedJob(config);
+  jobs.apply = applyJob(config, version);
 
   const on: Record<string, unknown> = {};
   if (config.workflow.on.push.length > 0) on.push = { branches: config.workflow.on.push };
@@ -268,6 +316,137 @@ export function deployWorkflow(config: ResolvedConfig, version = GENERATOR_VERSI
   };
 }
 
+/**
+ * Build (and on main, push): what the deploy waits for, and nothing else. No install and no
+ * pruner run here; pruning is the prune job's, which the deploy does not wait for.
+ */
+function buildJob(config: ResolvedConfig): Job {
+  const isTrusted = "env.TRUSTED == 'true'";
+  return {
+    name: 'Build',
+    if: buildCondition(config),
+    'runs-on': config.workflow.runsOn,
+    permissions: { contents: 'read', 'id-token': 'write' },
+    env: { TRUSTED: expr(TRUSTED_EXPRESSION) },
+    outputs: { 'is-main': expr('steps.main.outputs.is-main') },
+    steps: [
+      checkout(),
+      mainBranchStep(config),
+      cacheScopeStep(config, expr(BRANCH_EXPRESSION), expr('steps.main.outputs.is-main')),
+      credentialsStep(config, buildRoleExpression(config), isTrusted),
+      { name: 'Log in to Amazon ECR', if: isTrusted, uses: ACTIONS.ecrLogin },
+      imageTagCheckStep(config, isTrusted),
+      setupBuildx(config),
+      registryBakeStep(config, isTrusted),
+      {
+        // Without credentials the ECR cache cannot be read, and a fork must not write one:
+        // point both at a throwaway local directory instead.
+        name: 'Build a fork pull request (no AWS, no shared cache)',
+        if: "env.TRUSTED != 'true'",
+        uses: ACTIONS.bake,
+        with: {
+          source: '.',
+          files: config.paths.bakeFile,
+          push: false,
+          set: [
+            '*.cache-from=type=local,src=/tmp/cached-deploy-fork-cache',
+            '*.cache-to=type=local,dest=/tmp/cached-deploy-fork-cache',
+          ].join('\n'),
+        },
+      },
+    ],
+  };
+}
+
+/**
+ * The deploy: right after the build of main, with the deploy role when an environment gates it
+ * (the token's subject is then `environment:<name>`, which only that role trusts), else the main
+ * role.
+ */
+function deployJob(config: ResolvedConfig): Job {
+  const deploy = config.workflow.deploy;
+  if (!deploy) throw new Error('no deploy configured');
+  return {
+    name: 'Deploy',
+    needs: 'build',
+    if: "needs.build.outputs.is-main == 'true'",
+    'runs-on': config.workflow.runsOn,
+    ...(deploy.environment ? { environment: deploy.environment } : {}),
+    permissions: { contents: 'read', 'id-token': 'write' },
+    steps: [
+      checkout(),
+      credentialsStep(config, roleArnOf(config, deployRoleKind(config))),
+      {
+        name: 'Deploy',
+        env: {
+          [BAKE_VARIABLES.registry]: registryHost(config.aws.accountId, config.aws.region),
+          [BAKE_VARIABLES.imageTag]: expr('github.sha'),
+        },
+        run: deploy.command,
+      },
+    ],
+  };
+}
+
+/**
+ * The sweep after a build, beside the deploy rather than before it: deletes untagged cache
+ * artifacts older than the grace period from the repositories this build wrote (the cache
+ * repositories with the main role on main, the branch-cache repositories with the branch role
+ * elsewhere). Every digest a build supersedes becomes such an artifact, so no `record` before the
+ * build is needed. Also after a failed build; never for a fork (no credentials).
+ */
+function pruneJob(config: ResolvedConfig): Job {
+  return {
+    name: 'Prune superseded cache artifacts',
+    needs: 'build',
+    if: `!cancelled() && needs.build.result != 'skipped' && (${TRUSTED_EXPRESSION})`,
+    'runs-on': config.workflow.runsOn,
+    permissions: { contents: 'read', 'id-token': 'write' },
+    steps: [
+      checkout(),
+      mainBranchStep(config),
+      cacheScopeStep(config, expr(BRANCH_EXPRESSION), expr('steps.main.outputs.is-main')),
+      installPrunerStep(config),
+      credentialsStep(config, buildRoleExpression(config)),
+      {
+        name: 'Sweep untagged cache artifacts older than the grace period',
+        env: cacheEnv(config),
+        run: prunerCommand(config, 'prune', [
+          '--sweep',
+          `--grace-hours ${config.prune.graceHours}`,
+          ...(config.prune.failOnError ? ['--fail-on-error'] : []),
+        ]),
+      },
+    ],
+  };
+}
+
+/** A deleted branch's cache tags, deleted from the branch-cache repositories with the branch role. */
+function deleteBranchCacheJob(config: ResolvedConfig): Job {
+  return {
+    name: 'Delete the cache of a deleted branch',
+    if: "github.event_name == 'delete' && github.event.ref_type == 'branch'",
+    'runs-on': config.workflow.runsOn,
+    permissions: { contents: 'read', 'id-token': 'write' },
+    steps: [
+      checkout(),
+      cacheScopeStep(
+        config,
+        expr('github.event.ref'),
+        'false',
+        'Compute the cache scope of the deleted branch',
+      ),
+      installPrunerStep(config),
+      credentialsStep(config, roleArnOf(config, 'branch')),
+      {
+        name: "Delete the branch's cache tags",
+        env: cacheEnv(config),
+        run: prunerCommand(config, 'delete-branch', []),
+      },
+    ],
+  };
+}
+
 function buildCondition(config: ResolvedConfig): string {
   const skip = ["github.event_name != 'delete'"];
   if (config.seed.enabled) skip.push(`!(${SEED_RUN_EXPRESSION})`);
@@ -276,16 +455,16 @@ function buildCondition(config: ResolvedConfig): string {
   return skip.join(' && ');
 }
 
+/** Where the CLI is installed for the apply job: outside the checkout. */
+const CLI_DIR = '$RUNNER_TEMP/cached-deploy-cli';
+
 /**
  * Makes ECR match the committed ecr/ files (repositories, tag mutability, lifecycle policies,
  * previewed before they are put) when a push to main changed them. When the previous commit
- * cannot be fetched, it applies anyway: apply is idempotent and writes nothing when in sync.
+ * cannot be fetched, it applies anyway: apply is idempotent and writes nothing when in sync. The
+ * pinned CLI is installed (scripts off) before the credentials exist, and run after.
  */
-function applyJob(
-  config: ResolvedConfig,
-  version: string,
-  awsCredentials: (condition?: string) => Step,
-): Job {
+function applyJob(config: ResolvedConfig, version: string): Job {
   const changed = "steps.changed.outputs.changed == 'true'";
   return {
     name: 'Apply the ECR settings and lifecycle policies',
@@ -320,12 +499,18 @@ function applyJob(
           'fi',
         ].join('\n'),
       },
-      awsCredentials(changed),
+      {
+        // The generator that wrote the files applies them: the same version, pinned (its
+        // npm-shrinkwrap.json pins its dependencies), installed before any credentials exist.
+        name: `Install create-cached-deploy ${version} (no install scripts)`,
+        if: changed,
+        run: `npm install --prefix "${CLI_DIR}" --no-save --ignore-scripts --no-audit --no-fund --loglevel=error create-cached-deploy@${version}`,
+      },
+      credentialsStep(config, roleArnOf(config, 'main'), changed),
       {
         name: 'Apply',
         if: changed,
-        // The generator that wrote the files applies them: the same version, pinned.
-        run: `npx --yes create-cached-deploy@${version} apply`,
+        run: `"${CLI_DIR}/node_modules/.bin/create-cached-deploy" apply`,
       },
     ],
   };
@@ -333,37 +518,34 @@ function applyJob(
 
 /**
  * The seed: every target built without importing any cache (so the result cannot inherit an
- * eroded cache) and exported mode=max to seed.<image>. Ordinary builds import it and never write
- * it; only this job sets CACHE_SCOPE=seed, and only on the main branch.
+ * eroded cache) and exported mode=max to seed.<image> in the cache repository, with the main
+ * role. Ordinary builds import it and never write it; only this job sets CACHE_SCOPE=seed, and
+ * only on the main branch.
  */
-function seedJob(config: ResolvedConfig, awsCredentials: (condition?: string) => Step): Job {
-  const scope = { [BAKE_VARIABLES.cacheScope]: SEED_SCOPE };
+function seedJob(config: ResolvedConfig): Job {
+  const scope = mainCacheEnv(config, SEED_SCOPE);
   return {
     name: 'Refresh the seed cache (cold build)',
     if: SEED_RUN_EXPRESSION,
     'runs-on': config.workflow.runsOn,
     permissions: { contents: 'read', 'id-token': 'write' },
     steps: [
-      { name: 'Check out', uses: ACTIONS.checkout, with: { 'persist-credentials': false } },
+      checkout(),
       mainBranchStep(config),
       {
         name: 'Refuse to seed from any branch but main',
         if: "steps.main.outputs.is-main != 'true'",
         run: 'echo "::error::The seed cache is refreshed only from the main branch." && exit 1',
       },
-      awsCredentials(),
+      installPrunerStep(config),
+      credentialsStep(config, roleArnOf(config, 'main')),
       { name: 'Log in to Amazon ECR', uses: ACTIONS.ecrLogin },
-      installPruner(config),
       {
         name: 'Record the seed digests this build will supersede',
         env: scope,
         run: prunerCommand(config, 'record', [`--state "${DIGESTS_FILE}"`]),
       },
-      {
-        name: 'Set up Docker Buildx (pinned BuildKit)',
-        uses: ACTIONS.setupBuildx,
-        with: { 'driver-opts': `image=${config.buildkit.image}` },
-      },
+      setupBuildx(config),
       {
         name: 'Cold build, exporting the seed cache',
         uses: ACTIONS.bake,
@@ -381,55 +563,56 @@ function seedJob(config: ResolvedConfig, awsCredentials: (condition?: string) =>
         // Not after the refusal: a run off main has installed no pruner and holds no credentials.
         name: 'Prune superseded seed artifacts',
         if: `!cancelled() && ${IS_MAIN}`,
-        run: prunerCommand(config, 'prune', pruneFlags(config)),
+        env: scope,
+        run: prunerCommand(config, 'prune', [
+          `--state "${DIGESTS_FILE}"`,
+          ...(config.prune.sweep ? ['--sweep'] : []),
+          `--grace-hours ${config.prune.graceHours}`,
+          ...(config.prune.failOnError ? ['--fail-on-error'] : []),
+        ]),
       },
     ],
   };
 }
 
 /** Where the pruner runs on the runner: outside the checkout, so nothing is added to the repo. */
-const PRUNER_DIR = '$RUNNER_TEMP/cached-deploy';
+export const PRUNER_DIR = '$RUNNER_TEMP/cached-deploy';
 const DIGESTS_FILE = `${PRUNER_DIR}/cache-digests.json`;
 
-function installPruner(config: ResolvedConfig, condition?: string): Step {
+/**
+ * Installs the pruner's one dependency from the generated lockfile (integrity hashes checked by
+ * `npm ci`, install scripts off). Every job runs it before its credentials step, so nothing
+ * unpinned ever runs with AWS credentials in its environment.
+ */
+export function installPrunerStep(config: ResolvedConfig, condition?: string): Step {
+  const paths = prunerPaths(config);
   return {
-    name: 'Install the cache pruner',
+    name: 'Install the cache pruner from its lockfile (no install scripts)',
     ...(condition ? { if: condition } : {}),
     run: [
+      'set -euo pipefail',
       `mkdir -p "${PRUNER_DIR}"`,
-      `cp "${config.paths.pruneScript}" "${PRUNER_DIR}/prune-ecr-cache.mjs"`,
-      `npm install --prefix "${PRUNER_DIR}" --no-save --no-audit --no-fund --loglevel=error ${PRUNER_SDK}`,
+      `cp "${paths.script}" "${PRUNER_DIR}/prune-ecr-cache.mjs"`,
+      `cp "${paths.packageJson}" "${PRUNER_DIR}/package.json"`,
+      `cp "${paths.lockfile}" "${PRUNER_DIR}/package-lock.json"`,
+      `npm ci --prefix "${PRUNER_DIR}" --ignore-scripts --no-audit --no-fund --loglevel=error`,
     ].join('\n'),
   };
 }
 
 /**
- * One pruner invocation covering every image: `--repository <cache repo> --tag <scope>.<image>`
- * per image. Tags use $CACHE_SCOPE from env; repository and image names are validated names.
+ * One pruner invocation covering every image: `--repository "$CACHE_REPOSITORY_<IMAGE>"` (and
+ * `--tag "$CACHE_SCOPE".<image>` to record or delete) per image, read from the step's env; image
+ * names are validated names.
  */
 function prunerCommand(config: ResolvedConfig, command: string, flags: string[]): string {
-  const byRepository = new Map<string, string[]>();
-  for (const image of config.images) {
-    const tags = byRepository.get(image.cacheRepository) ?? [];
-    tags.push(cacheTag('"$CACHE_SCOPE"', image.name));
-    byRepository.set(image.cacheRepository, tags);
-  }
-  const targets = [...byRepository].map(([repository, tags]) =>
+  const targets = config.images.map((image) =>
     [
-      `--repository ${repository}`,
-      ...(command === 'prune' ? [] : tags.map((tag) => `--tag ${tag}`)),
+      `--repository "$${cacheRepositoryVariable(image.name)}"`,
+      ...(command === 'prune' ? [] : [`--tag ${cacheTag('"$CACHE_SCOPE"', image.name)}`]),
     ].join(' '),
   );
   return [`node "${PRUNER_DIR}/prune-ecr-cache.mjs" ${command}`, ...targets, ...flags].join(
     ' \\\n  ',
   );
-}
-
-function pruneFlags(config: ResolvedConfig): string[] {
-  return [
-    `--state "${DIGESTS_FILE}"`,
-    ...(config.prune.sweep ? ['--sweep'] : []),
-    `--grace-hours ${config.prune.graceHours}`,
-    ...(config.prune.failOnError ? ['--fail-on-error'] : []),
-  ];
 }

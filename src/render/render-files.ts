@@ -2,13 +2,16 @@ import { stringify } from 'yaml';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError } from '../errors.js';
 import { bakeFile } from '../model/bake.js';
-import { ciRolePolicy, ciTrustPolicy } from '../model/iam.js';
+import { rolePolicy, roleTrustPolicy } from '../model/iam.js';
 import {
+  branchCacheLifecyclePolicy,
   cacheLifecyclePolicy,
   imageLifecyclePolicy,
   keptCacheTags,
   type LifecyclePolicy,
 } from '../model/lifecycle.js';
+import { prunerPaths } from '../model/pruner.js';
+import { ciRoles, type RoleKind } from '../model/roles.js';
 import { deployWorkflow } from '../model/workflow.js';
 import {
   formatViolation,
@@ -17,7 +20,7 @@ import {
 } from '../policy/validate-lifecycle.js';
 import { GENERATOR_VERSION } from '../version.js';
 import { hashComment } from './marker.js';
-import { renderPruneScript } from './prune-script.js';
+import { renderPrunerPackage, renderPruneScript } from './prune-script.js';
 import { renderTemplate } from './templates.js';
 import { renderTerraform } from './terraform.js';
 
@@ -27,17 +30,35 @@ export interface GeneratedFile {
   content: string;
 }
 
+export interface RolePaths {
+  /** `<ecrDir>/<kind>-role-policy.json`: what the role may do. */
+  policy: string;
+  /** `<ecrDir>/<kind>-role-trust-policy.json`: who may assume it. */
+  trust: string;
+}
+
 export function generatedPaths(config: ResolvedConfig) {
   const ecr = (name: string) =>
     config.paths.ecrDir === '.' ? name : `${config.paths.ecrDir}/${name}`;
+  const role = (kind: RoleKind): RolePaths => ({
+    policy: ecr(`${kind}-role-policy.json`),
+    trust: ecr(`${kind}-role-trust-policy.json`),
+  });
+  const pruner = prunerPaths(config);
   return {
     workflow: config.workflow.file,
     bake: config.paths.bakeFile,
     cachePolicy: ecr('cache-lifecycle-policy.json'),
+    branchCachePolicy: ecr('branch-cache-lifecycle-policy.json'),
     imagePolicy: ecr('image-lifecycle-policy.json'),
-    iamPolicy: ecr('iam-policy.json'),
-    trustPolicy: ecr('trust-policy.json'),
-    pruneScript: config.paths.pruneScript,
+    /** Every role's files; the deploy role's are written only with a deploy environment. */
+    roles: { main: role('main'), branch: role('branch'), deploy: role('deploy') } as Record<
+      RoleKind,
+      RolePaths
+    >,
+    pruneScript: pruner.script,
+    prunerPackage: pruner.packageJson,
+    prunerLockfile: pruner.lockfile,
   };
 }
 
@@ -49,6 +70,7 @@ export function renderFiles(config: ResolvedConfig, version = GENERATOR_VERSION)
   const paths = generatedPaths(config);
   const marker = hashComment(version);
   const bake = bakeFile(config);
+  const pruner = renderPrunerPackage();
   return [
     {
       path: paths.workflow,
@@ -68,12 +90,20 @@ export function renderFiles(config: ResolvedConfig, version = GENERATOR_VERSION)
       content: policyJson(paths.cachePolicy, cacheLifecyclePolicy(config), keptCacheTags(config)),
     },
     {
+      path: paths.branchCachePolicy,
+      content: policyJson(paths.branchCachePolicy, branchCacheLifecyclePolicy(config)),
+    },
+    {
       path: paths.imagePolicy,
       content: policyJson(paths.imagePolicy, imageLifecyclePolicy(config)),
     },
-    { path: paths.iamPolicy, content: json(ciRolePolicy(config)) },
-    { path: paths.trustPolicy, content: json(ciTrustPolicy(config)) },
+    ...ciRoles(config).flatMap((role) => [
+      { path: paths.roles[role.kind].policy, content: json(rolePolicy(config, role.kind)) },
+      { path: paths.roles[role.kind].trust, content: json(roleTrustPolicy(config, role.kind)) },
+    ]),
     { path: paths.pruneScript, content: renderPruneScript(version) },
+    { path: paths.prunerPackage, content: pruner.packageJson },
+    { path: paths.prunerLockfile, content: pruner.lockfile },
     ...(config.iac === 'terraform'
       ? [{ path: terraformPath(config), content: renderTerraform(config, version, paths) }]
       : []),

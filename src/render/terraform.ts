@@ -1,12 +1,14 @@
 import { posix } from 'node:path';
 import type { ResolvedConfig } from '../config/resolve.js';
-import { repositorySettings } from '../model/ecr-repositories.js';
+import { type RepositoryKind, repositorySettings } from '../model/ecr-repositories.js';
+import { ciRoles, type RoleKind } from '../model/roles.js';
 import { hashComment } from './marker.js';
 import { hclString } from './templates.js';
 
 /**
  * `<ecrDir>/main.tf` (with `iac: terraform`): the repositories, their lifecycle policies, the CI
- * role and its policy, for teams that manage AWS with Terraform. Every policy is read with
+ * roles (main, branch, and deploy with a deploy environment) and their policies, for teams that
+ * manage AWS with Terraform. Every policy is read with
  * `file()` from the JSON file generated beside it, so the JSON files stay the one source that
  * `apply`, the IAM console and Terraform all use.
  *
@@ -49,10 +51,17 @@ function fileBeside(name: string): Expr {
 /** The repository-relative paths of the generated files main.tf reads (`generatedPaths(config)`). */
 export interface TerraformPolicyPaths {
   cachePolicy: string;
+  branchCachePolicy: string;
   imagePolicy: string;
-  iamPolicy: string;
-  trustPolicy: string;
+  roles: Record<RoleKind, { policy: string; trust: string }>;
 }
+
+/** Terraform's name for each kind of repository (and for its local list). */
+const TF_KIND: Record<RepositoryKind, string> = {
+  image: 'image',
+  cache: 'cache',
+  'branch-cache': 'branch_cache',
+};
 
 /**
  * `paths` name the generated policy files; main.tf is written in their directory and reads each
@@ -63,27 +72,33 @@ export function renderTerraform(
   version: string,
   paths: TerraformPolicyPaths,
 ): string {
-  const files = [paths.cachePolicy, paths.imagePolicy, paths.iamPolicy, paths.trustPolicy];
+  const roles = ciRoles(config);
+  const files = [
+    paths.cachePolicy,
+    paths.branchCachePolicy,
+    paths.imagePolicy,
+    ...roles.flatMap((role) => [paths.roles[role.kind].policy, paths.roles[role.kind].trust]),
+  ];
   if (new Set(files.map((path) => posix.dirname(path))).size !== 1) {
     throw new Error(`main.tf reads its policy files from its own directory: ${files.join(', ')}`);
   }
   const beside = (path: string) => fileBeside(posix.basename(path));
   const repositories = repositorySettings(config, paths);
-  const names = (kind: 'image' | 'cache') =>
+  const names = (kind: RepositoryKind) =>
     repositories.filter((repo) => repo.kind === kind).map((repo) => repo.name);
-  const settings = (kind: 'image' | 'cache') => {
+  const settings = (kind: RepositoryKind) => {
     const first = repositories.find((repo) => repo.kind === kind);
     if (!first) throw new Error(`no ${kind} repository`);
     return first;
   };
 
-  const repositoryResource = (kind: 'image' | 'cache'): Item => {
+  const repositoryResource = (kind: RepositoryKind): Item => {
     const repo = settings(kind);
     return block(
       'resource',
-      ['aws_ecr_repository', kind],
+      ['aws_ecr_repository', TF_KIND[kind]],
       [
-        attr('for_each', line(`toset(local.${kind}_repositories)`)),
+        attr('for_each', line(`toset(local.${TF_KIND[kind]}_repositories)`)),
         'blank',
         attr('name', line('each.value')),
         attr('image_tag_mutability', str(repo.tagMutability)),
@@ -105,24 +120,56 @@ export function renderTerraform(
     );
   };
 
-  const lifecycleResource = (kind: 'image' | 'cache', path: string): Item =>
+  const lifecycleResource = (kind: RepositoryKind, path: string): Item =>
     block(
       'resource',
-      ['aws_ecr_lifecycle_policy', kind],
+      ['aws_ecr_lifecycle_policy', TF_KIND[kind]],
       [
-        attr('for_each', line(`aws_ecr_repository.${kind}`)),
+        attr('for_each', line(`aws_ecr_repository.${TF_KIND[kind]}`)),
         'blank',
         attr('repository', line('each.value.name')),
         attr('policy', beside(path)),
       ],
     );
 
+  const ROLE_COMMENTS: Record<RoleKind, string> = {
+    main: `# The main role: trusted only for the ${config.github.mainBranch} branch. Pushes images, writes and prunes the\n# main and seed caches, runs apply (and deploys when no deploy environment is set).`,
+    branch:
+      '# The branch role: every branch and same-repository pull request. Reads the main and seed\n# caches; reads, writes and deletes only in the branch-cache repositories.',
+    deploy:
+      '# The deploy role: trusted only through the deploy environment, so its protection rules gate\n# AWS access. Pulls images; attach what the deploy command itself needs to this role.',
+  };
+  const roleResources = (kind: RoleKind): Item[] => [
+    ...comment(ROLE_COMMENTS[kind]),
+    block(
+      'resource',
+      ['aws_iam_role', kind],
+      [
+        attr('name', str(roles.find((role) => role.kind === kind)?.name ?? '')),
+        attr('assume_role_policy', beside(paths.roles[kind].trust)),
+        'blank',
+        attr('depends_on', line('[data.aws_iam_openid_connect_provider.github]')),
+      ],
+    ),
+    'blank',
+    block(
+      'resource',
+      ['aws_iam_role_policy', kind],
+      [
+        attr('name', str('cached-deploy')),
+        attr('role', line(`aws_iam_role.${kind}.id`)),
+        attr('policy', beside(paths.roles[kind].policy)),
+      ],
+    ),
+    'blank',
+  ];
+
   const items: Item[] = [
     ...comment(hashComment(version)),
     ...comment(
       [
         '#',
-        '# The ECR repositories of cached-deploy.yml, their lifecycle policies and the CI role, for',
+        '# The ECR repositories of cached-deploy.yml, their lifecycle policies and the CI roles, for',
         '# teams that manage AWS with Terraform. The policies are read from the JSON files beside',
         '# this one (the same files `create-cached-deploy apply` puts), so one review covers both.',
       ].join('\n'),
@@ -167,6 +214,7 @@ export function renderTerraform(
       [
         attr('image_repositories', list(names('image'))),
         attr('cache_repositories', list(names('cache'))),
+        attr('branch_cache_repositories', list(names('branch-cache'))),
       ],
     ),
     'blank',
@@ -175,11 +223,21 @@ export function renderTerraform(
     lifecycleResource('image', paths.imagePolicy),
     'blank',
     ...comment(
-      '# Cache tags (main.*, seed.*, br-*) are rewritten by every build: they must stay mutable.',
+      [
+        '# Cache tags (main.*, seed.*, br-*) are rewritten by every build: they must stay mutable.',
+        '# main.* and seed.* live in the cache repositories, which only the main role can write.',
+      ].join('\n'),
     ),
     repositoryResource('cache'),
     'blank',
     lifecycleResource('cache', paths.cachePolicy),
+    'blank',
+    ...comment(
+      "# Every branch's cache (br-*): the one place the branch role can write. Everything expires.",
+    ),
+    repositoryResource('branch-cache'),
+    'blank',
+    lifecycleResource('branch-cache', paths.branchCachePolicy),
     'blank',
     ...comment(
       [
@@ -193,25 +251,20 @@ export function renderTerraform(
       [attr('url', str('https://token.actions.githubusercontent.com'))],
     ),
     'blank',
+    ...roles.flatMap((role) => roleResources(role.kind)),
+    ...comment(
+      '# Before 0.2 the main role was the only CI role, named "ci": keep it instead of replacing it.',
+    ),
     block(
-      'resource',
-      ['aws_iam_role', 'ci'],
-      [
-        attr('name', str(config.aws.roleName)),
-        attr('assume_role_policy', beside(paths.trustPolicy)),
-        'blank',
-        attr('depends_on', line('[data.aws_iam_openid_connect_provider.github]')),
-      ],
+      'moved',
+      [],
+      [attr('from', line('aws_iam_role.ci')), attr('to', line('aws_iam_role.main'))],
     ),
     'blank',
     block(
-      'resource',
-      ['aws_iam_role_policy', 'ci'],
-      [
-        attr('name', str('cached-deploy')),
-        attr('role', line('aws_iam_role.ci.id')),
-        attr('policy', beside(paths.iamPolicy)),
-      ],
+      'moved',
+      [],
+      [attr('from', line('aws_iam_role_policy.ci')), attr('to', line('aws_iam_role_policy.main'))],
     ),
   ];
   return printBody(items, 0).join('\n').concat('\n');
