@@ -89,8 +89,12 @@ function tagDigests(images, tags) {
 
 /** Before the build: which digest each cache tag points to now. */
 export async function recordDigests(ecr, targets) {
+  // Several images may share a repository (one --repository each): list it once, keep every tag.
+  const tagsOf = new Map();
+  for (const { repository, tags } of targets)
+    tagsOf.set(repository, [...(tagsOf.get(repository) ?? []), ...tags]);
   const repositories = {};
-  for (const { repository, tags } of targets) {
+  for (const [repository, tags] of tagsOf) {
     repositories[repository] = tagDigests(await listImages(ecr, repository), tags);
   }
   return { formatVersion: 1, recordedAt: new Date().toISOString(), repositories };

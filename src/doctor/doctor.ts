@@ -50,6 +50,8 @@ export type CacheKind = 'main' | 'seed' | 'branch';
 
 export interface CacheReport {
   kind: CacheKind;
+  /** Where it was read: the cache repository, or the branch-cache repository for a branch. */
+  repository: string;
   tag: string;
   status: 'ok' | 'missing' | 'error';
   digest?: string;
@@ -64,6 +66,8 @@ export interface CacheReport {
 export interface ImageReport {
   image: string;
   cacheRepository: string;
+  /** Where branch caches live (read with `--branch`). */
+  branchCacheRepository: string;
   status: Health;
   caches: CacheReport[];
   /** Main against the seed; absent when either could not be read or the seed is disabled. */
@@ -134,17 +138,16 @@ export async function doctorWithConfig(
   const images: ImageReport[] = [];
   try {
     for (const image of config.images) {
-      const wanted: [CacheKind, string][] = [['main', MAIN_SCOPE]];
-      if (config.seed.enabled) wanted.push(['seed', SEED_SCOPE]);
-      if (branchScope) wanted.push(['branch', branchScope]);
+      // main.* and seed.* live in the cache repository; a branch's cache in the branch-cache one.
+      const wanted: [CacheKind, string, string][] = [['main', MAIN_SCOPE, image.cacheRepository]];
+      if (config.seed.enabled) wanted.push(['seed', SEED_SCOPE, image.cacheRepository]);
+      if (branchScope) wanted.push(['branch', branchScope, image.branchCacheRepository]);
       const caches = await Promise.all(
-        wanted.map(([kind, scope]) =>
-          inspectCache(registry, image.cacheRepository, kind, cacheTag(scope, image.name), now),
+        wanted.map(([kind, scope, repository]) =>
+          inspectCache(registry, repository, kind, cacheTag(scope, image.name), now),
         ),
       );
-      images.push(
-        judgeImage(image.name, image.cacheRepository, caches, config, minRetained, options.branch),
-      );
+      images.push(judgeImage(image, caches, config, minRetained, options.branch));
     }
   } finally {
     // An adapter passed in belongs to the caller.
@@ -214,7 +217,7 @@ async function inspectCache(
 ): Promise<CacheReport> {
   try {
     const fetched = await registry.getManifest(repository, tag);
-    if (!fetched) return { kind, tag, status: 'missing' };
+    if (!fetched) return { kind, repository, tag, status: 'missing' };
     const manifest = parseCacheManifest(fetched.text);
     const blob = await registry.getBlob(repository, manifest.config.digest);
     if (blob.byteLength !== manifest.config.size) {
@@ -229,6 +232,7 @@ async function inspectCache(
         : Math.max(0, Math.round((now.getTime() - Date.parse(stats.newestResultAt)) / 1000));
     return {
       kind,
+      repository,
       tag,
       status: 'ok',
       digest: fetched.digest,
@@ -237,9 +241,17 @@ async function inspectCache(
     };
   } catch (error) {
     if (error instanceof CacheFormatError) {
-      return { kind, tag, status: 'error', error: `${repository}:${tag}: ${error.message}` };
+      return {
+        kind,
+        repository,
+        tag,
+        status: 'error',
+        error: `${repository}:${tag}: ${error.message}`,
+      };
     }
-    if (isCachedDeployError(error)) return { kind, tag, status: 'error', error: error.message };
+    if (isCachedDeployError(error)) {
+      return { kind, repository, tag, status: 'error', error: error.message };
+    }
     throw error;
   }
 }
@@ -247,8 +259,7 @@ async function inspectCache(
 const percent = (fraction: number) => `${Math.round(fraction * 100)}%`;
 
 function judgeImage(
-  image: string,
-  cacheRepository: string,
+  { name: image, cacheRepository, branchCacheRepository }: ResolvedConfig['images'][number],
   caches: CacheReport[],
   config: ResolvedConfig,
   minRetained: number,
@@ -293,7 +304,7 @@ function judgeImage(
   }
   if (branchCache && branchCache.status === 'missing') {
     findings.push(
-      `no cache for branch ${branch} (${branchCache.tag}) yet: its first build imports main${config.seed.enabled ? ' and the seed' : ''}`,
+      `no cache for branch ${branch} (${branchCacheRepository}:${branchCache.tag}) yet: its first build imports main${config.seed.enabled ? ' and the seed' : ''}`,
     );
   } else if (branchCache?.stats && branchCache.retained !== undefined) {
     findings.push(
@@ -304,6 +315,7 @@ function judgeImage(
   return {
     image,
     cacheRepository,
+    branchCacheRepository,
     status,
     caches,
     ...(erosion ? { erosion } : {}),

@@ -10,7 +10,11 @@ const COLUMNS = ['cache', 'tag', 'age', 'layers', 'size', 'records', 'with resul
 export function formatDoctorReport(report: DoctorReport): string {
   const lines: string[] = [`Registry: ${report.registry}`, ''];
   for (const image of report.images) {
-    lines.push(`${image.image} (${image.cacheRepository}): ${image.status}`);
+    const branchRead = image.caches.some((cache) => cache.kind === 'branch');
+    const where = branchRead
+      ? `${image.cacheRepository}; branch caches in ${image.branchCacheRepository}`
+      : image.cacheRepository;
+    lines.push(`${image.image} (${where}): ${image.status}`);
     const rows = image.caches.map(cacheRow);
     lines.push(...table([COLUMNS, ...rows]).map((line) => `  ${line}`));
     for (const finding of image.findings) lines.push(`  - ${finding}`);

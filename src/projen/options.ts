@@ -9,19 +9,33 @@ import { fail } from '../config/validate.js';
 /** Where option errors say they come from: `CachedDeploy options: images[0].name: ...`. */
 export const OPTIONS_SOURCE = 'CachedDeploy options';
 
-/** The AWS account and region of the ECR registry, and the role the workflow assumes. */
+/** The AWS account and region of the ECR registry, and the roles the workflow assumes. */
 export interface CachedDeployAwsOptions {
   /** The 12-digit id of the AWS account that holds the ECR repositories (a string: keep the leading zeros). */
   readonly accountId: string;
   /** The region of the ECR registry, such as `eu-west-1`. */
   readonly region: string;
   /**
-   * The IAM role the workflow assumes through GitHub OIDC (`ecr/iam-policy.json` and
-   * `ecr/trust-policy.json` describe it).
+   * The main role, trusted only for the main branch: pushes images, writes the main and seed
+   * caches, runs apply (`ecr/main-role-policy.json` and `ecr/main-role-trust-policy.json`).
    *
    * @default - `<repository name>-cached-deploy`, from `github.repository` (at most 64 characters)
    */
   readonly roleName?: string;
+  /**
+   * The branch role, trusted for every branch and same-repository pull request: reads the main
+   * and seed caches, writes only the branch-cache repositories (`ecr/branch-role-*.json`).
+   *
+   * @default - `<roleName>-branches`
+   */
+  readonly branchRoleName?: string;
+  /**
+   * The deploy job's role when a deploy environment is set, trusted only through that environment
+   * (`ecr/deploy-role-*.json`).
+   *
+   * @default - `<roleName>-deploy`
+   */
+  readonly deployRoleName?: string;
 }
 
 /** The GitHub repository the workflow runs in. */
@@ -70,11 +84,19 @@ export interface CachedDeployImageOptions {
   /** The ECR repository of the deployable image. */
   readonly repository: string;
   /**
-   * The ECR repository that holds this image's BuildKit cache, apart from deployable images.
+   * The ECR repository that holds this image's main and seed caches, apart from deployable images;
+   * only the main role writes it.
    *
    * @default - `<repository>-buildcache`
    */
   readonly cacheRepository?: string;
+  /**
+   * The ECR repository that holds the caches of every other branch and pull request: the only one
+   * the branch role can write. Everything in it expires.
+   *
+   * @default - `<cacheRepository>-branches`
+   */
+  readonly branchCacheRepository?: string;
 }
 
 /** The lifecycle of the cache repositories (`ecr/cache-lifecycle-policy.json`). */
@@ -209,10 +231,10 @@ export interface CachedDeploySeedOptions {
 /** Settings of the ECR repositories themselves (`create-cached-deploy apply`, and Terraform). */
 export interface CachedDeployEcrOptions {
   /**
-   * Tag mutability of the image repositories. A re-run of the build job pushes the same commit
-   * SHA tag with a new digest, which IMMUTABLE refuses: choose it for reproducible builds.
+   * Tag mutability of the image repositories. With IMMUTABLE, `<image>:<commit sha>` can never be
+   * replaced; a re-run of the same commit skips the push of a tag that exists.
    *
-   * @default 'MUTABLE'
+   * @default 'IMMUTABLE'
    */
   readonly imageTagMutability?: 'IMMUTABLE' | 'MUTABLE';
   /**
@@ -230,10 +252,12 @@ export interface CachedDeployEcrOptions {
   readonly scanOnPush?: boolean;
 }
 
-/** The prune step of the workflow (the shipped prune script). */
+/** The prune job of the workflow (the shipped prune script). */
 export interface CachedDeployPruneOptions {
   /**
-   * Also delete every old untagged cache artifact, not only the ones this build superseded.
+   * After each build, delete the untagged cache artifacts older than the grace period (every
+   * artifact a build supersedes becomes one). Off: no prune job; the lifecycle policies' untagged
+   * rule removes them after `cache.untaggedRetentionDays`.
    *
    * @default true
    */
@@ -333,12 +357,12 @@ export interface CachedDeployOptions {
   /**
    * Settings of the ECR repositories themselves.
    *
-   * @default - mutable image and cache tags, scan on push
+   * @default - immutable image tags, mutable cache tags, scan on push
    */
   readonly ecr?: CachedDeployEcrOptions;
   /**
    * `terraform` also writes `<ecrDir>/main.tf` (the repositories, their lifecycle policies and the
-   * CI role).
+   * CI roles).
    *
    * @default 'none'
    */
