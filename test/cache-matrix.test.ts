@@ -15,6 +15,7 @@ import { CACHE_EXPORT_OPTIONS } from '../src/model/bake.js';
 import {
   BRANCH_SCOPE_PREFIX,
   branchSlug,
+  cacheRepositoryVariable,
   cacheScope,
   LOCAL_CACHE_SCOPE,
   MAIN_SCOPE,
@@ -33,11 +34,12 @@ import {
 } from './support/bake.js';
 
 /**
- * The cache strategy end to end (DOMAIN.md §1, §4, §9): whether a run builds main is decided by
- * running the generated workflow's own `main` step with bash, the branch's scope by running its
- * `cache` step with that answer, exactly as the runner would, and the scope is fed to the
+ * The cache strategy end to end: whether a run builds main is decided by running the generated
+ * workflow's own `main` step with bash, the branch's scope and its cache repositories by running
+ * its `cache` step with that answer, exactly as the runner would, and those are fed to the
  * generated bake file, which is evaluated as bake would. Nothing here re-implements the slug: the
- * TypeScript `cacheScope()` is only ever compared with what the shell produced.
+ * TypeScript `cacheScope()` is only ever compared with what the shell produced. main.* and seed.*
+ * live in each image's cache repository, every branch's scope in its branch-cache repository.
  */
 
 // Docker's tag grammar (distribution/reference).
@@ -63,6 +65,8 @@ interface Fixture {
   mainStep: Step;
   /** The `set` overrides of the seed job's cold build. */
   seedSet: string[];
+  /** The env of the seed job's cold build (CACHE_SCOPE and the repositories, literal). */
+  seedEnv: Record<string, string>;
   bake: ParsedBake;
 }
 
@@ -75,7 +79,11 @@ const RAW_CONFIGS: { label: string; images: Record<string, unknown>[] }[] = [
     images: [
       { name: 'api', repository: 'acme/api', target: 'runtime' },
       { name: 'web', repository: 'acme/web', context: 'web', cacheRepository: 'acme/cache-web' },
-      { name: LONGEST_IMAGE_NAME, repository: 'acme/worker' },
+      {
+        name: LONGEST_IMAGE_NAME,
+        repository: 'acme/worker',
+        branchCacheRepository: 'acme/branch-caches/worker',
+      },
     ],
   },
 ];
@@ -113,6 +121,7 @@ async function loadFixture(label: string, images: Record<string, unknown>[]): Pr
     seedSet: String(seedBakes[0]?.with?.set ?? '')
       .split('\n')
       .filter(Boolean),
+    seedEnv: { ...seedBakes[0]?.env },
     bake: await parseBake(bakeText, config.paths.bakeFile),
   };
 }
@@ -275,26 +284,45 @@ const EXPORT_OPTIONS = Object.fromEntries(
   CACHE_EXPORT_OPTIONS.split(',').map((option) => option.split('=') as [string, string]),
 );
 
+/** What the `cache` step must answer for the repositories of a build: its bake variables. */
+function expectedRepositories(fixture: Fixture, isMainBuild: boolean): Record<string, string> {
+  return Object.fromEntries(
+    fixture.config.images.map((image) => [
+      cacheRepositoryVariable(image.name),
+      isMainBuild ? image.cacheRepository : image.branchCacheRepository,
+    ]),
+  );
+}
+
 /**
- * The strategy for one build: the bake file evaluated with CACHE_SCOPE=scope imports seed, then
- * main, then the build's own scope (main's again on main), and exports only to the build's own
- * scope, per target.
+ * The strategy for one build: the bake file evaluated with CACHE_SCOPE=scope and the repositories
+ * the `cache` step chose imports seed, then main (from the image's cache repository), then the
+ * build's own scope, and exports only to the build's own scope: in the cache repository on main,
+ * in the branch-cache repository everywhere else. `repositories` unset: the bake file's defaults
+ * (a build outside CI).
  */
-function assertStrategy(fixture: Fixture, scope: string, isMainBuild: boolean): void {
-  const evaluated = evaluateBake(fixture.bake, { CACHE_SCOPE: scope });
+function assertStrategy(
+  fixture: Fixture,
+  scope: string,
+  isMainBuild: boolean,
+  repositories: Record<string, string> = {},
+): void {
+  const evaluated = evaluateBake(fixture.bake, { CACHE_SCOPE: scope, ...repositories });
   expect(evaluated.variables.CACHE_SCOPE).toBe(scope);
   expect(Object.keys(evaluated.targets).sort()).toEqual([...fixture.imageNames].sort());
   expect(evaluated.groups.default?.targets).toEqual(fixture.imageNames);
+  const branchRepositories = new Set(fixture.config.images.map((i) => i.branchCacheRepository));
+  const mainRepositories = new Set(fixture.config.images.map((i) => i.cacheRepository));
   const exportLocations = new Set<string>();
   for (const image of fixture.config.images) {
     const target = evaluated.targets[image.name] as EvaluatedTarget;
     const from = (target['cache-from'] ?? []).map(parseCacheRef);
     const to = (target['cache-to'] ?? []).map(parseCacheRef);
     const registry = registryHost(fixture.config.aws.accountId, fixture.config.aws.region);
+    const own = isMainBuild ? image.cacheRepository : image.branchCacheRepository;
     for (const ref of [...from, ...to]) {
       expect(ref.attributes.get('type')).toBe('registry');
       expect(ref.registry).toBe(registry);
-      expect(ref.repository).toBe(image.cacheRepository);
       expect(ref.tag, `tag ${ref.tag}`).toMatch(TAG);
       expect(ref.tag.length).toBeLessThanOrEqual(MAX_TAG_LENGTH);
       // `<scope>.<image>`: the image name (which has no '.') comes back from the last '.'.
@@ -305,17 +333,18 @@ function assertStrategy(fixture: Fixture, scope: string, isMainBuild: boolean): 
     const ownTag = `${scope}.${image.name}`;
     const mainTag = `${MAIN_SCOPE}.${image.name}`;
     const seedTag = `${SEED_SCOPE}.${image.name}`;
-    // The seed first: the one cache that re-exports from fresh runners cannot erode (§9).
-    expect(from.map((ref) => ref.tag)).toEqual([seedTag, mainTag, ownTag]);
-    expect(new Set(from.map((ref) => ref.tag))).toEqual(
-      new Set(isMainBuild ? [seedTag, mainTag] : [seedTag, mainTag, ownTag]),
-    );
+    // The seed first: the one cache that re-exports from fresh runners cannot erode.
+    expect(from.map((ref) => `${ref.repository}:${ref.tag}`)).toEqual([
+      `${image.cacheRepository}:${seedTag}`,
+      `${image.cacheRepository}:${mainTag}`,
+      `${own}:${ownTag}`,
+    ]);
     expect(to).toHaveLength(1);
     const [exported] = to as [CacheRef];
     expect(exported.tag).toBe(isMainBuild ? mainTag : ownTag);
     expect(Object.fromEntries(exported.attributes)).toEqual({
       type: 'registry',
-      ref: `${registry}/${image.cacheRepository}:${exported.tag}`,
+      ref: `${registry}/${own}:${exported.tag}`,
       ...EXPORT_OPTIONS,
     });
     expect(EXPORT_OPTIONS).toEqual({
@@ -324,13 +353,18 @@ function assertStrategy(fixture: Fixture, scope: string, isMainBuild: boolean): 
       'oci-mediatypes': 'true',
       'ignore-error': 'true',
     });
-    // An ordinary build never writes the seed; off main it never writes main either.
+    // An ordinary build never writes the seed; off main it never writes main, nor any cache
+    // repository (only a branch-cache repository, the one the branch role may write).
     expect(exported.tag.startsWith(`${SEED_SCOPE}.`)).toBe(false);
     if (!isMainBuild) {
       expect(exported.tag.startsWith(`${MAIN_SCOPE}.`)).toBe(false);
       expect(exported.tag.startsWith(BRANCH_SCOPE_PREFIX)).toBe(true);
+      expect(branchRepositories.has(exported.repository)).toBe(true);
+      expect(mainRepositories.has(exported.repository)).toBe(false);
+    } else {
+      expect(mainRepositories.has(exported.repository)).toBe(true);
     }
-    // One location is never written twice in one build (DOMAIN.md §2).
+    // One location is never written twice in one build.
     const location = `${exported.repository}:${exported.tag}`;
     expect(exportLocations.has(location)).toBe(false);
     exportLocations.add(location);
@@ -342,7 +376,8 @@ function assertStrategy(fixture: Fixture, scope: string, isMainBuild: boolean): 
  * overrides imports nothing from the registry and exports only seed.<image>, per target.
  */
 function assertSeedBuild(fixture: Fixture): void {
-  const evaluated = evaluateBake(fixture.bake, { CACHE_SCOPE: SEED_SCOPE });
+  expect(fixture.seedEnv.CACHE_SCOPE).toBe(SEED_SCOPE);
+  const evaluated = evaluateBake(fixture.bake, fixture.seedEnv);
   const targets = applyBakeSet(evaluated.targets, fixture.seedSet);
   const registry = registryHost(fixture.config.aws.accountId, fixture.config.aws.region);
   expect(Object.keys(targets).sort()).toEqual([...fixture.imageNames].sort());
@@ -441,7 +476,10 @@ const ROWS: Row[] = [
 ];
 
 describe.each(RAW_CONFIGS.map(({ label }) => label))('cache matrix, %s', (label) => {
-  const results = new Map<string, { isMain: string; utf8: string; posix: string }>();
+  const results = new Map<
+    string,
+    { isMain: string; utf8: string; posix: string; repositories: Record<string, string> }
+  >();
 
   beforeAll(async () => {
     const fixture = fixtureNamed(label);
@@ -467,10 +505,14 @@ describe.each(RAW_CONFIGS.map(({ label }) => label))('cache matrix, %s', (label)
       runStepScript(fixture.scopeScript, records, 'C'),
     ]);
     ROWS.forEach((row, index) => {
+      const { scope = '<none>', ...repositories } = utf8[index] ?? {};
+      const { scope: posixScope = '<none>', ...posixRepositories } = posix[index] ?? {};
+      expect(posixRepositories).toEqual(repositories);
       results.set(row.name, {
         isMain: isMain[index] ?? '<none>',
-        utf8: utf8[index]?.scope ?? '<none>',
-        posix: posix[index]?.scope ?? '<none>',
+        utf8: scope,
+        posix: posixScope,
+        repositories,
       });
     });
   });
@@ -496,7 +538,9 @@ describe.each(RAW_CONFIGS.map(({ label }) => label))('cache matrix, %s', (label)
       expect([SEED_SCOPE, MAIN_SCOPE, LOCAL_CACHE_SCOPE]).not.toContain(scope);
       expect(scope.startsWith(`${SEED_SCOPE}.`)).toBe(false);
     }
-    assertStrategy(fixture, scope, row.isMain);
+    // …and the step chose the repositories: the cache repositories only on main.
+    expect(result?.repositories).toEqual(expectedRepositories(fixture, row.isMain));
+    assertStrategy(fixture, scope, row.isMain, result?.repositories);
   });
 
   it('maps every branch to its own scope', () => {
@@ -563,6 +607,7 @@ describe.each(RAW_CONFIGS.map(({ label }) => label))('cache matrix, %s', (label)
       expect(strip(local.targets[name])).toEqual(strip(branch.targets[name]));
       expect(local.targets[name]?.['cache-to']?.join()).toContain(`:${LOCAL_CACHE_SCOPE}.${name},`);
     }
+    // Outside CI the bake file's defaults hold: the branch-cache repositories.
     assertStrategy(fixture, LOCAL_CACHE_SCOPE, false);
   });
 });
@@ -643,6 +688,9 @@ describe('properties of the scope step', () => {
       names.map((name) => ({ BRANCH: name, IS_MAIN: 'true' })),
     );
     expect(outputs.map((output) => output.scope)).toEqual(names.map(() => MAIN_SCOPE));
+    for (const { scope: _, ...repositories } of outputs) {
+      expect(repositories).toEqual(expectedRepositories(fixture, true));
+    }
   });
 
   /** Names that differ only where the slug is lossy: separators, case of the hash, the tail. */
