@@ -1,16 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { parseConfig } from '../src/config/load.js';
 import type { ResolvedConfig } from '../src/config/resolve.js';
-import { ACTIONS } from '../src/model/actions.js';
-import { ciRolePolicy, ciTrustPolicy, type PolicyStatement } from '../src/model/iam.js';
-import type { Job, Workflow } from '../src/model/workflow.js';
+import { rolePolicy, roleTrustPolicy } from '../src/model/iam.js';
 import { generatedPaths, renderFiles } from '../src/render/render-files.js';
+import { allows, type Policy, trustAccepts } from './support/iam-evaluator.js';
 
 /**
- * The CI role (ecr/iam-policy.json) and who may assume it (ecr/trust-policy.json): least
- * privilege, checked per repository ARN, and derived from the configuration independently of the
- * model (the ARNs are spelled out here, not built with src/model/aws.ts).
+ * The CI roles (ecr/<kind>-role-policy.json) and who may assume them
+ * (ecr/<kind>-role-trust-policy.json), read from the files `generate` writes and judged with the
+ * test IAM evaluator (itself checked against AWS's examples in iam-evaluator.test.ts). The ARNs
+ * and subjects are spelled out here, not built with src/model/aws.ts or roles.ts.
  */
 
 const ACCOUNT = '123456789012';
@@ -28,18 +28,42 @@ const APPLY_ACTIONS = [
   'ecr:PutLifecyclePolicy',
   'ecr:StartLifecyclePolicyPreview',
 ];
-const PUSH_PULL_ACTIONS = [
+const PULL_ACTIONS = [
   'ecr:BatchCheckLayerAvailability',
   'ecr:BatchGetImage',
-  'ecr:CompleteLayerUpload',
   'ecr:GetDownloadUrlForLayer',
+];
+const WRITE_ACTIONS = [
+  'ecr:CompleteLayerUpload',
   'ecr:InitiateLayerUpload',
   'ecr:PutImage',
   'ecr:UploadLayerPart',
 ];
+const PUSH_PULL_ACTIONS = [...PULL_ACTIONS, ...WRITE_ACTIONS].sort();
 const PRUNE_ACTIONS = ['ecr:BatchDeleteImage', 'ecr:DescribeImages', 'ecr:ListImages'];
-/** The pruner's actions that apply does not also need: they must never reach an image repository. */
-const PRUNE_ONLY_ACTIONS = PRUNE_ACTIONS.filter((action) => !APPLY_ACTIONS.includes(action));
+/**
+ * Every ECR action that changes a repository's policies, settings or existence, or the registry's:
+ * none may ever be reachable from a branch or a pull request.
+ */
+const ADMIN_ACTIONS = [
+  'ecr:CreateRepository',
+  'ecr:DeleteRepository',
+  'ecr:DeleteLifecyclePolicy',
+  'ecr:DeleteRepositoryPolicy',
+  'ecr:DeleteRegistryPolicy',
+  'ecr:PutImageScanningConfiguration',
+  'ecr:PutImageTagMutability',
+  'ecr:PutLifecyclePolicy',
+  'ecr:PutRegistryPolicy',
+  'ecr:PutRegistryScanningConfiguration',
+  'ecr:PutReplicationConfiguration',
+  'ecr:SetRepositoryPolicy',
+  'ecr:StartLifecyclePolicyPreview',
+  'ecr:TagResource',
+  'ecr:UntagResource',
+  'ecr:CreatePullThroughCacheRule',
+  'ecr:CreateRepositoryCreationTemplate',
+];
 
 type Raw = Record<string, unknown>;
 
@@ -51,19 +75,24 @@ const CASES: { name: string; raw: Raw; partition: string; region: string }[] = [
     region: 'eu-west-1',
   },
   {
-    name: 'three images, one custom cache repository',
+    name: 'three images, custom cache and branch-cache repositories',
     raw: {
       images: [
         { name: 'api', repository: 'acme/api' },
         { name: 'web', repository: 'acme/web', context: 'web' },
-        { name: 'worker', repository: 'acme/worker', cacheRepository: 'acme/build-cache-worker' },
+        {
+          name: 'worker',
+          repository: 'acme/worker',
+          cacheRepository: 'acme/build-cache-worker',
+          branchCacheRepository: 'branch-caches/worker',
+        },
       ],
     },
     partition: 'aws',
     region: 'eu-west-1',
   },
   {
-    name: 'two images sharing one cache repository',
+    name: 'two images sharing one cache repository (and so one branch-cache repository)',
     raw: {
       images: [
         { name: 'api', repository: 'acme/api', cacheRepository: 'acme/cache' },
@@ -74,7 +103,7 @@ const CASES: { name: string; raw: Raw; partition: string; region: string }[] = [
     region: 'eu-west-1',
   },
   {
-    name: 'China partition',
+    name: 'China partition, main branch "release/prod"',
     raw: { images: [{ name: 'api', repository: 'acme/api' }] },
     partition: 'aws-cn',
     region: 'cn-north-1',
@@ -89,8 +118,9 @@ const CASES: { name: string; raw: Raw; partition: string; region: string }[] = [
     region: 'us-gov-west-1',
   },
   {
-    name: 'deploy without environment, seed off',
+    name: 'deploy without environment, seed off, custom role names',
     raw: {
+      aws: { roleName: 'shop-ci', branchRoleName: 'shop-ci-untrusted' },
       images: [{ name: 'api', repository: 'acme/api' }],
       workflow: { deploy: { command: 'make deploy' } },
       seed: { enabled: false },
@@ -101,226 +131,320 @@ const CASES: { name: string; raw: Raw; partition: string; region: string }[] = [
 ];
 
 function configOf(each: (typeof CASES)[number]): ResolvedConfig {
+  const { aws, ...rest } = each.raw as { aws?: Raw };
   return parseConfig(
     stringify({
-      aws: { accountId: ACCOUNT, region: each.region },
-      github: { repository: REPOSITORY },
-      ...each.raw,
+      aws: { accountId: ACCOUNT, region: each.region, ...aws },
+      github: {
+        repository: REPOSITORY,
+        ...(each.name.includes('release/prod') ? { mainBranch: 'release/prod' } : {}),
+      },
+      ...rest,
     }),
   );
+}
+
+interface RoleFiles {
+  kind: 'main' | 'branch' | 'deploy';
+  name: string;
+  arn: string;
+  policy: Policy;
+  trust: Policy;
+}
+
+/** The roles as generate writes them: read back from the rendered files. */
+function rolesOf(config: ResolvedConfig, partition: string): RoleFiles[] {
+  const files = new Map(renderFiles(config, '0.0.0-test').map((file) => [file.path, file.content]));
+  const paths = generatedPaths(config);
+  const names = {
+    main: config.aws.roleName,
+    branch: config.aws.branchRoleName,
+    deploy: config.aws.deployRoleName,
+  };
+  return (['main', 'branch', 'deploy'] as const).flatMap((kind) => {
+    const policy = files.get(paths.roles[kind].policy);
+    const trust = files.get(paths.roles[kind].trust);
+    if (policy === undefined || trust === undefined) {
+      expect(policy).toBe(trust);
+      return [];
+    }
+    return [
+      {
+        kind,
+        name: names[kind],
+        arn: `arn:${partition}:iam::${ACCOUNT}:role/${names[kind]}`,
+        policy: JSON.parse(policy),
+        trust: JSON.parse(trust),
+      },
+    ];
+  });
 }
 
 const list = (value: string | string[] | undefined) =>
   value === undefined ? [] : [value].flat().slice();
 
-/** IAM's StringLike: `*` is any run of characters (`/` and `:` included), `?` any one. */
-function stringLike(pattern: string, value: string): boolean {
-  const source = pattern
-    .split('')
-    .map((char) =>
-      char === '*' ? '.*' : char === '?' ? '.' : char.replace(/[.+^${}()|[\]\\/]/g, '\\$&'),
-    )
-    .join('');
-  return new RegExp(`^${source}$`, 's').test(value);
-}
-
-describe.each(CASES)('the CI role: $name', (each) => {
+describe.each(CASES)('the CI roles: $name', (each) => {
   const config = configOf(each);
-  const policy = ciRolePolicy(config);
+  const roles = rolesOf(config, each.partition);
+  const role = (kind: string) => roles.find((r) => r.kind === kind) as RoleFiles;
   const arn = (repository: string) =>
     `arn:${each.partition}:ecr:${each.region}:${ACCOUNT}:repository/${repository}`;
-  const imageArns = [...new Set(config.images.map((image) => arn(image.repository)))].sort();
-  const cacheArns = [...new Set(config.images.map((image) => arn(image.cacheRepository)))].sort();
-  const bySid = (sid: string) => policy.Statement.find((statement) => statement.Sid === sid);
-
-  it('has exactly the four statements, each an Allow with plain Action and Resource', () => {
-    expect(policy.Version).toBe('2012-10-17');
-    expect(policy.Statement.map((statement) => statement.Sid)).toEqual([
-      'EcrLogin',
-      'PushPullImagesAndCache',
-      'PruneCache',
-      'ApplyRepositorySettings',
-    ]);
-    for (const statement of policy.Statement) {
-      expect(Object.keys(statement).sort(), statement.Sid).toEqual(
-        ['Action', 'Effect', 'Resource', 'Sid'].sort(),
-      );
-      expect(statement.Effect).toBe('Allow');
-    }
-  });
-
-  it('grants apply exactly what it calls, on exactly the image and cache repositories', () => {
-    const apply = bySid('ApplyRepositorySettings') as PolicyStatement;
-    expect(apply.Action).toEqual(APPLY_ACTIONS);
-    expect(apply.Resource).toEqual([...new Set([...imageArns, ...cacheArns])].sort());
-    // Partition-aware: the ARNs are the region's partition's.
-    for (const resource of list(apply.Resource)) {
-      expect(resource.startsWith(`arn:${each.partition}:ecr:${each.region}:${ACCOUNT}:`)).toBe(
-        true,
-      );
-    }
-  });
-
-  it('grants push/pull on images and caches, and the pruner only on cache repositories', () => {
-    const pushPull = bySid('PushPullImagesAndCache') as PolicyStatement;
-    expect(pushPull.Action).toEqual(PUSH_PULL_ACTIONS);
-    expect(pushPull.Resource).toEqual([...new Set([...imageArns, ...cacheArns])].sort());
-    const prune = bySid('PruneCache') as PolicyStatement;
-    expect(prune.Action).toEqual(PRUNE_ACTIONS);
-    expect(prune.Resource).toEqual(cacheArns);
-  });
-
-  it('per repository: images get push/pull + apply, caches also the pruner, nothing else anything', () => {
-    const granted = new Map<string, Set<string>>();
-    for (const statement of policy.Statement) {
-      for (const resource of list(statement.Resource)) {
-        const actions = granted.get(resource) ?? new Set<string>();
-        for (const action of list(statement.Action)) actions.add(action);
-        granted.set(resource, actions);
-      }
-    }
-    const sorted = (actions: Iterable<string>) => [...new Set(actions)].sort();
-    const expected = new Map<string, string[]>([['*', ['ecr:GetAuthorizationToken']]]);
-    for (const image of imageArns)
-      expected.set(image, sorted([...PUSH_PULL_ACTIONS, ...APPLY_ACTIONS]));
-    for (const cache of cacheArns) {
-      expected.set(cache, sorted([...PUSH_PULL_ACTIONS, ...APPLY_ACTIONS, ...PRUNE_ACTIONS]));
-    }
-    expect(
-      Object.fromEntries([...granted].map(([resource, actions]) => [resource, sorted(actions)])),
-    ).toEqual(Object.fromEntries(expected));
-    // No image repository (that is not also a cache) can have an image deleted or listed.
-    for (const image of imageArns.filter((each) => !cacheArns.includes(each))) {
-      for (const action of PRUNE_ONLY_ACTIONS) {
-        expect(granted.get(image)?.has(action), `${action} on ${image}`).toBe(false);
-      }
-    }
-  });
-
-  it('has no wildcard action, and "*" only as the resource of GetAuthorizationToken', () => {
-    for (const statement of policy.Statement) {
-      for (const action of list(statement.Action)) {
-        expect(action, statement.Sid).toMatch(/^ecr:[A-Za-z]+$/);
-      }
-      const resources = list(statement.Resource);
-      if (resources.includes('*')) {
-        expect(statement.Sid).toBe('EcrLogin');
-        expect(resources).toEqual(['*']);
-        expect(list(statement.Action)).toEqual(['ecr:GetAuthorizationToken']);
-      } else {
-        for (const resource of resources) {
-          expect(resource, statement.Sid).not.toContain('*');
-          expect(resource, statement.Sid).toMatch(
-            new RegExp(
-              `^arn:${each.partition}:ecr:${each.region}:${ACCOUNT}:repository/[a-z0-9/._-]+$`,
-            ),
-          );
-        }
-      }
-    }
-    const tokenStatements = policy.Statement.filter((statement) =>
-      list(statement.Action).includes('ecr:GetAuthorizationToken'),
-    );
-    expect(tokenStatements.map((statement) => statement.Sid)).toEqual(['EcrLogin']);
-  });
-
-  it('is what generate writes to <ecrDir>/iam-policy.json', () => {
-    const paths = generatedPaths(config);
-    const file = renderFiles(config, '0.0.0-test').find((f) => f.path === paths.iamPolicy);
-    expect(paths.iamPolicy).toBe(`${config.paths.ecrDir}/iam-policy.json`);
-    expect(JSON.parse(file?.content ?? 'null')).toEqual(policy);
-  });
-});
-
-describe.each(CASES)('who may assume the CI role: $name', (each) => {
-  const config = configOf(each);
-  const trust = ciTrustPolicy(config);
+  const unique = (names: string[]) => [...new Set(names)];
+  const images = unique(config.images.map((image) => image.repository));
+  const caches = unique(config.images.map((image) => image.cacheRepository));
+  const branchCaches = unique(config.images.map((image) => image.branchCacheRepository));
+  const provider = `arn:${each.partition}:iam::${ACCOUNT}:oidc-provider/token.actions.githubusercontent.com`;
+  const main = config.github.mainBranch;
   const environment = config.workflow.deploy?.environment;
-  const [statement, ...more] = trust.Statement;
-  const subjects = list(
-    statement?.Condition?.StringLike?.['token.actions.githubusercontent.com:sub'],
-  );
-  const admits = (subject: string) => subjects.some((pattern) => stringLike(pattern, subject));
+  const sub = {
+    branch: (name: string) => `repo:${REPOSITORY}:ref:refs/heads/${name}`,
+    pr: `repo:${REPOSITORY}:pull_request`,
+    environment: (name: string) => `repo:${REPOSITORY}:environment:${name}`,
+  };
+  const accepts = (r: RoleFiles, subject: string, aud?: string) =>
+    trustAccepts(r.trust, { providerArn: provider, roleArn: r.arn, sub: subject, aud });
+  const may = (r: RoleFiles, action: string, resource: string) =>
+    allows([r.policy], { action, resource });
 
-  it("trusts GitHub's OIDC provider of this account and partition, for sts.amazonaws.com", () => {
-    expect(more).toEqual([]);
-    expect(statement).toEqual({
-      Sid: 'GitHubActionsOidc',
-      Effect: 'Allow',
-      Principal: {
-        Federated: `arn:${each.partition}:iam::${ACCOUNT}:oidc-provider/token.actions.githubusercontent.com`,
-      },
-      Action: 'sts:AssumeRoleWithWebIdentity',
-      Condition: {
-        StringEquals: { 'token.actions.githubusercontent.com:aud': 'sts.amazonaws.com' },
-        StringLike: { 'token.actions.githubusercontent.com:sub': expect.any(Array) },
-      },
+  it('writes a main and a branch role, and a deploy role exactly when a deploy environment is set', () => {
+    expect(roles.map((r) => r.kind)).toEqual([
+      'main',
+      'branch',
+      ...(environment ? ['deploy'] : []),
+    ]);
+    expect(generatedPaths(config).roles.main).toEqual({
+      policy: `${config.paths.ecrDir}/main-role-policy.json`,
+      trust: `${config.paths.ecrDir}/main-role-trust-policy.json`,
     });
+    expect(new Set(roles.map((r) => r.name)).size).toBe(roles.length);
+    // JSON as rolePolicy/roleTrustPolicy build it.
+    for (const r of roles) {
+      expect(r.policy).toEqual(rolePolicy(config, r.kind));
+      expect(r.trust).toEqual(roleTrustPolicy(config, r.kind));
+    }
   });
 
-  it(`admits only ${REPOSITORY}'s branches, pull requests${environment ? ` and environment "${environment}"` : ''}`, () => {
-    expect(subjects).toEqual([
-      `repo:${REPOSITORY}:ref:refs/heads/*`,
-      `repo:${REPOSITORY}:pull_request`,
-      ...(environment ? [`repo:${REPOSITORY}:environment:${environment}`] : []),
-    ]);
+  it('each role trusts only GitHub OIDC of this account, for the sts.amazonaws.com audience', () => {
+    for (const r of roles) {
+      const statements = list(r.trust.Statement as never) as unknown as Record<string, unknown>[];
+      expect(statements).toHaveLength(1);
+      expect(statements[0]).toMatchObject({
+        Effect: 'Allow',
+        Principal: { Federated: provider },
+        Action: 'sts:AssumeRoleWithWebIdentity',
+      });
+      const subject = r.kind === 'main' ? sub.branch(main) : r.kind === 'branch' ? sub.pr : '';
+      if (subject) {
+        expect(accepts(r, subject)).toBe(true);
+        expect(accepts(r, subject, 'sigstore')).toBe(false);
+        // Another account's (or partition's) provider is not trusted.
+        expect(
+          trustAccepts(r.trust, {
+            providerArn: provider.replace(ACCOUNT, '210987654321'),
+            roleArn: r.arn,
+            sub: subject,
+          }),
+        ).toBe(false);
+      }
+    }
+  });
+
+  it(`the main role: exactly refs/heads/${main}, nothing else`, () => {
+    const r = role('main');
+    expect(accepts(r, sub.branch(main))).toBe(true);
     for (const subject of [
-      `repo:${REPOSITORY}:ref:refs/heads/main`,
-      `repo:${REPOSITORY}:ref:refs/heads/feat/x`,
-      `repo:${REPOSITORY}:pull_request`,
-      ...(environment ? [`repo:${REPOSITORY}:environment:${environment}`] : []),
+      sub.branch(`${main}-old`),
+      sub.branch(`${main}/x`),
+      sub.branch(main.toUpperCase()),
+      sub.branch(main.charAt(0).toUpperCase() + main.slice(1)),
+      sub.branch('*'),
+      sub.branch(''),
+      sub.pr,
+      sub.environment('production'),
+      `repo:${REPOSITORY}:ref:refs/tags/${main}`,
+      `repo:mallory/shop:ref:refs/heads/${main}`,
+      `repo:${REPOSITORY}x:ref:refs/heads/${main}`,
     ]) {
-      expect(admits(subject), subject).toBe(true);
+      expect(accepts(r, subject), subject).toBe(false);
+    }
+  });
+
+  it('the branch role: every branch and pull request of this repository, nothing of any other', () => {
+    const r = role('branch');
+    for (const subject of [sub.branch('feat/x'), sub.branch(main), sub.branch('a'), sub.pr]) {
+      expect(accepts(r, subject), subject).toBe(true);
     }
     for (const subject of [
       `repo:${REPOSITORY}:ref:refs/tags/v1.0.0`,
-      `repo:${REPOSITORY}:environment:${environment ? `${environment}-2` : 'production'}`,
-      `repo:${REPOSITORY}:environment:staging`,
-      'repo:mallory/shop:ref:refs/heads/main',
+      sub.environment(environment ?? 'production'),
       'repo:mallory/shop:pull_request',
+      'repo:mallory/shop:ref:refs/heads/main',
       `repo:${REPOSITORY}-fork:ref:refs/heads/main`,
       `repo:${REPOSITORY}x:pull_request`,
-      `repo:ACME/SHOP:ref:refs/heads/main`,
+      'repo:ACME/SHOP:pull_request',
       `repo:${REPOSITORY}`,
       '',
     ]) {
-      expect(admits(subject), subject).toBe(false);
+      expect(accepts(r, subject), subject).toBe(false);
     }
   });
 
-  it('admits every job of the generated workflow that assumes the role, on the runs that do', () => {
-    const paths = generatedPaths(config);
-    const files = renderFiles(config, '0.0.0-test');
-    expect(JSON.parse(files.find((f) => f.path === paths.trustPolicy)?.content ?? 'null')).toEqual(
-      trust,
-    );
-    const workflow = parse(
-      files.find((f) => f.path === config.workflow.file)?.content ?? '',
-    ) as Workflow;
-    const main = `refs/heads/${config.github.mainBranch}`;
-    // The token's subject: the job's environment if it has one, else the run's ref or
-    // pull_request (https://docs.github.com/actions/reference/security/oidc).
-    const subjectOf = (job: Job, ref: string) =>
-      job.environment
-        ? `repo:${REPOSITORY}:environment:${job.environment}`
-        : `repo:${REPOSITORY}:${ref === 'pull_request' ? 'pull_request' : `ref:${ref}`}`;
-    const runsOf: Record<string, string[]> = {
-      build: [main, 'refs/heads/feat/x', 'pull_request'],
-      deploy: [main],
-      seed: [main],
-      apply: [main],
-      // A delete event runs on the default branch.
-      'delete-branch-cache': [main],
-    };
-    const assuming = Object.entries(workflow.jobs).filter(([, job]) =>
-      job.steps.some((step) => step.uses === ACTIONS.configureAwsCredentials),
-    );
-    expect(assuming.map(([id]) => id)).toContain('apply');
-    for (const [id, job] of assuming) {
-      const refs = runsOf[id];
-      expect(refs, `${id} is not modelled`).toBeDefined();
-      for (const ref of refs ?? []) {
-        expect(admits(subjectOf(job, ref)), `${id} on ${ref}`).toBe(true);
+  it.runIf(environment !== undefined)(
+    'the deploy role: only through the deploy environment',
+    () => {
+      const r = role('deploy');
+      expect(accepts(r, sub.environment(environment as string))).toBe(true);
+      for (const subject of [
+        sub.branch(main),
+        sub.branch('feat/x'),
+        sub.pr,
+        sub.environment(`${environment}-2`),
+        sub.environment('staging'),
+        `repo:mallory/shop:environment:${environment}`,
+      ]) {
+        expect(accepts(r, subject), subject).toBe(false);
+      }
+    },
+  );
+
+  /** Every `sub` a branch or a pull request can present, some of them made to look like main. */
+  const untrustedSubjects = [
+    sub.branch('feat/x'),
+    sub.branch(`${main}-old`),
+    sub.branch(`${main}/x`),
+    sub.branch(main.toUpperCase()),
+    sub.branch(`${main}.api`),
+    sub.branch('seed'),
+    sub.pr,
+  ];
+
+  it('proves: no sub a branch or pull request presents reaches a write to an image or main-cache repository, a delete there, or any administrative action anywhere', () => {
+    const everyResource = [
+      ...[...images, ...caches, ...branchCaches].map(arn),
+      arn('some-other-repository'),
+      `arn:${each.partition}:ecr:${each.region}:${ACCOUNT}:repository/*`,
+      '*',
+    ];
+    let checked = 0;
+    for (const subject of untrustedSubjects) {
+      const reachable = roles.filter((r) => accepts(r, subject));
+      // Only the branch role (never main's or the deploy role).
+      expect(
+        reachable.map((r) => r.kind),
+        subject,
+      ).toEqual(['branch']);
+      for (const r of reachable) {
+        for (const repository of [...images, ...caches]) {
+          for (const action of [...WRITE_ACTIONS, 'ecr:BatchDeleteImage']) {
+            expect(may(r, action, arn(repository)), `${subject}: ${action} ${repository}`).toBe(
+              false,
+            );
+            checked++;
+          }
+        }
+        for (const resource of everyResource) {
+          for (const action of ADMIN_ACTIONS) {
+            expect(may(r, action, resource), `${subject}: ${action} ${resource}`).toBe(false);
+            checked++;
+          }
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(untrustedSubjects.length * ADMIN_ACTIONS.length);
+  });
+
+  it('the branch role can do a branch build: pull the main and seed caches, write and prune only branch caches', () => {
+    const r = role('branch');
+    expect(may(r, 'ecr:GetAuthorizationToken', '*')).toBe(true);
+    for (const repository of caches) {
+      for (const action of PULL_ACTIONS) expect(may(r, action, arn(repository))).toBe(true);
+      expect(may(r, 'ecr:ListImages', arn(repository))).toBe(false);
+    }
+    for (const repository of branchCaches) {
+      for (const action of [...PUSH_PULL_ACTIONS, ...PRUNE_ACTIONS]) {
+        expect(may(r, action, arn(repository)), `${action} ${repository}`).toBe(true);
+      }
+    }
+    // Nothing at all on a deployable image.
+    for (const repository of images) {
+      for (const action of [...PUSH_PULL_ACTIONS, ...PRUNE_ACTIONS, ...APPLY_ACTIONS]) {
+        expect(may(r, action, arn(repository)), `${action} ${repository}`).toBe(false);
+      }
+    }
+  });
+
+  it('the main role can do everything main does, and nothing to branch caches but apply', () => {
+    const r = role('main');
+    expect(may(r, 'ecr:GetAuthorizationToken', '*')).toBe(true);
+    for (const repository of images) {
+      for (const action of [...PUSH_PULL_ACTIONS, 'ecr:DescribeImages', ...APPLY_ACTIONS]) {
+        expect(may(r, action, arn(repository)), `${action} ${repository}`).toBe(true);
+      }
+      // Images are never deleted by CI: lifecycle policies do that.
+      expect(may(r, 'ecr:BatchDeleteImage', arn(repository))).toBe(false);
+    }
+    for (const repository of caches) {
+      for (const action of [...PUSH_PULL_ACTIONS, ...PRUNE_ACTIONS, ...APPLY_ACTIONS]) {
+        expect(may(r, action, arn(repository)), `${action} ${repository}`).toBe(true);
+      }
+    }
+    for (const repository of branchCaches) {
+      for (const action of APPLY_ACTIONS) expect(may(r, action, arn(repository))).toBe(true);
+      for (const action of [...WRITE_ACTIONS, 'ecr:BatchDeleteImage']) {
+        expect(may(r, action, arn(repository))).toBe(false);
+      }
+    }
+    for (const action of [
+      'ecr:DeleteRepository',
+      'ecr:SetRepositoryPolicy',
+      'ecr:PutRegistryPolicy',
+    ]) {
+      for (const repository of [...images, ...caches, ...branchCaches]) {
+        expect(may(r, action, arn(repository))).toBe(false);
+      }
+    }
+  });
+
+  it.runIf(environment !== undefined)(
+    'the deploy role can pull the images, and nothing else',
+    () => {
+      const r = role('deploy');
+      expect(may(r, 'ecr:GetAuthorizationToken', '*')).toBe(true);
+      for (const repository of images) {
+        for (const action of PULL_ACTIONS) expect(may(r, action, arn(repository))).toBe(true);
+        for (const action of [...WRITE_ACTIONS, ...PRUNE_ACTIONS, ...APPLY_ACTIONS]) {
+          expect(may(r, action, arn(repository)), action).toBe(false);
+        }
+      }
+      for (const repository of [...caches, ...branchCaches]) {
+        expect(may(r, 'ecr:BatchGetImage', arn(repository))).toBe(false);
+      }
+    },
+  );
+
+  it('has no wildcard action, "*" only as the resource of GetAuthorizationToken, and partition-aware ARNs', () => {
+    for (const r of roles) {
+      for (const statement of list(r.policy.Statement as never) as unknown as {
+        Sid: string;
+        Effect: string;
+        Action: string | string[];
+        Resource: string | string[];
+      }[]) {
+        expect(statement.Effect).toBe('Allow');
+        for (const action of list(statement.Action)) expect(action).toMatch(/^ecr:[A-Za-z]+$/);
+        const resources = list(statement.Resource);
+        if (resources.includes('*')) {
+          expect(statement.Sid).toBe('EcrLogin');
+          expect(list(statement.Action)).toEqual(['ecr:GetAuthorizationToken']);
+        } else {
+          for (const resource of resources) {
+            expect(resource).toMatch(
+              new RegExp(
+                `^arn:${each.partition}:ecr:${each.region}:${ACCOUNT}:repository/[a-z0-9/._-]+$`,
+              ),
+            );
+          }
+        }
       }
     }
   });
