@@ -12,8 +12,9 @@ import { registryHost } from '../src/model/aws.js';
 import { CACHE_EXPORT_OPTIONS } from '../src/model/bake.js';
 import { cacheScope, MAIN_SCOPE, SEED_SCOPE } from '../src/model/cache-tags.js';
 import type { Job, Step, Workflow } from '../src/model/workflow.js';
-import { renderFiles } from '../src/render/render-files.js';
+import { generatedPaths, renderFiles } from '../src/render/render-files.js';
 import { actionlint, formatActionlintErrors } from './support/actionlint.js';
+import { AWS_STANDIN } from './support/aws-standin.js';
 import {
   applyBakeSet,
   type EvaluatedTarget,
@@ -21,6 +22,7 @@ import {
   type ParsedBake,
   parseBake,
 } from './support/bake.js';
+import { allows, type Policy, trustAccepts } from './support/iam-evaluator.js';
 
 // ---------------------------------------------------------------------------------------------
 // Configurations under test
@@ -157,6 +159,8 @@ interface Generated {
   workflow: Workflow;
   bakeText: string;
   paths: string[];
+  /** Every generated file's content by path. */
+  files: Map<string, string>;
 }
 
 function generate(rawConfig: Raw): Generated {
@@ -172,6 +176,7 @@ function generate(rawConfig: Raw): Generated {
     workflow: parse(workflowFile.content) as Workflow,
     bakeText: bakeFile.content,
     paths: files.map((file) => file.path),
+    files: new Map(files.map((file) => [file.path, file.content])),
   };
 }
 
@@ -370,6 +375,8 @@ interface Scenario {
    * (the default), or only under src/.
    */
   change?: 'ecr' | 'src';
+  /** A re-run: every image's `<repository>:<sha>` is in ECR already. */
+  rerun?: boolean;
 }
 
 /** A branch deletion: GitHub runs it on the default branch (taken to be the main branch). */
@@ -419,6 +426,12 @@ function scenarios(generated: Generated): Scenario[] {
   const list: Scenario[] = [
     { name: 'push to main', event: 'push', branch: main },
     { name: 'push to main changing only src/', event: 'push', branch: main, change: 'src' },
+    {
+      name: 're-run of a push to main (its images exist)',
+      event: 'push',
+      branch: main,
+      rerun: true,
+    },
     { name: 'push to feat/x', event: 'push', branch: 'feat/x' },
     { name: 'dispatch on main', event: 'workflow_dispatch', branch: main, ...reseed },
     { name: 'dispatch on feat/x', event: 'workflow_dispatch', branch: 'feat/x', ...reseed },
@@ -539,6 +552,8 @@ interface BakeRun {
   step: Step;
   /** The evaluated `push` input. */
   push: Value;
+  /** The targets that push: the `push` input, or a target's `push=true` from `set`. */
+  pushed: string[];
   noCache: boolean;
   env: Record<string, string>;
   /** The effective targets: the bake file evaluated with the step's env, then `set` applied. */
@@ -561,8 +576,16 @@ interface JobRun {
   recorded: string[];
   /** The pruner commands (record, prune, delete-branch) that ran. */
   prunerCommands: string[];
+  /** The repositories each pruner command was given, in order (`<command> <repository>`). */
+  prunerRepositories: string[];
   /** The `create-cached-deploy … apply` commands that ran (read, not run). */
   applyCommands: string[];
+  /** The steps that install packages (npm ci / npm install), read, not run. */
+  installs: Step[];
+  /** The roles the job's credentials steps assumed (their evaluated role-to-assume). */
+  assumedRoles: string[];
+  /** The deploy command, when it ran (read, not run), with its env. */
+  deployed: Record<string, string> | undefined;
 }
 
 const skippedJob = (): JobRun => ({
@@ -576,7 +599,11 @@ const skippedJob = (): JobRun => ({
   bakes: [],
   recorded: [],
   prunerCommands: [],
+  prunerRepositories: [],
   applyCommands: [],
+  installs: [],
+  assumedRoles: [],
+  deployed: undefined,
 });
 
 interface RunResult {
@@ -586,8 +613,8 @@ interface RunResult {
   buildRuns: boolean;
   ran: Step[];
   deployRuns: boolean;
-  /** The build's bake step's evaluated `push` input, when one ran. */
-  push: Value | undefined;
+  /** The images the build's bake pushed, when one ran. */
+  pushed: string[] | undefined;
   scope: string | undefined;
   /** The effective bake targets of whichever bake step of the build ran. */
   targets: Record<string, EvaluatedTarget>;
@@ -598,6 +625,11 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 /** Where steps that read no repository run: an empty directory, so none can touch this one. */
 const EMPTY_DIR = join(scratch, 'empty');
 mkdirSync(EMPTY_DIR);
+
+/** The `aws` stand-in (test/support/aws-standin.ts), first on every step's PATH. */
+const STANDIN_BIN = join(scratch, 'bin');
+mkdirSync(STANDIN_BIN);
+writeFileSync(join(STANDIN_BIN, 'aws'), AWS_STANDIN, { mode: 0o755 });
 
 /**
  * Runs `run:` steps with bash, batched: spawning from the (large) test process costs ~100 ms a
@@ -705,7 +737,7 @@ async function runStepBatch(requests: StepRequest[]): Promise<void> {
   const stdout = await new Promise<string>((resolve, reject) => {
     const child = spawn('bash', [`${base}-loop.sh`, `${base}-step.sh`, ...names], {
       env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
+        PATH: `${STANDIN_BIN}:${process.env.PATH ?? '/usr/bin:/bin'}`,
         LC_ALL: 'C',
         STEP_OUTPUT: `${base}-output`,
         STEP_STDOUT: `${base}-stdout`,
@@ -882,26 +914,67 @@ function pushedCommit(config: ResolvedConfig, change: 'ecr' | 'src'): FixtureCom
 }
 
 /** Pruner steps run the shipped prune script, which needs npm and AWS: they are read, not run. */
-const PRUNER_DIR = '$RUNNER_TEMP/cached-deploy';
-const isPrunerStep = (step: Step) => step.run?.includes(PRUNER_DIR) === true;
-/** `apply` needs npm (npx fetches the pinned generator) and AWS: it is read, not run. */
-const isApplyCommand = (step: Step) => /\bnpx\b.*\bcreate-cached-deploy@/.test(step.run ?? '');
+const isPrunerStep = (step: Step) => /\bnode "\$RUNNER_TEMP\/cached-deploy\//.test(step.run ?? '');
+/** Steps that install packages need the npm registry: they are read, not run. */
+const isInstallStep = (step: Step) => /\bnpm (?:ci|install)\b/.test(step.run ?? '');
+/** `apply` needs the installed generator and AWS: it is read, not run. */
+const isApplyCommand = (step: Step) =>
+  /\/\.bin\/create-cached-deploy"? apply$/.test(step.run ?? '');
 
 /**
- * What a pruner command is given: its subcommand and `<repository>:<tag>` per `--tag`, with
- * "$CACHE_SCOPE" (the one variable its tags may read) taken from the step's env.
+ * What a pruner command is given: its subcommand, each `--repository`, and
+ * `<repository>:<tag>` per `--tag`, with every quoted "$VARIABLE" taken from the step's env.
  */
 function prunerInvocation(run: string, env: Record<string, string>) {
   const command = /node "[^"]*prune-ecr-cache\.mjs" (\S+)/.exec(run)?.[1];
-  const scope = env.CACHE_SCOPE ?? '<CACHE_SCOPE unset>';
-  const words = run.replaceAll('"$CACHE_SCOPE"', scope).split(/\s+/);
+  const expanded = run.replace(/"\$([A-Z_][A-Z0-9_]*)"/g, (_, name: string) => {
+    if (name === 'RUNNER_TEMP') return '$RUNNER_TEMP';
+    return env[name] ?? `<${name} unset>`;
+  });
+  const words = expanded.split(/\s+/);
   const tags: string[] = [];
+  const repositories: string[] = [];
   let repository = '<no repository>';
   for (let i = 0; i < words.length; i++) {
-    if (words[i] === '--repository') repository = words[++i] ?? '';
-    else if (words[i] === '--tag') tags.push(`${repository}:${words[++i]}`);
+    if (words[i] === '--repository') {
+      repository = words[++i] ?? '';
+      repositories.push(repository);
+    } else if (words[i] === '--tag') tags.push(`${repository}:${words[++i]}`);
   }
-  return { command, tags };
+  return { command, tags, repositories };
+}
+
+/**
+ * What configure-aws-credentials leaves for the steps after it: credentials in the environment
+ * (and, for this simulation, the images ECR holds, which the `aws` stand-in answers from).
+ */
+function credentialsEnv(region: string, existingImages: readonly string[]): Record<string, string> {
+  return {
+    AWS_ACCESS_KEY_ID: 'ASIASIMULATEDSIMULATE',
+    AWS_SECRET_ACCESS_KEY: 'simulated',
+    AWS_SESSION_TOKEN: 'simulated',
+    AWS_REGION: region,
+    AWS_DEFAULT_REGION: region,
+    STANDIN_ECR_IMAGES: existingImages.join(' '),
+  };
+}
+
+/** The images pushed by a bake: its `push` input for all, or `<target>.push=true` from `set`. */
+function pushedTargets(push: Value, targets: Record<string, EvaluatedTarget>): string[] {
+  return Object.entries(targets)
+    .filter(([, target]) => push === true || target.push === 'true' || target.push === true)
+    .map(([name]) => name)
+    .sort();
+}
+
+interface SimulationInputs {
+  parsedBake: ParsedBake;
+  /** The working tree actions/checkout left (for steps that call git). */
+  checkout?: string;
+  /** `<repository>:<tag>` already in ECR. */
+  existingImages?: readonly string[];
+  /** The configured deploy command: read, not run. */
+  deployCommand?: string;
 }
 
 /**
@@ -911,9 +984,9 @@ function prunerInvocation(run: string, env: Record<string, string>) {
 async function simulateJob(
   job: Job,
   context: Record<string, Value>,
-  parsedBake: ParsedBake,
-  checkout?: string,
+  inputs: SimulationInputs,
 ): Promise<JobRun> {
+  const { parsedBake, checkout } = inputs;
   const run: JobRun = { ...skippedJob(), runs: true };
   const jobEnv: Record<string, string> = {};
   for (const [name, value] of Object.entries(job.env ?? {})) {
@@ -931,12 +1004,25 @@ async function simulateJob(
       env[name] = asEnvString(evaluateField(value, stepContext));
     }
     run.env.set(step, env);
+    if (step.uses === ACTIONS.configureAwsCredentials) {
+      const role = evaluateField(String(step.with?.['role-to-assume']), stepContext);
+      run.assumedRoles.push(String(role));
+      Object.assign(
+        jobEnv,
+        credentialsEnv(String(step.with?.['aws-region']), inputs.existingImages ?? []),
+      );
+    }
     if (step.run !== undefined && isPrunerStep(step)) {
-      const { command, tags } = prunerInvocation(step.run, env);
+      const { command, tags, repositories } = prunerInvocation(step.run, env);
       if (command) run.prunerCommands.push(command);
+      run.prunerRepositories.push(...repositories.map((repository) => `${command} ${repository}`));
       if (command === 'record') run.recorded.push(...tags);
+    } else if (step.run !== undefined && isInstallStep(step)) {
+      run.installs.push(step);
     } else if (step.run !== undefined && isApplyCommand(step)) {
       run.applyCommands.push(step.run);
+    } else if (step.run !== undefined && step.run === inputs.deployCommand) {
+      run.deployed = env;
     } else if (step.run !== undefined) {
       const readsRepository = /\bgit\b/.test(step.run);
       if (readsRepository && checkout === undefined) {
@@ -958,18 +1044,23 @@ async function simulateJob(
       }
     }
     if (step.uses === ACTIONS.bake) {
-      const inputs = step.with ?? {};
+      const with_ = step.with ?? {};
       const push =
-        typeof inputs.push === 'string'
-          ? evaluateField(inputs.push, stepContext)
-          : (inputs.push ?? null);
-      const set = typeof inputs.set === 'string' ? inputs.set.split('\n').filter(Boolean) : [];
+        typeof with_.push === 'string'
+          ? evaluateField(with_.push, stepContext)
+          : (with_.push ?? null);
+      const set =
+        typeof with_.set === 'string'
+          ? String(evaluateField(with_.set, stepContext)).split('\n').filter(Boolean)
+          : [];
+      const targets = applyBakeSet(evaluateBake(parsedBake, env).targets, set);
       run.bakes.push({
         step,
         push,
-        noCache: inputs['no-cache'] === true,
+        pushed: pushedTargets(push, targets),
+        noCache: with_['no-cache'] === true,
         env,
-        targets: applyBakeSet(evaluateBake(parsedBake, env).targets, set),
+        targets,
       });
     }
   }
@@ -977,6 +1068,151 @@ async function simulateJob(
     run.outputs[name] = evaluateField(value, { ...context, steps });
   }
   return run;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The roles a run's jobs assume, judged with the IAM evaluator over the generated role files
+// ---------------------------------------------------------------------------------------------
+
+interface GeneratedRole {
+  kind: 'main' | 'branch' | 'deploy';
+  arn: string;
+  trust: Policy;
+  /** Every (action, resource) of RIGHTS_ACTIONS × the config's repositories (and *) it allows. */
+  rights: Set<string>;
+}
+
+/** What a role's rights are measured over: every ECR action the roles could matter for. */
+const RIGHTS_ACTIONS = [
+  'ecr:GetAuthorizationToken',
+  'ecr:BatchCheckLayerAvailability',
+  'ecr:BatchGetImage',
+  'ecr:GetDownloadUrlForLayer',
+  'ecr:InitiateLayerUpload',
+  'ecr:UploadLayerPart',
+  'ecr:CompleteLayerUpload',
+  'ecr:PutImage',
+  'ecr:BatchDeleteImage',
+  'ecr:DescribeImages',
+  'ecr:ListImages',
+  'ecr:CreateRepository',
+  'ecr:DescribeRepositories',
+  'ecr:PutImageTagMutability',
+  'ecr:PutImageScanningConfiguration',
+  'ecr:GetLifecyclePolicy',
+  'ecr:PutLifecyclePolicy',
+  'ecr:StartLifecyclePolicyPreview',
+  'ecr:GetLifecyclePolicyPreview',
+  'ecr:SetRepositoryPolicy',
+  'ecr:DeleteRepository',
+];
+
+const partitionOf = (region: string) => (region.startsWith('cn-') ? 'aws-cn' : 'aws');
+
+const rolesCache = new WeakMap<Generated, GeneratedRole[]>();
+
+/** The roles as generate writes them (read back from the rendered files). */
+function generatedRoles(generated: Generated): GeneratedRole[] {
+  const cached = rolesCache.get(generated);
+  if (cached) return cached;
+  const { config, files } = generated;
+  const partition = partitionOf(config.aws.region);
+  const repositories = [
+    ...new Set(
+      config.images.flatMap((image) => [
+        image.repository,
+        image.cacheRepository,
+        image.branchCacheRepository,
+      ]),
+    ),
+  ].map(
+    (name) =>
+      `arn:${partition}:ecr:${config.aws.region}:${config.aws.accountId}:repository/${name}`,
+  );
+  const names = {
+    main: config.aws.roleName,
+    branch: config.aws.branchRoleName,
+    deploy: config.aws.deployRoleName,
+  };
+  const roles = (['main', 'branch', 'deploy'] as const).flatMap((kind) => {
+    const paths = generatedPaths(config).roles[kind];
+    const policyText = files.get(paths.policy);
+    const trustText = files.get(paths.trust);
+    if (policyText === undefined || trustText === undefined) return [];
+    const policy = JSON.parse(policyText) as Policy;
+    const rights = new Set<string>();
+    for (const action of RIGHTS_ACTIONS) {
+      for (const resource of [...repositories, '*']) {
+        if (allows([policy], { action, resource })) rights.add(`${action} ${resource}`);
+      }
+    }
+    return [
+      {
+        kind,
+        arn: `arn:${partition}:iam::${config.aws.accountId}:role/${names[kind]}`,
+        trust: JSON.parse(trustText) as Policy,
+        rights,
+      },
+    ];
+  });
+  rolesCache.set(generated, roles);
+  return roles;
+}
+
+/**
+ * The `sub` of a job's OIDC token (GitHub docs, "About security hardening with OpenID Connect",
+ * example subject claims): the job's environment when it names one, else `pull_request` for a
+ * pull request, else the ref the run is on.
+ */
+function tokenSubject(job: Job, context: Record<string, Value>): string {
+  const github = context.github as Record<string, Value>;
+  if (job.environment) return `repo:${REPOSITORY}:environment:${job.environment}`;
+  if (github.event_name === 'pull_request') return `repo:${REPOSITORY}:pull_request`;
+  return `repo:${REPOSITORY}:ref:${github.ref}`;
+}
+
+function acceptingRoles(generated: Generated, subject: string): GeneratedRole[] {
+  const { config } = generated;
+  const provider = `arn:${partitionOf(config.aws.region)}:iam::${config.aws.accountId}:oidc-provider/token.actions.githubusercontent.com`;
+  return generatedRoles(generated).filter((role) =>
+    trustAccepts(role.trust, { providerArn: provider, roleArn: role.arn, sub: subject }),
+  );
+}
+
+const strictSuperset = (a: Set<string>, b: Set<string>) =>
+  a.size > b.size && [...b].every((right) => a.has(right));
+
+/**
+ * Checks one job of a run: it assumed exactly the role of `expected` (or none), the role accepts
+ * the job's token, and no role that also accepts it has more rights.
+ */
+function checkJobRole(
+  generated: Generated,
+  job: Job,
+  run: JobRun,
+  context: Record<string, Value>,
+  expected: GeneratedRole['kind'] | undefined,
+  label: string,
+): void {
+  const roles = generatedRoles(generated);
+  if (expected === undefined) {
+    expect(run.assumedRoles, label).toEqual([]);
+    return;
+  }
+  const role = roles.find((each) => each.kind === expected) as GeneratedRole;
+  expect(role, `${label}: no ${expected} role generated`).toBeDefined();
+  expect(run.assumedRoles, label).toEqual([role.arn]);
+  const subject = tokenSubject(job, context);
+  const accepting = acceptingRoles(generated, subject);
+  expect(
+    accepting.map((each) => each.kind),
+    `${label}: ${subject}`,
+  ).toContain(expected);
+  for (const other of accepting) {
+    expect(strictSuperset(other.rights, role.rights), `${label}: ${other.kind} ⊋ ${expected}`).toBe(
+      false,
+    );
+  }
 }
 
 const bakeCache = new WeakMap<Generated, Promise<ParsedBake>>();
@@ -1004,6 +1240,7 @@ function simulate(generated: Generated, scenario: Scenario): Promise<RunResult> 
     scenario.fork,
     scenario.reseed,
     scenario.change,
+    scenario.rerun,
   ]);
   let run = runs.get(key);
   if (!run) {
@@ -1024,24 +1261,48 @@ function concurrencyOf(generated: Generated, scenario: Scenario) {
 }
 
 async function simulateRun(generated: Generated, scenario: Scenario): Promise<RunResult> {
-  const { workflow } = generated;
   const push = scenario.event === 'push' ? await pushOf(generated.config, scenario) : undefined;
   const context = githubContext(scenario, generated, push);
-  const concurrency = concurrencyOf(generated, scenario);
-  const parsedBake = await parsedBakeOf(generated);
+  const sha = String((context.github as Record<string, Value>).sha);
+  return simulateContext(generated, context, {
+    checkout: push?.checkout,
+    existingImages: scenario.rerun
+      ? generated.config.images.map((image) => `${image.repository}:${sha}`)
+      : [],
+    concurrency: concurrencyOf(generated, scenario),
+  });
+}
+
+/** Every job of a run in this context: those that need none together, then the others. */
+async function simulateContext(
+  generated: Generated,
+  context: Record<string, Value>,
+  options: {
+    checkout?: string;
+    existingImages?: string[];
+    concurrency?: RunResult['concurrency'];
+  } = {},
+): Promise<RunResult> {
+  const { workflow, config } = generated;
+  const inputs: SimulationInputs = {
+    parsedBake: await parsedBakeOf(generated),
+    checkout: options.checkout,
+    existingImages: options.existingImages ?? [],
+    deployCommand: config.workflow.deploy?.command,
+  };
   const entries = Object.entries(workflow.jobs);
   const jobs: Record<string, JobRun> = {};
-  // Jobs that need none start together; their steps are simulated.
   await Promise.all(
     entries
       .filter(([, job]) => job.needs === undefined)
       .map(async ([id, job]) => {
         jobs[id] = conditionHolds(job.if, context, false)
-          ? await simulateJob(job, context, parsedBake, push?.checkout)
+          ? await simulateJob(job, context, inputs)
           : skippedJob();
       }),
   );
-  // Jobs that need others (deploy): whether they run, from the needed jobs' results and outputs.
+  // Jobs that need others (deploy, prune): whether they run, from the needed jobs' results and
+  // outputs, and then their steps.
   for (const [id, job] of entries.filter(([, each]) => each.needs !== undefined)) {
     const needed = [job.needs ?? []].flat();
     const needs: Record<string, Value> = {};
@@ -1053,19 +1314,17 @@ async function simulateRun(generated: Generated, scenario: Scenario): Promise<Ru
       allSucceeded &&= result === 'success';
       needs[name] = { result, outputs: dependency.outputs };
     }
-    jobs[id] = {
-      ...skippedJob(),
-      runs: conditionHolds(job.if, { ...context, needs }, !allSucceeded),
-    };
+    const runs = conditionHolds(job.if, { ...context, needs }, !allSucceeded);
+    jobs[id] = runs ? await simulateJob(job, { ...context, needs }, inputs) : skippedJob();
   }
   const build = jobs.build ?? skippedJob();
   return {
-    concurrency,
+    concurrency: options.concurrency ?? { group: null, cancel: null },
     jobs,
     buildRuns: build.runs,
     ran: build.ran,
     deployRuns: jobs.deploy?.runs ?? false,
-    push: build.bakes.at(-1)?.push,
+    pushed: build.bakes.at(-1)?.pushed,
     scope: build.stepOutputs.cache?.scope,
     targets: build.bakes.at(-1)?.targets ?? {},
   };
@@ -1419,12 +1678,12 @@ describe('a manual dispatch (workflow_dispatch)', () => {
   };
 
   it.each([
-    { config: 'defaults, one image', reseed: false, jobs: ['build'] },
+    { config: 'defaults, one image', reseed: false, jobs: ['build', 'prune'] },
     { config: 'defaults, one image', reseed: true, jobs: ['seed'] },
     // Seed on, workflowDispatch off: the trigger is there for the reseed input only.
     { config: 'workflowDispatch false', reseed: false, jobs: [] },
     { config: 'workflowDispatch false', reseed: true, jobs: ['seed'] },
-    { config: 'seed disabled', reseed: undefined, jobs: ['build'] },
+    { config: 'seed disabled', reseed: undefined, jobs: ['build', 'prune'] },
   ])('$config, reseed $reseed: runs $jobs', async ({ config: name, reseed, jobs }) => {
     const generated = pick(name);
     const { config, workflow } = generated;
@@ -1456,8 +1715,11 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
   );
   const imageNames = config.images.map((image) => image.name);
   const registry = registryHost(config.aws.accountId, config.aws.region);
+  /** A cache ref: seed.* and main.* in the cache repository, any branch's in the branch-cache one. */
   const ref = (image: (typeof config.images)[number], scope: string) =>
-    `type=registry,ref=${registry}/${image.cacheRepository}:${scope}.${image.name}`;
+    `type=registry,ref=${registry}/${scope === SEED_SCOPE || scope === MAIN_SCOPE ? image.cacheRepository : image.branchCacheRepository}:${scope}.${image.name}`;
+  const roleArn = (name: string) =>
+    `arn:${config.aws.region.startsWith('cn-') ? 'aws-cn' : 'aws'}:iam::${config.aws.accountId}:role/${name}`;
   const mainPush: Scenario = {
     name: 'push to main',
     event: 'push',
@@ -1565,7 +1827,13 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
 
   it('decides whether a run builds main in a shell step, never in a (case-insensitive) expression', () => {
     // One `main` step, the same in every job that needs to know.
-    for (const job of [build, applyJob, ...(seedJob ? [seedJob] : [])]) {
+    const pruneJob = workflow.jobs.prune;
+    for (const job of [
+      build,
+      applyJob,
+      ...(seedJob ? [seedJob] : []),
+      ...(pruneJob ? [pruneJob] : []),
+    ]) {
       const steps = job.steps.filter((step) => step.id === 'main');
       expect(steps).toEqual([mainStep]);
     }
@@ -1582,7 +1850,17 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
     expect(index(mainStep)).toBeLessThan(index(cacheStep));
     expect(index(mainStep)).toBeLessThan(index(trustedBake));
     expect(build.outputs).toEqual({ 'is-main': IS_MAIN_OUTPUT });
-    expect(trustedBake?.with?.push).toBe(expr("steps.main.outputs.is-main == 'true'"));
+    // The push of each image is decided by the `push` step, which reads the shell's answer.
+    const pushStep = build.steps.find((step) => step.id === 'push');
+    expect(pushStep?.env?.IS_MAIN).toBe(IS_MAIN_OUTPUT);
+    expect(index(mainStep)).toBeLessThan(index(pushStep));
+    expect(index(pushStep)).toBeLessThan(index(trustedBake));
+    expect(trustedBake?.with?.push).toBeUndefined();
+    expect(String(trustedBake?.with?.set).split('\n')).toEqual(
+      config.images.map(
+        (image) => `${image.name}.push=${expr(`steps.push.outputs.${image.name}`)}`,
+      ),
+    );
     // Outside the concurrency block (whose group GitHub compares ignoring case anyway), no
     // expression compares a ref or a branch name.
     for (const { path, text } of strings(workflow)) {
@@ -1592,13 +1870,13 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
     }
   });
 
-  it('has an apply job: pushes only, main decided in the shell, AWS and apply only when something it applies changed', () => {
+  it('has an apply job: pushes only, main decided in the shell, the pinned CLI installed before the main role, apply only when something it applies changed', () => {
     expect(applyJob.if).toBe("github.event_name == 'push'");
     expect(applyJob.needs).toBeUndefined();
     expect(applyJob.env).toBeUndefined();
     expect(applyJob.environment).toBeUndefined();
     expect(applyJob.outputs).toBeUndefined();
-    const [checkout, main, changed, aws, apply, ...more] = applyJob.steps;
+    const [checkout, main, changed, install, aws, apply, ...more] = applyJob.steps;
     expect(more).toEqual([]);
     expect(checkout?.uses).toBe(ACTIONS.checkout);
     expect(checkout?.with).toEqual({ 'persist-credentials': false, 'fetch-depth': 0 });
@@ -1624,20 +1902,28 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
     expect(changed?.run).toContain(
       'git diff --quiet "$BEFORE" HEAD -- ":(literal)$ECR_DIR" ":(literal)cached-deploy.yml"',
     );
-    // AWS credentials (the same role as the build's) and apply: only when the push changed them.
+    // Install (the generator that wrote the files, pinned, scripts off), then the main role, then
+    // apply: only when the push changed them.
     const changedIf = "steps.changed.outputs.changed == 'true'";
-    const buildAws = build.steps.find((step) => step.uses === ACTIONS.configureAwsCredentials);
-    expect(aws).toEqual({ ...buildAws, if: changedIf });
+    expect(install).toEqual({
+      name: expect.stringContaining('create-cached-deploy 0.0.0-test'),
+      if: changedIf,
+      run: 'npm install --prefix "$RUNNER_TEMP/cached-deploy-cli" --no-save --ignore-scripts --no-audit --no-fund --loglevel=error create-cached-deploy@0.0.0-test',
+    });
+    expect(aws).toEqual({
+      name: 'Configure AWS credentials (OIDC)',
+      if: changedIf,
+      uses: ACTIONS.configureAwsCredentials,
+      with: {
+        'role-to-assume': roleArn(config.aws.roleName),
+        'aws-region': config.aws.region,
+      },
+    });
     expect(apply).toEqual({
       name: 'Apply',
       if: changedIf,
-      // Pinned to the generator that wrote the files (renderFiles was given 0.0.0-test).
-      run: 'npx --yes create-cached-deploy@0.0.0-test apply',
+      run: '"$RUNNER_TEMP/cached-deploy-cli/node_modules/.bin/create-cached-deploy" apply',
     });
-    const index = (step: Step | undefined) => applyJob.steps.indexOf(step as Step);
-    expect(index(main)).toBeLessThan(index(changed));
-    expect(index(changed)).toBeLessThan(index(aws));
-    expect(index(aws)).toBeLessThan(index(apply));
   });
 
   it('passes github.event.before to the shell only through env', () => {
@@ -1712,6 +1998,12 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
     const bake = await parseBake(generated.bakeText);
     expect(trustedBake?.env).toEqual({
       CACHE_SCOPE: expr('steps.cache.outputs.scope'),
+      ...Object.fromEntries(
+        imageNames.map((name) => {
+          const variable = `CACHE_REPOSITORY_${name.toUpperCase().replaceAll('-', '_')}`;
+          return [variable, expr(`steps.cache.outputs.${variable}`)];
+        }),
+      ),
       IMAGE_TAG: expr('github.sha'),
     });
     for (const { step } of bakes) {
@@ -1728,10 +2020,13 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
         "github.event_name != 'pull_request' || github.event.pull_request.head.repo.full_name == github.repository",
       ),
     });
-    const aws = build.steps.filter((step) => step.uses?.startsWith('aws-actions/'));
-    expect(aws.map((step) => step.uses)).toEqual([
+    const aws = build.steps.filter(
+      (step) => step.uses?.startsWith('aws-actions/') || /\baws ecr\b/.test(step.run ?? ''),
+    );
+    expect(aws.map((step) => step.uses ?? step.id)).toEqual([
       ACTIONS.configureAwsCredentials,
       ACTIONS.ecrLogin,
+      'push',
     ]);
     for (const step of aws) expect(step.if).toBe(TRUSTED_IF);
   });
@@ -1763,6 +2058,7 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
         'build',
         'delete-branch-cache',
         ...(config.workflow.deploy ? ['deploy'] : []),
+        ...(config.prune.sweep ? ['prune'] : []),
         ...(config.seed.enabled ? ['seed'] : []),
       ].sort(),
     );
@@ -1777,11 +2073,124 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
       REGISTRY: registryHost(config.aws.accountId, config.aws.region),
       IMAGE_TAG: expr('github.sha'),
     });
+    // Its own role when an environment gates it, the main role otherwise; never the branch role.
     const aws = deploy.steps.find((step) => step.uses === ACTIONS.configureAwsCredentials);
-    expect(aws?.with?.['role-to-assume']).toMatch(
-      new RegExp(`^arn:aws(-cn)?:iam::${config.aws.accountId}:role/`),
+    expect(aws?.with?.['role-to-assume']).toBe(
+      roleArn(config.workflow.deploy.environment ? config.aws.deployRoleName : config.aws.roleName),
     );
+    // Nothing but what the deploy needs: no install, no pruner, no build.
+    expect(deploy.steps.map((step) => step.uses ?? step.run)).toEqual([
+      ACTIONS.checkout,
+      ACTIONS.configureAwsCredentials,
+      config.workflow.deploy.command,
+    ]);
   });
+
+  it('installs nothing unlocked, and nothing once credentials exist: lockfile, --ignore-scripts, before the credentials step', () => {
+    let installs = 0;
+    for (const [id, job] of Object.entries(workflow.jobs)) {
+      const credentialsAt = job.steps.findIndex(
+        (step) => step.uses === ACTIONS.configureAwsCredentials,
+      );
+      job.steps.forEach((step, index) => {
+        const run = step.run ?? '';
+        // No package manager other than npm, and npm only to install (no npx, no exec).
+        expect(run, `${id}: ${step.name}`).not.toMatch(/\b(?:npx|yarn|pnpm|pip3?|curl|wget)\b/);
+        if (!/\bnpm\b/.test(run)) return;
+        installs++;
+        expect(isInstallStep(step), `${id}: ${step.name}`).toBe(true);
+        expect(run, `${id}: ${step.name}`).toContain('--ignore-scripts');
+        if (credentialsAt >= 0) expect(index, `${id}: ${step.name}`).toBeLessThan(credentialsAt);
+        const npmCommand = run.split('\n').find((line) => /\bnpm\b/.test(line)) ?? '';
+        if (/\bnpm ci\b/.test(npmCommand)) {
+          // npm ci of the generated package.json and package-lock.json, copied where npm reads them.
+          const copies = [
+            ...run.matchAll(/^cp "([^"]+)" "\$RUNNER_TEMP\/cached-deploy\/([^"]+)"$/gm),
+          ];
+          const copied = Object.fromEntries(copies.map((m) => [m[2], m[1] as string]));
+          expect(Object.keys(copied).sort()).toEqual([
+            'package-lock.json',
+            'package.json',
+            'prune-ecr-cache.mjs',
+          ]);
+          for (const source of Object.values(copied)) {
+            expect(generated.files.has(source), source).toBe(true);
+          }
+          const lockfile = JSON.parse(
+            generated.files.get(copied['package-lock.json'] ?? '') ?? '{}',
+          );
+          const packages = Object.entries(lockfile.packages ?? {}).filter(([path]) => path !== '');
+          expect(packages.length).toBeGreaterThan(0);
+          for (const [path, entry] of packages) {
+            expect((entry as { integrity?: string }).integrity, path).toMatch(/^sha512-/);
+          }
+          expect(npmCommand).toBe(
+            'npm ci --prefix "$RUNNER_TEMP/cached-deploy" --ignore-scripts --no-audit --no-fund --loglevel=error',
+          );
+        } else {
+          // npm install only of the generator itself, at exactly the version that wrote the files.
+          expect(npmCommand).toMatch(
+            /^npm install --prefix "[^"]+" .*--ignore-scripts .* create-cached-deploy@0\.0\.0-test$/,
+          );
+        }
+      });
+    }
+    // The apply job's CLI, plus the pruner in the prune, delete and seed jobs.
+    expect(installs).toBe(1 + (config.prune.sweep ? 1 : 0) + 1 + (config.seed.enabled ? 1 : 0));
+  });
+
+  it.runIf(config.workflow.deploy !== undefined)(
+    'holds only what the deploy needs between a push to main and the deploy command, in this order',
+    async () => {
+      const run = await simulate(generated, mainPush);
+      const roleName = (arn: string) => arn.slice(arn.lastIndexOf('/') + 1);
+      const describeStep = (job: JobRun, step: Step): string => {
+        if (step.uses === ACTIONS.checkout) return 'check out';
+        if (step.id === 'main') return 'is this main? (shell)';
+        if (step.id === 'cache') return 'cache scope and repositories (shell)';
+        if (step.uses === ACTIONS.configureAwsCredentials) {
+          return `credentials: ${roleName(job.assumedRoles[0] ?? '?')}`;
+        }
+        if (step.uses === ACTIONS.ecrLogin) return 'ECR login';
+        if (step.id === 'push') return 'which commit tags are new (aws ecr describe-images)';
+        if (step.uses === ACTIONS.setupBuildx) return 'set up buildx (pinned BuildKit)';
+        if (step.uses === ACTIONS.bake) return 'bake: build, push, export the cache';
+        if (step.run === config.workflow.deploy?.command) return 'the deploy command';
+        return `UNEXPECTED: ${step.name}`;
+      };
+      const build = run.jobs.build as JobRun;
+      const deploy = run.jobs.deploy as JobRun;
+      const path = [
+        ...build.ran.map((step) => `build: ${describeStep(build, step)}`),
+        ...deploy.ran.map((step) => `deploy: ${describeStep(deploy, step)}`),
+      ];
+      const deployRole = config.workflow.deploy?.environment
+        ? config.aws.deployRoleName
+        : config.aws.roleName;
+      expect(path).toEqual([
+        'build: check out',
+        'build: is this main? (shell)',
+        'build: cache scope and repositories (shell)',
+        `build: credentials: ${config.aws.roleName}`,
+        'build: ECR login',
+        'build: which commit tags are new (aws ecr describe-images)',
+        'build: set up buildx (pinned BuildKit)',
+        'build: bake: build, push, export the cache',
+        'deploy: check out',
+        `deploy: credentials: ${deployRole}`,
+        'deploy: the deploy command',
+      ]);
+      expect(build.installs).toEqual([]);
+      expect(build.prunerCommands).toEqual([]);
+      expect(deploy.deployed?.IMAGE_TAG).toBe((await pushOf(config, mainPush)).sha);
+      // The deploy waits for the build only; the prune job waits for the build too, beside it.
+      expect(workflow.jobs.deploy?.needs).toBe('build');
+      if (config.prune.sweep) {
+        expect(workflow.jobs.prune?.needs).toBe('build');
+        expect(run.jobs.prune?.runs).toBe(true);
+      }
+    },
+  );
 
   it(
     config.seed.enabled
@@ -1805,7 +2214,10 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
       // a failure unless it checks main itself.
       const sensitive = job.steps.filter(
         (step) =>
-          step.uses?.startsWith('aws-actions/') || isPrunerStep(step) || step.uses === ACTIONS.bake,
+          step.uses?.startsWith('aws-actions/') ||
+          isPrunerStep(step) ||
+          isInstallStep(step) ||
+          step.uses === ACTIONS.bake,
       );
       expect(sensitive).toHaveLength(6);
       for (const step of sensitive) {
@@ -1824,12 +2236,22 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
         'no-cache': true,
         set: expect.stringMatching(/^\*\.cache-from=type=local,src=\/tmp\/[\w.-]+$/),
       });
-      expect(coldBuild?.env).toEqual({ CACHE_SCOPE: SEED_SCOPE, IMAGE_TAG: expr('github.sha') });
+      // The seed lives in the cache repositories (the main role's), never a branch-cache one.
+      expect(coldBuild?.env).toEqual({
+        CACHE_SCOPE: SEED_SCOPE,
+        ...Object.fromEntries(
+          config.images.map((image) => [
+            `CACHE_REPOSITORY_${image.name.toUpperCase().replaceAll('-', '_')}`,
+            image.cacheRepository,
+          ]),
+        ),
+        IMAGE_TAG: expr('github.sha'),
+      });
       // CACHE_SCOPE is a literal only in the seed job, and there it is "seed".
       const scopes = allSteps(workflow).flatMap(({ job: id, step }) =>
         step.env?.CACHE_SCOPE === undefined ? [] : [{ id, scope: step.env.CACHE_SCOPE }],
       );
-      expect(scopes.filter(({ id }) => id === 'seed')).toHaveLength(2);
+      expect(scopes.filter(({ id }) => id === 'seed')).toHaveLength(3);
       for (const { id, scope } of scopes) {
         expect(scope).toBe(id === 'seed' ? SEED_SCOPE : expr('steps.cache.outputs.scope'));
       }
@@ -1852,6 +2274,8 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
     const expectedJobs = [
       ...(seedRun ? ['seed'] : []),
       ...(buildRuns ? ['build', ...(config.workflow.deploy && isMain ? ['deploy'] : [])] : []),
+      // The sweep beside the deploy: after every build that had credentials.
+      ...(buildRuns && trusted && config.prune.sweep ? ['prune'] : []),
       ...(applyRuns ? ['apply'] : []),
     ];
     const result = () => simulate(generated, scenario);
@@ -1895,10 +2319,17 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
         }
       });
 
-      it(`${isMain ? 'pushes and deploys' : 'neither pushes nor deploys'}`, async () => {
-        const { push, deployRuns } = await result();
-        expect(push).toBe(trusted ? isMain : false);
+      const pushes = trusted && isMain && !scenario.rerun;
+      it(`${pushes ? 'pushes' : 'pushes nothing'}${isMain ? ' and deploys' : ', deploys nothing'}${scenario.rerun ? ' (a re-run: the images exist, an IMMUTABLE repository would refuse them)' : ''}`, async () => {
+        const { pushed, deployRuns, jobs } = await result();
+        expect(pushed).toEqual(pushes ? [...imageNames].sort() : []);
         expect(deployRuns).toBe(config.workflow.deploy !== undefined && isMain);
+        if (trusted) {
+          const pushStep = jobs.build?.stepOutputs.push;
+          expect(pushStep).toEqual(
+            Object.fromEntries(imageNames.map((name) => [name, String(pushes)])),
+          );
+        }
       });
     } else if (!seedRun) {
       it('runs no step at all: with workflowDispatch off, a dispatch that does not reseed does nothing', async () => {
@@ -1909,7 +2340,7 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
           expect(job.ran, id).toEqual([]);
           expect(job.bakes, id).toEqual([]);
         }
-        expect(run.push).toBeUndefined();
+        expect(run.pushed).toBeUndefined();
         expect(run.deployRuns).toBe(false);
       });
     } else if (isMain) {
@@ -1947,7 +2378,7 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
             : 'apply job: nothing it applies changed, so no AWS credentials and no apply',
       async () => {
         const run = (await result()).jobs.apply as JobRun;
-        const [checkout, main, changed, aws, apply, ...more] = applyJob.steps as Step[];
+        const [checkout, main, changed, install, aws, apply, ...more] = applyJob.steps as Step[];
         expect(more).toEqual([]);
         if (!applyRuns) {
           expect(run.runs).toBe(false);
@@ -1960,10 +2391,14 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
           !isMain
             ? [checkout, main]
             : pushChangesEcr
-              ? [checkout, main, changed, aws, apply]
+              ? [checkout, main, changed, install, aws, apply]
               : [checkout, main, changed],
         );
         expect(run.applyCommands).toEqual(isMain && pushChangesEcr ? [apply?.run] : []);
+        expect(run.installs).toEqual(isMain && pushChangesEcr ? [install] : []);
+        expect(run.assumedRoles).toEqual(
+          isMain && pushChangesEcr ? [roleArn(config.aws.roleName)] : [],
+        );
         if (!isMain) {
           expect(run.stepOutputs.changed).toBeUndefined();
           return;
@@ -2001,8 +2436,8 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
           for (const target of Object.values(bake.targets)) {
             reads.push(...(target['cache-from'] ?? []).filter(isRegistryRef));
             exports.push(...(target['cache-to'] ?? []).filter(isRegistryRef));
-            if (bake.push === true) pushed.push(...(target.tags ?? []));
           }
+          for (const name of bake.pushed) pushed.push(...(bake.targets[name]?.tags ?? []));
         }
       }
       const recorded = Object.values(run.jobs).flatMap((job) => job.recorded);
@@ -2047,8 +2482,20 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
           expect(target['cache-to']).toEqual([`${ref(image, scope)},${CACHE_EXPORT_OPTIONS}`]);
         }
         expect(exports).toEqual(exportsTo(scope));
-        expect(recorded).toEqual(locations(scope));
-        expect(pushed.length > 0).toBe(isMain);
+        // Nothing is recorded before a build (the sweep finds every superseded artifact)…
+        expect(recorded).toEqual([]);
+        expect(pushed.length > 0).toBe(isMain && !scenario.rerun);
+        // …and the prune job sweeps exactly the repositories the build wrote.
+        const prune = run.jobs.prune as JobRun;
+        expect(prune.runs).toBe(config.prune.sweep);
+        if (config.prune.sweep) {
+          expect(prune.prunerCommands).toEqual(['prune']);
+          expect(prune.prunerRepositories).toEqual(
+            config.images.map(
+              (image) => `prune ${isMain ? image.cacheRepository : image.branchCacheRepository}`,
+            ),
+          );
+        }
       }
       // Whatever the event, branch or fork: seed.<image> is written only by the seed job on
       // main, main.<image> only by a build of main, anything else only under br-.
@@ -2057,6 +2504,42 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
         if (scope === SEED_SCOPE) expect(seedRun && isMain, tag).toBe(true);
         else if (scope === MAIN_SCOPE) expect(!seedRun && isMain && trusted, tag).toBe(true);
         else expect(scope.startsWith('br-'), tag).toBe(true);
+      }
+    });
+
+    it(`each job assumes the role of its work (${trusted ? (isMain ? 'main' : 'branch') : 'none: a fork has no token'}); its token's sub is accepted by that role and by no role with more rights`, async () => {
+      const run = await result();
+      const push = scenario.event === 'push' ? await pushOf(config, scenario) : undefined;
+      const context = githubContext(scenario, generated, push);
+      const buildRole = trusted ? (isMain ? 'main' : 'branch') : undefined;
+      const expected: Record<string, GeneratedRole['kind'] | undefined> = {
+        build: buildRole,
+        prune: buildRole,
+        deploy: config.workflow.deploy?.environment ? 'deploy' : 'main',
+        seed: isMain ? 'main' : undefined,
+        apply: isMain && pushChangesEcr ? 'main' : undefined,
+      };
+      let checked = 0;
+      for (const [id, jobRun] of Object.entries(run.jobs)) {
+        if (!jobRun.runs) continue;
+        expect(Object.keys(expected), id).toContain(id);
+        checkJobRole(generated, workflow.jobs[id] as Job, jobRun, context, expected[id], id);
+        checked++;
+      }
+      expect(checked).toBe(expectedJobs.length);
+    });
+
+    it('runs every install before the credentials step of its job', async () => {
+      const run = await result();
+      for (const [id, job] of Object.entries(run.jobs)) {
+        const credentialsAt = job.ran.findIndex(
+          (step) => step.uses === ACTIONS.configureAwsCredentials,
+        );
+        for (const install of job.installs) {
+          if (credentialsAt >= 0) {
+            expect(job.ran.indexOf(install), `${id}: ${install.name}`).toBeLessThan(credentialsAt);
+          }
+        }
       }
     });
 
@@ -2103,8 +2586,12 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
     const branches = deletionBranches(config);
     for (const branch of branches) {
       const context = deletion(config, branch);
+      // Jobs that need the build see it skipped.
+      const needs = { build: { result: 'skipped', outputs: {} } };
       for (const [id, each] of Object.entries(workflow.jobs)) {
-        expect(conditionHolds(each.if, context, false), id).toBe(id === 'delete-branch-cache');
+        expect(conditionHolds(each.if, { ...context, needs }, false), id).toBe(
+          id === 'delete-branch-cache',
+        );
       }
       expect(evaluateField(workflow.concurrency.group, context)).not.toBe(
         mainRun.concurrency.group,
@@ -2118,9 +2605,47 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
     }
     // A deleted tag is not a branch: nothing runs.
     const tag = deletion(config, 'v1.0', 'tag');
+    const needs = { build: { result: 'skipped', outputs: {} } };
     for (const each of Object.values(workflow.jobs)) {
-      expect(conditionHolds(each.if, tag, false)).toBe(false);
+      expect(conditionHolds(each.if, { ...tag, needs }, false)).toBe(false);
     }
+  });
+});
+
+describe.each(GENERATED)('a branch deletion: $name', ({ generated }) => {
+  const { config, workflow } = generated;
+  it('runs only the cache deletion, with the branch role, deleting br-* tags in the branch-cache repositories only', async () => {
+    const context = deletion(config, 'feat/x');
+    const run = await simulateContext(generated, context);
+    const running = Object.entries(run.jobs).filter(([, job]) => job.runs);
+    expect(running.map(([id]) => id)).toEqual(['delete-branch-cache']);
+    const [[, job]] = running as [[string, JobRun]];
+    // A delete event runs on the default branch: its token says refs/heads/<main>, which the main
+    // role would also accept; the job still asks for the branch role, which has no more rights.
+    expect(tokenSubject(workflow.jobs['delete-branch-cache'] as Job, context)).toBe(
+      `repo:${REPOSITORY}:ref:refs/heads/${config.github.mainBranch}`,
+    );
+    checkJobRole(
+      generated,
+      workflow.jobs['delete-branch-cache'] as Job,
+      job,
+      context,
+      'branch',
+      'delete-branch-cache',
+    );
+    expect(job.prunerCommands).toEqual(['delete-branch']);
+    expect(job.prunerRepositories).toEqual(
+      config.images.map((image) => `delete-branch ${image.branchCacheRepository}`),
+    );
+    const scope = cacheScope({
+      isMainBranch: false,
+      branch: 'feat/x',
+      imageNames: config.images.map((image) => image.name),
+    });
+    const step = job.ran.at(-1) as Step;
+    expect(prunerInvocation(step.run ?? '', job.env.get(step) ?? {}).tags).toEqual(
+      config.images.map((image) => `${image.branchCacheRepository}:${scope}.${image.name}`),
+    );
   });
 });
 

@@ -161,13 +161,18 @@ export function cacheScopeStep(
 export function cacheEnv(config: ResolvedConfig): Record<string, string> {
   return {
     [BAKE_VARIABLES.cacheScope]: expr('steps.cache.outputs.scope'),
-    ...Object.fromEntries(
-      config.images.map((image) => {
-        const variable = cacheRepositoryVariable(image.name);
-        return [variable, expr(`steps.cache.outputs.${variable}`)];
-      }),
-    ),
+    ...cacheRepositoryEnv(config),
   };
+}
+
+/** Only the repositories (CACHE_REPOSITORY_<IMAGE>), from the `cache` step's outputs. */
+export function cacheRepositoryEnv(config: ResolvedConfig): Record<string, string> {
+  return Object.fromEntries(
+    config.images.map((image) => {
+      const variable = cacheRepositoryVariable(image.name);
+      return [variable, expr(`steps.cache.outputs.${variable}`)];
+    }),
+  );
 }
 
 /** The same variables as literals, for a job that always writes the main cache repository. */
@@ -410,7 +415,7 @@ function pruneJob(config: ResolvedConfig): Job {
       credentialsStep(config, buildRoleExpression(config)),
       {
         name: 'Sweep untagged cache artifacts older than the grace period',
-        env: cacheEnv(config),
+        env: cacheRepositoryEnv(config),
         run: prunerCommand(config, 'prune', [
           '--sweep',
           `--grace-hours ${config.prune.graceHours}`,
