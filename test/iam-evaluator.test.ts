@@ -24,6 +24,7 @@ import {
   evaluate,
   type Policy,
   type RequestContext,
+  type Statement,
   wildcard,
 } from './support/iam-evaluator.js';
 
@@ -193,8 +194,8 @@ describe('conditions with multiple context keys or values (the two tables)', () 
     'StringEquals + ArnLike: department $context.aws:PrincipalTag/department, role $context.aws:PrincipalTag/role, $name → match $match',
     ({ context, name, match }) => {
       const policy = withArn('ArnLike');
-      const statement = (policy.Statement as NonNullable<Policy['Statement']>[])[0];
-      expect(conditionHolds((statement as { Condition: never }).Condition, context)).toBe(match);
+      const [statement] = policy.Statement as Statement[];
+      expect(conditionHolds(statement?.Condition, context)).toBe(match);
       expect(
         evaluate([policy], {
           action: 's3:ListBucket',
@@ -216,8 +217,8 @@ describe('conditions with multiple context keys or values (the two tables)', () 
     'StringEquals + ArnNotLike (NOR): department $context.aws:PrincipalTag/department, role $context.aws:PrincipalTag/role, $name → match $match',
     ({ context, match }) => {
       const policy = withArn('ArnNotLike');
-      const statement = (policy.Statement as NonNullable<Policy['Statement']>[])[0];
-      expect(conditionHolds((statement as { Condition: never }).Condition, context)).toBe(match);
+      const [statement] = policy.Statement as Statement[];
+      expect(conditionHolds(statement?.Condition, context)).toBe(match);
     },
   );
 });

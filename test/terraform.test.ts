@@ -15,7 +15,9 @@ import { parseDocument } from 'yaml';
 import { generate } from '../src/api/generate.js';
 import { main } from '../src/cli/main.js';
 import { parseConfig } from '../src/config/load.js';
-import { renderFiles } from '../src/render/render-files.js';
+import { repositorySettings } from '../src/model/ecr-repositories.js';
+import { ciRoles } from '../src/model/roles.js';
+import { generatedPaths, renderFiles } from '../src/render/render-files.js';
 import { AWS_PROVIDER_CONSTRAINT, renderTerraform } from '../src/render/terraform.js';
 import { createTempDir, snapshotChanges, snapshotDir } from './support/temp-repo.js';
 
@@ -35,10 +37,13 @@ images:
 `;
 
 const POLICY_FILES = [
+  'branch-cache-lifecycle-policy.json',
+  'branch-role-policy.json',
+  'branch-role-trust-policy.json',
   'cache-lifecycle-policy.json',
-  'iam-policy.json',
   'image-lifecycle-policy.json',
-  'trust-policy.json',
+  'main-role-policy.json',
+  'main-role-trust-policy.json',
 ];
 
 function repo(config = CONFIG): string {
@@ -136,7 +141,7 @@ describe('ecr/main.tf', () => {
     );
   });
 
-  it('parses as HCL and declares the repositories, their policies and the CI role', async () => {
+  it('parses as HCL and declares the repositories, their policies and the CI roles', async () => {
     const tf: Hcl = await parse('main.tf', mainTf(`${CONFIG}iac: terraform\n`));
     expect(tf.terraform[0].required_providers[0].aws).toEqual({
       source: 'hashicorp/aws',
@@ -150,6 +155,7 @@ describe('ecr/main.tf', () => {
     expect(tf.locals[0]).toEqual({
       image_repositories: ['shop', 'shop-worker'],
       cache_repositories: ['shop-buildcache', 'shop-worker-buildcache'],
+      branch_cache_repositories: ['shop-buildcache-branches', 'shop-worker-buildcache-branches'],
     });
     const { resource } = tf;
     expect(Object.keys(resource).sort()).toEqual([
@@ -162,14 +168,17 @@ describe('ecr/main.tf', () => {
     expect(image).toMatchObject({
       for_each: '${toset(local.image_repositories)}',
       name: '${each.value}',
-      image_tag_mutability: 'MUTABLE',
+      // Commit tags are immutable by default: what a deploy pulls cannot be replaced.
+      image_tag_mutability: 'IMMUTABLE',
       image_scanning_configuration: [{ scan_on_push: true }],
     });
     expect(image.image_tag_mutability_exclusion_filter).toBeUndefined();
-    expect(resource.aws_ecr_repository.cache[0]).toMatchObject({
-      for_each: '${toset(local.cache_repositories)}',
-      image_tag_mutability: 'MUTABLE',
-    });
+    for (const kind of ['cache', 'branch_cache']) {
+      expect(resource.aws_ecr_repository[kind][0]).toMatchObject({
+        for_each: `\${toset(local.${kind}_repositories)}`,
+        image_tag_mutability: 'MUTABLE',
+      });
+    }
     expect(resource.aws_ecr_lifecycle_policy.image[0]).toEqual({
       for_each: '${aws_ecr_repository.image}',
       repository: '${each.value.name}',
@@ -178,37 +187,120 @@ describe('ecr/main.tf', () => {
     expect(resource.aws_ecr_lifecycle_policy.cache[0].policy).toBe(
       '${file("${path.module}/cache-lifecycle-policy.json")}',
     );
-    expect(resource.aws_iam_role.ci[0]).toMatchObject({
-      name: 'shop-cached-deploy',
-      assume_role_policy: '${file("${path.module}/trust-policy.json")}',
+    expect(resource.aws_ecr_lifecycle_policy.branch_cache[0]).toEqual({
+      for_each: '${aws_ecr_repository.branch_cache}',
+      repository: '${each.value.name}',
+      policy: '${file("${path.module}/branch-cache-lifecycle-policy.json")}',
     });
-    expect(resource.aws_iam_role_policy.ci[0]).toEqual({
+    expect(Object.keys(resource.aws_iam_role).sort()).toEqual(['branch', 'main']);
+    expect(resource.aws_iam_role.main[0]).toMatchObject({
+      name: 'shop-cached-deploy',
+      assume_role_policy: '${file("${path.module}/main-role-trust-policy.json")}',
+    });
+    expect(resource.aws_iam_role_policy.main[0]).toEqual({
       name: 'cached-deploy',
-      role: '${aws_iam_role.ci.id}',
-      policy: '${file("${path.module}/iam-policy.json")}',
+      role: '${aws_iam_role.main.id}',
+      policy: '${file("${path.module}/main-role-policy.json")}',
     });
     expect(tf.data.aws_iam_openid_connect_provider.github[0].url).toBe(
       'https://token.actions.githubusercontent.com',
     );
+    // An upgrade from the single CI role ("ci") keeps that role as the main role.
+    expect(tf.moved).toEqual([
+      { from: '${aws_iam_role.ci}', to: '${aws_iam_role.main}' },
+      { from: '${aws_iam_role_policy.ci}', to: '${aws_iam_role_policy.main}' },
+    ]);
   });
 
+  it.each([
+    ['no deploy environment', ''],
+    [
+      'a deploy environment',
+      'workflow:\n  deploy:\n    command: ./deploy.sh\n    environment: production\n',
+    ],
+  ])(
+    'gives the same roles, documents and repositories as the JSON files (%s)',
+    async (_, extra) => {
+      const config = parseConfig(`${CONFIG}iac: terraform\n${extra}`);
+      const files = new Map(renderFiles(config, '1.2.3').map((f) => [f.path, f.content]));
+      const tf: Hcl = await parse('main.tf', files.get('ecr/main.tf') ?? '');
+      const beside = (expression: string) => {
+        const name = /^\$\{file\("\$\{path\.module\}\/([^"]+)"\)\}$/.exec(expression)?.[1];
+        const content = files.get(`ecr/${name}`);
+        if (content === undefined)
+          throw new Error(`main.tf reads ${expression}, which is not generated`);
+        return JSON.parse(content);
+      };
+      // Roles: Terraform's, by name, with the documents it reads…
+      const tfRoles = Object.fromEntries(
+        Object.entries(tf.resource.aws_iam_role).map(([key, [role]]: [string, Hcl]) => {
+          const [policy] = tf.resource.aws_iam_role_policy[key];
+          expect(policy.role).toBe(`\${aws_iam_role.${key}.id}`);
+          return [
+            role.name,
+            { trust: beside(role.assume_role_policy), policy: beside(policy.policy) },
+          ];
+        }),
+      );
+      // …are exactly the roles the JSON files describe and the workflow assumes.
+      const paths = generatedPaths(config);
+      const jsonRoles = Object.fromEntries(
+        ciRoles(config).map((role) => [
+          role.name,
+          {
+            trust: JSON.parse(files.get(paths.roles[role.kind].trust) ?? ''),
+            policy: JSON.parse(files.get(paths.roles[role.kind].policy) ?? ''),
+          },
+        ]),
+      );
+      expect(tfRoles).toEqual(jsonRoles);
+      expect(Object.keys(tfRoles).length).toBe(extra ? 3 : 2);
+      const workflow = files.get(config.workflow.file) ?? '';
+      for (const role of ciRoles(config)) expect(workflow).toContain(role.arn);
+      // Repositories and their lifecycle documents: the same as apply's.
+      const settings = repositorySettings(config, paths);
+      for (const kind of ['image', 'cache', 'branch-cache'] as const) {
+        const key = kind.replace('-', '_');
+        const names = settings.filter((r) => r.kind === kind).map((r) => r.name);
+        expect(tf.locals[0][`${key}_repositories`]).toEqual(names);
+        const [repository] = tf.resource.aws_ecr_repository[key];
+        expect(repository.image_tag_mutability).toBe(
+          settings.find((r) => r.kind === kind)?.tagMutability,
+        );
+        const [lifecycle] = tf.resource.aws_ecr_lifecycle_policy[key];
+        const policyFile = settings.find((r) => r.kind === kind)?.policyFile ?? '';
+        expect(beside(lifecycle.policy)).toEqual(JSON.parse(files.get(policyFile) ?? ''));
+      }
+    },
+  );
+
   it('reads the policy files it is given, by their names beside it', async () => {
+    const role = (kind: string) => ({
+      policy: `aws/${kind}-permissions.json`,
+      trust: `aws/${kind}-trust.json`,
+    });
     const paths = {
       cachePolicy: 'aws/cache.json',
+      branchCachePolicy: 'aws/branch-cache.json',
       imagePolicy: 'aws/image.json',
-      iamPolicy: 'aws/role.json',
-      trustPolicy: 'aws/trust.json',
+      roles: { main: role('main'), branch: role('branch'), deploy: role('deploy') },
     };
     const config = parseConfig(`${CONFIG}iac: terraform\n`);
     const text = renderTerraform(config, '1.2.3', paths);
     expect(fileReferences(await parse('main.tf', text)).sort()).toEqual([
+      'branch-cache.json',
+      'branch-permissions.json',
+      'branch-trust.json',
       'cache.json',
       'image.json',
-      'role.json',
-      'trust.json',
+      'main-permissions.json',
+      'main-trust.json',
     ]);
     expect(() =>
-      renderTerraform(config, '1.2.3', { ...paths, iamPolicy: 'elsewhere/role.json' }),
+      renderTerraform(config, '1.2.3', {
+        ...paths,
+        roles: { ...paths.roles, branch: { ...role('branch'), policy: 'elsewhere/role.json' } },
+      }),
     ).toThrow(/from its own directory/);
   });
 
@@ -227,6 +319,12 @@ describe('ecr/main.tf', () => {
       { filter: 'br-*', filter_type: 'WILDCARD' },
     ]);
     expect(cache.image_scanning_configuration).toEqual([{ scan_on_push: false }]);
+    // Branch caches are rewritten in place too.
+    const branchCache = tf.resource.aws_ecr_repository.branch_cache[0];
+    expect(branchCache.image_tag_mutability).toBe('IMMUTABLE_WITH_EXCLUSION');
+    expect(branchCache.image_tag_mutability_exclusion_filter).toEqual(
+      cache.image_tag_mutability_exclusion_filter,
+    );
     expect(tf.resource.aws_ecr_repository.image[0].image_tag_mutability).toBe('IMMUTABLE');
   });
 

@@ -2107,7 +2107,9 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
           const copies = [
             ...run.matchAll(/^cp "([^"]+)" "\$RUNNER_TEMP\/cached-deploy\/([^"]+)"$/gm),
           ];
-          const copied = Object.fromEntries(copies.map((m) => [m[2], m[1] as string]));
+          const copied: Record<string, string> = Object.fromEntries(
+            copies.map((m) => [m[2] as string, m[1] as string]),
+          );
           expect(Object.keys(copied).sort()).toEqual([
             'package-lock.json',
             'package.json',
