@@ -30,6 +30,7 @@ import { createTempDir } from './support/temp-repo.js';
 
 const IMAGE_REPO = 'app';
 const CACHE_REPO = 'app-buildcache';
+const BRANCH_CACHE_REPO = 'app-buildcache-branches';
 const DAY = 24 * 3600 * 1000;
 
 let server: EcrTestServer;
@@ -117,7 +118,7 @@ const ops = (calls: readonly CallRecord[]) => calls.map((call) => call.op);
 /** ECR as `apply` leaves it for `dir`, seeded directly into the server. */
 function seedInSync(dir: string) {
   server.state.createRepository(IMAGE_REPO, {
-    imageTagMutability: 'MUTABLE',
+    imageTagMutability: 'IMMUTABLE',
     scanOnPush: true,
     lifecyclePolicyText: read(dir, 'ecr/image-lifecycle-policy.json'),
   });
@@ -125,6 +126,11 @@ function seedInSync(dir: string) {
     imageTagMutability: 'MUTABLE',
     scanOnPush: true,
     lifecyclePolicyText: read(dir, 'ecr/cache-lifecycle-policy.json'),
+  });
+  server.state.createRepository(BRANCH_CACHE_REPO, {
+    imageTagMutability: 'MUTABLE',
+    scanOnPush: true,
+    lifecyclePolicyText: read(dir, 'ecr/branch-cache-lifecycle-policy.json'),
   });
 }
 
@@ -151,7 +157,7 @@ function expectInSync(report: ApplyReport) {
 }
 
 describe('apply', () => {
-  it('from nothing: creates both repositories and puts both policies, then is in sync', async () => {
+  it('from nothing: creates the image, cache and branch-cache repositories and puts their policies, then is in sync', async () => {
     const dir = await repo();
     const { report } = await apply(dir, options());
     expect(report.status).toBe('applied');
@@ -159,8 +165,15 @@ describe('apply', () => {
     expect(ops(writes(recent())).sort()).toEqual([
       'CreateRepository',
       'CreateRepository',
+      'CreateRepository',
       'PutLifecyclePolicy',
       'PutLifecyclePolicy',
+      'PutLifecyclePolicy',
+    ]);
+    expect(report.repositories.map((r) => [r.name, r.kind, r.policyFile])).toEqual([
+      [IMAGE_REPO, 'image', 'ecr/image-lifecycle-policy.json'],
+      [CACHE_REPO, 'cache', 'ecr/cache-lifecycle-policy.json'],
+      [BRANCH_CACHE_REPO, 'branch-cache', 'ecr/branch-cache-lifecycle-policy.json'],
     ]);
     // A new repository has no images: nothing to preview.
     expect(server.callCount('StartLifecyclePolicyPreview')).toBe(0);
@@ -169,7 +182,8 @@ describe('apply', () => {
 
     const image = server.state.repository(IMAGE_REPO);
     const cache = server.state.repository(CACHE_REPO);
-    expect(image).toMatchObject({ imageTagMutability: 'MUTABLE', scanOnPush: true });
+    // Commit tags are immutable by default: what a deploy pulls cannot be replaced.
+    expect(image).toMatchObject({ imageTagMutability: 'IMMUTABLE', scanOnPush: true });
     expect(image?.lifecyclePolicyText).toBe(read(dir, 'ecr/image-lifecycle-policy.json'));
     expect(cache).toMatchObject({
       imageTagMutability: 'MUTABLE',
@@ -177,6 +191,10 @@ describe('apply', () => {
       scanOnPush: true,
     });
     expect(cache?.lifecyclePolicyText).toBe(read(dir, 'ecr/cache-lifecycle-policy.json'));
+    expect(server.state.repository(BRANCH_CACHE_REPO)).toMatchObject({
+      imageTagMutability: 'MUTABLE',
+      lifecyclePolicyText: read(dir, 'ecr/branch-cache-lifecycle-policy.json'),
+    });
 
     clearCalls();
     expectInSync((await apply(dir, options())).report);
@@ -195,7 +213,7 @@ describe('apply', () => {
       'DescribeRepositories',
       'GetLifecyclePolicy',
     ]);
-    expect(formatApplyReport(report)).toMatch(/In sync: 2 repositories match the committed files/);
+    expect(formatApplyReport(report)).toMatch(/In sync: 3 repositories match the committed files/);
   });
 
   it('a policy that ECR returns reformatted is still in sync', async () => {
@@ -212,9 +230,14 @@ describe('apply', () => {
     server.state.lifecyclePreviews.inProgressPolls = 2;
     const dir = await repo(`${CONFIG}cache:\n  branchRetentionDays: 30\n`);
     seedInSync(dir);
-    // The committed files now say 14 days (the default): the live cache policy has drifted.
+    // The committed files now say 14 days (the default): the live cache policy has drifted (the
+    // branch-cache repository's is made current, to watch one repository).
     writeFileSync(join(dir, 'cached-deploy.yml'), CONFIG);
     await generate(dir);
+    server.state.setLifecyclePolicy(
+      BRANCH_CACHE_REPO,
+      read(dir, 'ecr/branch-cache-lifecycle-policy.json'),
+    );
     pushCache('main.api', 400);
     const old = pushCache('br-old.api', 20);
     pushCache('br-new.api', 2);
@@ -260,6 +283,8 @@ describe('apply', () => {
     expect(ops(writes(recent())).sort()).toEqual([
       'PutImageScanningConfiguration',
       'PutImageScanningConfiguration',
+      'PutImageScanningConfiguration',
+      'PutImageTagMutability',
       'PutImageTagMutability',
     ]);
     expect(server.state.repository(CACHE_REPO)).toMatchObject({
@@ -380,6 +405,7 @@ describe('apply', () => {
     expect(report.repositories.map((r) => r.actions.map((a) => `${a.type}:${a.status}`))).toEqual([
       ['create-repository:pending', 'put-lifecycle-policy:pending'],
       ['put-lifecycle-policy:pending'],
+      [],
     ]);
     const text = formatApplyReport(report);
     expect(text).toMatch(/dry run/);
@@ -395,7 +421,11 @@ describe('apply', () => {
     expect(report.status).toBe('applied');
     expect(server.calls.filter((c) => c.errorType === 'ThrottlingException')).toHaveLength(4);
     expect(server.calls.filter((c) => c.errorType === 'ServerException')).toHaveLength(2);
-    expect(server.state.repositories().map((r) => r.name)).toEqual([IMAGE_REPO, CACHE_REPO]);
+    expect(server.state.repositories().map((r) => r.name)).toEqual([
+      IMAGE_REPO,
+      CACHE_REPO,
+      BRANCH_CACHE_REPO,
+    ]);
     clearCalls();
     expectInSync((await apply(dir, options())).report);
   });
@@ -411,6 +441,7 @@ describe('apply', () => {
     expect(first.repositories.map((r) => r.actions.map((a) => a.status))).toEqual([
       ['done', 'done'],
       ['done', 'failed'],
+      ['not-run', 'not-run'],
     ]);
     expect(server.state.repository(CACHE_REPO)?.lifecyclePolicyText).toBeUndefined();
     expect(formatApplyReport(first)).toMatch(/FAILED +put/);
@@ -419,7 +450,12 @@ describe('apply', () => {
     clearCalls();
     const second = (await apply(dir, options())).report;
     expect(second.status).toBe('applied');
-    expect(ops(writes(recent()))).toEqual(['StartLifecyclePolicyPreview', 'PutLifecyclePolicy']);
+    expect(ops(writes(recent()))).toEqual([
+      'StartLifecyclePolicyPreview',
+      'PutLifecyclePolicy',
+      'CreateRepository',
+      'PutLifecyclePolicy',
+    ]);
     expect(server.state.repository(CACHE_REPO)?.lifecyclePolicyText).toBe(
       read(dir, 'ecr/cache-lifecycle-policy.json'),
     );
@@ -442,7 +478,7 @@ describe('apply', () => {
         .repositories()
         .map((r) => r.name)
         .sort(),
-    ).toEqual([IMAGE_REPO, CACHE_REPO]);
+    ).toEqual([IMAGE_REPO, CACHE_REPO, BRANCH_CACHE_REPO]);
   });
 
   it('a repository created by someone else between reading and writing is completed', async () => {
@@ -517,6 +553,34 @@ describe('apply', () => {
     ]);
   });
 
+  it('the branch-cache repository: everything expires, and nothing there holds up apply', async () => {
+    const dir = await repo();
+    seedInSync(dir);
+    server.state.setLifecyclePolicy(BRANCH_CACHE_REPO, undefined);
+    const branchCache = (tag: string, daysAgo: number) =>
+      server.state.putImage(BRANCH_CACHE_REPO, {
+        manifest: buildCacheManifest({ salt: tag }),
+        tags: [tag],
+        pushedAt: new Date(Date.now() - daysAgo * DAY),
+      });
+    const stale = branchCache('br-old.api', 20);
+    branchCache('br-new.api', 2);
+    // Whatever a branch build wrote there (it can write any tag), main.* included, expires too:
+    // only the cache repository holds the main and seed caches that apply protects.
+    const planted = branchCache('main.api', 20);
+    const { report } = await apply(dir, options());
+    expect(report.status).toBe('applied');
+    const repository = report.repositories.find((r) => r.name === BRANCH_CACHE_REPO);
+    expect(repository?.kind).toBe('branch-cache');
+    expect(repository?.protectedExpiring).toEqual([]);
+    expect(repository?.preview?.expiring.map((image) => image.digest).sort()).toEqual(
+      [stale, planted].sort(),
+    );
+    expect(server.state.repository(BRANCH_CACHE_REPO)?.lifecyclePolicyText).toBe(
+      read(dir, 'ecr/branch-cache-lifecycle-policy.json'),
+    );
+  });
+
   it('refuses to start without the committed policy files, before any ECR call', async () => {
     const dir = await repo();
     writeFileSync(join(dir, 'ecr/image-lifecycle-policy.json'), '{"rules": [');
@@ -563,12 +627,12 @@ describe('the apply command', () => {
     const dir = await repo();
     const dry = await cli(['apply', dir, '--dry-run']);
     expect(dry.code).toBe(2);
-    expect(dry.stdout).toMatch(/Changes pending in 2 repositories/);
+    expect(dry.stdout).toMatch(/Changes pending in 3 repositories/);
     expect(writes(recent())).toEqual([]);
 
     const applied = await cli(['apply', dir]);
     expect(applied).toMatchObject({ code: 0, stderr: '' });
-    expect(applied.stdout).toMatch(/Applied: 2 repositories updated/);
+    expect(applied.stdout).toMatch(/Applied: 3 repositories updated/);
 
     const json = await cli(['apply', dir, '--json']);
     expect(json.code).toBe(0);
@@ -577,6 +641,7 @@ describe('the apply command', () => {
     expect(report.repositories.map((r) => [r.name, r.kind, r.policyFile])).toEqual([
       [IMAGE_REPO, 'image', 'ecr/image-lifecycle-policy.json'],
       [CACHE_REPO, 'cache', 'ecr/cache-lifecycle-policy.json'],
+      [BRANCH_CACHE_REPO, 'branch-cache', 'ecr/branch-cache-lifecycle-policy.json'],
     ]);
   });
 
