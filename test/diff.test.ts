@@ -219,14 +219,27 @@ describe('diffRepository', () => {
     expect(diff.explanations).toEqual(
       expect.arrayContaining([
         'cache lifecycle policy: branch caches now expire after 7 days instead of 14',
+        'branch-cache lifecycle policy: branch caches now expire after 7 days instead of 14',
+        'branch-cache lifecycle policy: other tagged images now expire after 7 days instead of 14',
         'image lifecycle policy: the newest 50 deployable images are kept instead of 30',
         expect.stringMatching(
-          /^the CI role can now ecr:BatchCheckLayerAvailability, .*ecr:PutImage.* on repositories acme\/worker, acme\/worker-buildcache$/,
+          /^the main role can now ecr:BatchCheckLayerAvailability, .*ecr:PutImage.* on repositories acme\/worker, acme\/worker-buildcache$/,
         ),
-        // DescribeImages is granted on both repositories (prune and apply), so it joins the first line.
-        'the CI role can now ecr:BatchDeleteImage, ecr:ListImages on repository acme/worker-buildcache',
-        'the CI role now also trusts token.actions.githubusercontent.com:sub (StringLike) = repo:acme/app:environment:production',
+        'the main role can now ecr:BatchDeleteImage, ecr:ListImages on repository acme/worker-buildcache',
+        'the branch role can now ecr:BatchCheckLayerAvailability, ecr:BatchGetImage, ecr:GetDownloadUrlForLayer on repositories acme/worker-buildcache, acme/worker-buildcache-branches',
+        expect.stringMatching(
+          /^the deploy role can now be assumed by Federated .* when .*:sub \(StringEquals\) = repo:acme\/app:environment:production$/,
+        ),
+        // Who can now do what, over every role's documents.
+        'the main branch can now push images to acme/worker',
+        'the main branch can now write main.worker, seed.worker (in acme/worker-buildcache)',
+        'branch builds and pull requests can now write branch caches in acme/worker-buildcache-branches',
+        'the deploy environment production can now pull images from acme/app, acme/worker',
       ]),
+    );
+    // The new worker is out of every branch's and pull request's reach, except its branch caches.
+    expect(diff.explanations.join('\n')).not.toMatch(
+      /branch builds and pull requests can now (push images|write main|change)/,
     );
     const result = await run(['diff', dir]);
     expect(result.stderr).toBe('');

@@ -281,6 +281,7 @@ images:
   - { name: worker, repository: shop-worker, cacheRepository: shop-worker-cache }
 `;
 const WEB_CACHE = 'shop-buildcache';
+const WEB_BRANCH_CACHE = 'shop-buildcache-branches';
 const WORKER_CACHE = 'shop-worker-cache';
 const BRANCH = 'feature/login';
 /** Ten minutes after the artifacts' newest result. */
@@ -439,7 +440,10 @@ describe('doctor against a real OCI registry (docker-registry)', () => {
   const placements: Placement[] = [
     { repository: WEB_CACHE, tag: 'seed.web', stage: 'cache-seed' },
     { repository: WEB_CACHE, tag: 'main.web', stage: 'cache-fresh-runner-reexport-1' },
-    { repository: WEB_CACHE, tag: branchTag('web'), stage: 'cache-fresh-runner-reexport-2' },
+    // A branch's cache lives in the branch-cache repository…
+    { repository: WEB_BRANCH_CACHE, tag: branchTag('web'), stage: 'cache-fresh-runner-reexport-2' },
+    // …and a tag of the same name in the cache repository (left from before, or planted) is not it.
+    { repository: WEB_CACHE, tag: branchTag('web'), stage: 'cache-seed' },
     { repository: WORKER_CACHE, tag: 'seed.worker', stage: 'cache-seed' },
     { repository: WORKER_CACHE, tag: 'main.worker', stage: 'cache-fresh-runner-reexport-4' },
   ];
@@ -449,7 +453,10 @@ describe('doctor against a real OCI registry (docker-registry)', () => {
     dir = serviceDir();
     registry = await startDockerRegistry(root);
     for (const { repository, tag, stage } of placements) {
-      pushed.set(tag, await pushArtifact(registry.url, repository, tag, artifacts[stage]));
+      pushed.set(
+        `${repository}:${tag}`,
+        await pushArtifact(registry.url, repository, tag, artifacts[stage]),
+      );
     }
   });
 
@@ -484,14 +491,26 @@ describe('doctor against a real OCI registry (docker-registry)', () => {
       },
     ]);
     const [web, worker] = report.images;
+    expect(web?.branchCacheRepository).toBe(WEB_BRANCH_CACHE);
+    expect(web?.caches.map((cache) => `${cache.kind} ${cache.repository}`)).toEqual([
+      `main ${WEB_CACHE}`,
+      `seed ${WEB_CACHE}`,
+      `branch ${WEB_BRANCH_CACHE}`,
+    ]);
+    expect(web?.caches[2]?.digest).toBe(
+      pushed.get(`${WEB_BRANCH_CACHE}:${branchTag('web')}`)?.digest,
+    );
+    expect(worker?.findings).toContain(
+      `no cache for branch ${BRANCH} (shop-worker-cache-branches:${branchTag('worker')}) yet: its first build imports main and the seed`,
+    );
     const main = web?.caches[0];
     expect(main).toMatchObject({
-      digest: pushed.get('main.web')?.digest,
+      digest: pushed.get(`${WEB_CACHE}:main.web`)?.digest,
       ageSeconds: 600,
       retained: 0.75,
       stats: { layers: 13, records: 20, recordsWithResults: 9, health: 0.45 },
     });
-    expect(main?.stats?.bytes).toBe(pushed.get('main.web')?.bytes);
+    expect(main?.stats?.bytes).toBe(pushed.get(`${WEB_CACHE}:main.web`)?.bytes);
     expect(worker?.findings[0]).toBe(
       "main has eroded: it keeps 5 of the seed's 12 reusable steps (42% < 75%); builds that miss the seed rebuild what main lost",
     );

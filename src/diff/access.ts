@@ -198,6 +198,12 @@ function capabilities(config: ResolvedConfig): Capability[] {
   const all = [...repos.images, ...repos.caches, ...repos.branchCaches];
   return [
     ...repos.images.map((repository) => ({
+      verb: 'pull images from',
+      object: repository,
+      action: 'ecr:BatchGetImage',
+      repository,
+    })),
+    ...repos.images.map((repository) => ({
       verb: 'push images to',
       object: repository,
       action: 'ecr:PutImage',

@@ -182,6 +182,9 @@ function subjectOf(rule: LifecycleRule, repo: 'cache' | 'image'): Subject {
   if (repo === 'image' && patterns.length === 1 && patterns[0] === '*') {
     return { text: 'deployable images', plural: true };
   }
+  if (repo === 'cache' && patterns.length === 1 && patterns[0] === '*') {
+    return { text: 'other tagged images', plural: true };
+  }
   const quote = (list: string[]) => list.map((entry) => `"${entry}"`).join(' and ');
   if (prefixes.length > 0)
     return { text: `images tagged with prefix ${quote(prefixes)}`, plural: true };
