@@ -511,6 +511,115 @@ describe('invalid values', () => {
     );
   });
 
+  test.each([
+    ['its own image repository', 'shop-worker', 'an image repository (images[1].repository)'],
+    ['another image repository', 'shop', 'an image repository (images[0].repository)'],
+    [
+      'its own cache repository',
+      'shop-worker-cache',
+      'a cache repository (images[1].cacheRepository)',
+    ],
+    [
+      "another image's cache repository",
+      'shop-buildcache',
+      'a cache repository (images[0].cacheRepository)',
+    ],
+  ])('a branch-cache repository equal to %s: the branch role would write it', (_, name, what) => {
+    const error = expectConfigError(
+      () => parseConfig(textOf(set(['images', 1, 'branchCacheRepository'], name))),
+      'CONFIG_INVALID',
+      'images[1].branchCacheRepository',
+    );
+    expect(error.message).toContain(`"${name}" is also ${what}`);
+    expect(error.message).toContain('must live in separate repositories');
+  });
+
+  test("a cache repository equal to another image's branch-cache repository", () => {
+    // images[0]'s branch caches default to shop-buildcache-branches.
+    expectConfigError(
+      () => parseConfig(textOf(set(['images', 1, 'cacheRepository'], 'shop-buildcache-branches'))),
+      'CONFIG_INVALID',
+      'images[0].branchCacheRepository',
+    );
+  });
+
+  test('images may share a branch-cache repository, as they may share a cache repository', () => {
+    const config = parseConfig(
+      textOf((c) => {
+        c.images[0].branchCacheRepository = 'shop-branch-caches';
+        c.images[1].branchCacheRepository = 'shop-branch-caches';
+      }),
+    );
+    expect(config.images.map((image) => image.branchCacheRepository)).toEqual([
+      'shop-branch-caches',
+      'shop-branch-caches',
+    ]);
+  });
+
+  test('a default repository name longer than ECR allows names the field to set', () => {
+    const long = `a${'b'.repeat(249)}`; // 250: <long>-buildcache is 261
+    expectConfigError(
+      () => parseConfig(textOf(set(['images', 0, 'repository'], long))),
+      'CONFIG_INVALID',
+      'images[0].cacheRepository',
+    );
+    const shorter = `a${'b'.repeat(239)}`; // 240: -buildcache 251 fits, -branches 260 does not
+    const error = expectConfigError(
+      () => parseConfig(textOf(set(['images', 0, 'repository'], shorter))),
+      'CONFIG_INVALID',
+      'images[0].branchCacheRepository',
+    );
+    expect(error.message).toMatch(/set images\[0\]\.branchCacheRepository$/);
+    expect(
+      parseConfig(
+        textOf((c) => {
+          c.images[0].repository = shorter;
+          c.images[0].branchCacheRepository = 'shop-branches';
+        }),
+      ).images[0]?.branchCacheRepository,
+    ).toBe('shop-branches');
+  });
+
+  test('two image names that become the same bake variable', () => {
+    const error = expectConfigError(
+      () =>
+        parseConfig(
+          textOf((c) => {
+            c.images[0].name = 'api-v2';
+            c.images[1].name = 'api_v2';
+          }),
+        ),
+      'CONFIG_INVALID',
+      'images[1].name',
+    );
+    expect(error.message).toContain('CACHE_REPOSITORY_API_V2');
+  });
+
+  test.each([
+    ['aws.branchRoleName', set(['aws', 'branchRoleName'], 'shop-deploy')],
+    ['aws.deployRoleName', set(['aws', 'deployRoleName'], 'shop-deploy')],
+    [
+      'aws.deployRoleName',
+      (c: Loose) => {
+        c.aws.branchRoleName = 'shop-x';
+        c.aws.deployRoleName = 'shop-x';
+      },
+    ],
+  ])('a role name used twice: %s', (field, mutate) => {
+    const error = expectConfigError(() => parseConfig(textOf(mutate)), 'CONFIG_INVALID', field);
+    expect(error.message).toContain('each role needs its own name');
+  });
+
+  test('the deploy role may share a name only when there is no deploy environment (it is unused)', () => {
+    const config = parseConfig(
+      textOf((c) => {
+        delete c.workflow.deploy.environment;
+        c.aws.deployRoleName = 'shop-deploy';
+      }),
+    );
+    expect(config.aws.deployRoleName).toBe('shop-deploy');
+  });
+
   test('a document that is not a mapping', () => {
     for (const [text, got] of [
       ['- a\n- b\n', 'a list'],
@@ -771,5 +880,52 @@ describe('Dockerfile stages (parseDockerfileStages)', () => {
 
   test('a Dockerfile without FROM has no stages', () => {
     expect(stages('# nothing here\n\nRUN true\n')).toEqual([]);
+  });
+});
+
+describe('the defaults of trust separation', () => {
+  test('role names, branch-cache repositories and IMMUTABLE image tags', () => {
+    const config = parseConfig(
+      stringify({
+        aws: { accountId: '123456789012', region: 'eu-west-1' },
+        github: { repository: 'acme/shop' },
+        images: [
+          { name: 'api', repository: 'shop' },
+          { name: 'web', repository: 'shop-web', cacheRepository: 'caches/web' },
+        ],
+      }),
+    );
+    expect(config.aws).toMatchObject({
+      roleName: 'shop-cached-deploy',
+      branchRoleName: 'shop-cached-deploy-branches',
+      deployRoleName: 'shop-cached-deploy-deploy',
+    });
+    expect(config.images.map((image) => image.branchCacheRepository)).toEqual([
+      'shop-buildcache-branches',
+      'caches/web-branches',
+    ]);
+    expect(config.ecr.imageTagMutability).toBe('IMMUTABLE');
+    expect(config.ecr.cacheTagMutability).toBe('MUTABLE');
+  });
+
+  test('a long main role name: derived names stay within 64 characters and apart', () => {
+    const derived = (roleName: string) =>
+      parseConfig(
+        stringify({
+          aws: { accountId: '123456789012', region: 'eu-west-1', roleName },
+          github: { repository: 'acme/shop' },
+          images: [{ name: 'api', repository: 'shop' }],
+        }),
+      ).aws;
+    const a = derived(`${'r'.repeat(60)}-one`);
+    const b = derived(`${'r'.repeat(60)}-two`);
+    for (const names of [a, b]) {
+      expect(names.branchRoleName.length).toBeLessThanOrEqual(64);
+      expect(names.deployRoleName.length).toBeLessThanOrEqual(64);
+      expect(names.branchRoleName).toMatch(/^r+-[0-9a-f]{8}-branches$/);
+      expect(names.deployRoleName).toMatch(/^r+-[0-9a-f]{8}-deploy$/);
+    }
+    expect(a.branchRoleName).not.toBe(b.branchRoleName);
+    expect(a.deployRoleName).not.toBe(b.deployRoleName);
   });
 });

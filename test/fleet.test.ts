@@ -287,6 +287,7 @@ describe('a mixed fleet', () => {
     const byName = Object.fromEntries(result.results.map((r) => [r.repository, r]));
     expect(byName.drifted?.changes).toEqual([
       { path: 'ecr/cache-lifecycle-policy.json', action: 'update' },
+      { path: 'ecr/branch-cache-lifecycle-policy.json', action: 'update' },
     ]);
     expect(byName['hand-edited']?.message).toMatch(
       /^docker-bake\.hcl was edited by hand since it was generated: not overwritten/,
@@ -495,10 +496,14 @@ describe('--write --branch (and --push)', () => {
         git(remote.path, ['diff', '--name-only', 'main', 'cached-deploy/update'])
           .trim()
           .split('\n'),
-      ).toEqual(['.cached-deploy/state.json', 'ecr/cache-lifecycle-policy.json']);
+      ).toEqual([
+        '.cached-deploy/state.json',
+        'ecr/branch-cache-lifecycle-policy.json',
+        'ecr/cache-lifecycle-policy.json',
+      ]);
     }
     expect(first.results[0]?.message).toMatch(
-      /^committed [0-9a-f]{7} on cached-deploy\/update and pushed it: wrote 1 file/,
+      /^committed [0-9a-f]{7} on cached-deploy\/update and pushed it: wrote 2 files/,
     );
 
     const tips = remotes.map((remote) => git(remote.path, ['rev-parse', 'cached-deploy/update']));
@@ -713,14 +718,14 @@ describe('--diff', () => {
     const pending = (d: RepoDiff) => d.changes.filter((c) => c.action !== 'unchanged');
     expect(result.diffs?.map((d) => [d.repository, d.generatorBefore, pending(d).length])).toEqual([
       ['ok', V1, 0],
-      ['drifted', V1, 1],
+      ['drifted', V1, 2],
       ['gone', undefined, 0],
     ]);
     const drift = result.diffs?.[1] as RepoDiff;
     expect(pending(drift)[0]?.path).toBe('ecr/cache-lifecycle-policy.json');
     expect(pending(drift)[0]?.after).toContain('"countNumber": 3');
     // Unchanged files are counted, without their contents.
-    expect(drift.changes.filter((c) => c.action === 'unchanged')).toHaveLength(6);
+    expect(drift.changes.filter((c) => c.action === 'unchanged')).toHaveLength(10);
     expect(drift.changes.every((c) => c.action !== 'unchanged' || c.after === undefined)).toBe(
       true,
     );

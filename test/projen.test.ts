@@ -443,7 +443,7 @@ describe('init --projen', () => {
     expect(cli.code, cli.stderr).toBe(0);
     const state = JSON.parse(readFileSync(join(plain, '.cached-deploy/state.json'), 'utf8'));
     const generated = Object.keys(state.files);
-    expect(generated.length).toBe(7);
+    expect(generated.length).toBe(12);
     for (const path of generated) {
       const mine = readFileSync(join(repo, path));
       expect(mine.equals(readFileSync(join(plain, path))), path).toBe(true);
@@ -584,12 +584,12 @@ describe('init --projen', () => {
   test('a hand-written file at a generated path is a conflict, as for init', async () => {
     const repo = projenRepo();
     mkdirSync(join(repo, 'ecr'));
-    writeFileSync(join(repo, 'ecr/iam-policy.json'), '{}\n');
+    writeFileSync(join(repo, 'ecr/main-role-policy.json'), '{}\n');
     const before = withoutModules(snapshotDir(repo));
     const result = await runCli(repo, INIT);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(
-      /^create-cached-deploy: ecr\/iam-policy\.json exists and was not/,
+      /^create-cached-deploy: ecr\/main-role-policy\.json exists and was not/,
     );
     expect(withoutModules(snapshotDir(repo))).toEqual(before);
   });

@@ -27,10 +27,15 @@ const GENERATED = [
   '.github/workflows/deploy.yml',
   'docker-bake.hcl',
   'ecr/cache-lifecycle-policy.json',
+  'ecr/branch-cache-lifecycle-policy.json',
   'ecr/image-lifecycle-policy.json',
-  'ecr/iam-policy.json',
-  'ecr/trust-policy.json',
+  'ecr/main-role-policy.json',
+  'ecr/main-role-trust-policy.json',
+  'ecr/branch-role-policy.json',
+  'ecr/branch-role-trust-policy.json',
   'scripts/prune-ecr-cache.mjs',
+  'scripts/prune-ecr-cache.package.json',
+  'scripts/prune-ecr-cache.package-lock.json',
 ];
 const INIT_FILES = ['cached-deploy.yml', ...GENERATED, '.cached-deploy/state.json'];
 
@@ -155,7 +160,8 @@ describe('generate', () => {
     const first = await runCli(repo, ['generate']);
     expect(first.code, first.stderr).toBe(0);
     expect(first.stdout).toContain('created  docker-bake.hcl\n');
-    expect(first.stdout).toContain('created  ecr/iam-policy.json\n');
+    expect(first.stdout).toContain('created  ecr/main-role-policy.json\n');
+    expect(first.stdout).toContain('created  ecr/branch-role-trust-policy.json\n');
     expect(snapshotDir(repo)).toEqual(complete);
 
     const second = await runCli(repo, ['generate']);
@@ -185,6 +191,9 @@ describe('generate', () => {
     expect(check.code, check.stderr).toBe(2);
     expect(check.stderr).toBe('');
     expect(check.stdout).toContain('out of date: ecr/cache-lifecycle-policy.json (would update)');
+    expect(check.stdout).toContain(
+      'out of date: ecr/branch-cache-lifecycle-policy.json (would update)',
+    );
     expect(check.stdout).not.toContain('docker-bake.hcl');
     expect(snapshotDir(repo)).toEqual(before);
 
@@ -194,7 +203,11 @@ describe('generate', () => {
     const changes = snapshotChanges(before, snapshotDir(repo));
     expect(changes).toEqual({
       added: [],
-      changed: ['.cached-deploy/state.json', 'ecr/cache-lifecycle-policy.json'],
+      changed: [
+        '.cached-deploy/state.json',
+        'ecr/branch-cache-lifecycle-policy.json',
+        'ecr/cache-lifecycle-policy.json',
+      ],
       removed: [],
     });
     const policy = JSON.parse(read(repo, 'ecr/cache-lifecycle-policy.json'));
