@@ -156,10 +156,15 @@ try {
     '.github/workflows/deploy.yml',
     'docker-bake.hcl',
     'ecr/cache-lifecycle-policy.json',
+    'ecr/branch-cache-lifecycle-policy.json',
     'ecr/image-lifecycle-policy.json',
-    'ecr/iam-policy.json',
-    'ecr/trust-policy.json',
+    'ecr/main-role-policy.json',
+    'ecr/main-role-trust-policy.json',
+    'ecr/branch-role-policy.json',
+    'ecr/branch-role-trust-policy.json',
     'scripts/prune-ecr-cache.mjs',
+    'scripts/prune-ecr-cache.package.json',
+    'scripts/prune-ecr-cache.package-lock.json',
     '.cached-deploy/state.json',
   ];
   writeFileSync(
@@ -225,7 +230,7 @@ console.log(bytes);
     ],
   ];
   console.log(
-    `${REPOS} repositories (2 images each, 11 files read per repository), node ${process.version}, ${cpus().length} CPUs, load average ${loadavg()[0]?.toFixed(1)} at the end; median of ${RUNS} runs (the loop and --write: 1 run); ${hasGnuTime ? 'GNU time' : 'a node preload'} for wall time, CPU time and peak RSS\n`,
+    `${REPOS} repositories (2 images each, 16 files read per repository), node ${process.version}, ${cpus().length} CPUs, load average ${loadavg()[0]?.toFixed(1)} at the end; median of ${RUNS} runs (the loop and --write: 1 run); ${hasGnuTime ? 'GNU time' : 'a node preload'} for wall time, CPU time and peak RSS\n`,
   );
   console.log(
     '| command | wall s | CPU s | peak RSS MB | wall x read floor | wall x `fleet --check` |',

@@ -272,7 +272,7 @@ export const configSchema = object(
       },
       ['imageTagMutability', 'cacheTagMutability', 'scanOnPush'],
     ),
-    // `terraform`: also generate <ecrDir>/main.tf (repositories, lifecycle policies, CI role).
+    // `terraform`: also generate <ecrDir>/main.tf (repositories, lifecycle policies, CI roles).
     iac: oneOf(['none', 'terraform'] as const),
   },
   [
