@@ -3,6 +3,7 @@ import { parseConfig } from '../src/config/load.js';
 import type { ResolvedConfig } from '../src/config/resolve.js';
 import { cacheTag, MAIN_SCOPE } from '../src/model/cache-tags.js';
 import {
+  branchCacheLifecyclePolicy,
   cacheLifecyclePolicy,
   imageLifecyclePolicy,
   type LifecyclePolicy,
@@ -665,12 +666,45 @@ describe('every policy the generator emits is valid', () => {
         checked++;
         const policy = JSON.parse(file.content);
         expect(validateLifecyclePolicy(policy, file.content), file.path).toEqual([]);
-        if (file.path.endsWith('cache-lifecycle-policy.json')) {
+        if (file.path.endsWith('/cache-lifecycle-policy.json')) {
           const mainTags = config.images.map((image) => cacheTag(MAIN_SCOPE, image.name));
           expect(validateKeepsTags(policy, mainTags), file.path).toEqual([]);
         }
       }
     }
-    expect(checked).toBe(configs.length * 2);
+    // The image, cache and branch-cache policies of every configuration.
+    expect(checked).toBe(configs.length * 3);
+  });
+
+  test('branch-cache policy for every retention: valid, and nothing in the repository is kept forever', () => {
+    const found: string[] = [];
+    for (let days = 1; days <= 3650; days++) {
+      found.push(...problems(branchCacheLifecyclePolicy(withCache(days, 1)), `branch=${days}`));
+      found.push(...problems(branchCacheLifecyclePolicy(withCache(14, days)), `untagged=${days}`));
+    }
+    expect(found).toEqual([]);
+    for (const [branch, untagged] of [
+      [1, 1],
+      [14, 1],
+      [3650, 3650],
+    ] as const) {
+      const policy = branchCacheLifecyclePolicy(withCache(branch, untagged));
+      // Every rule expires by age: no count rule keeps anything for ever.
+      for (const rule of policy.rules) {
+        expect(rule.selection.countType).toBe('sinceImagePushed');
+        expect(rule.selection.countNumber).toBe(
+          rule.selection.tagStatus === 'untagged' ? untagged : branch,
+        );
+      }
+      // Whatever tags a branch build writes there (main.* and seed.* included), some rule selects
+      // them: the main and seed caches are not kept here, they live in the cache repository.
+      expect(validateKeepsTags(policy, ['main.web']).length).toBeGreaterThan(0);
+      expect(policy.rules.map((rule) => rule.selection.tagStatus)).toEqual([
+        'tagged',
+        'untagged',
+        'tagged',
+      ]);
+      expect(policy.rules.at(-1)?.selection.tagPatternList).toEqual(['*']);
+    }
   });
 });

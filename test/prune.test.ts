@@ -890,6 +890,25 @@ describe('selectDeletions', () => {
   });
 });
 
+describe('record', () => {
+  it('keeps every tag of images that share a repository (one --repository per image)', async () => {
+    const api = server.state.putImage(REPO, {
+      manifest: buildCacheManifest({ salt: 'seed-api' }),
+      tags: ['seed.api'],
+    });
+    const web = server.state.putImage(REPO, {
+      manifest: buildCacheManifest({ salt: 'seed-web' }),
+      tags: ['seed.web'],
+    });
+    const recorded = await pruner.recordDigests(await port(), [
+      { repository: REPO, tags: ['seed.api'] },
+      { repository: REPO, tags: ['seed.web'] },
+    ]);
+    expect(recorded.repositories).toEqual({ [REPO]: { 'seed.api': api, 'seed.web': web } });
+    expect(server.callCount('DescribeImages')).toBe(1);
+  });
+});
+
 describe('delete-branch', () => {
   it('removes the branch tags in batches of at most 100, keeping images other tags share', async () => {
     const tags = Array.from({ length: 150 }, (_, i) => `br-z.img${i}`);
