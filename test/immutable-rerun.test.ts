@@ -174,9 +174,11 @@ describe('a re-run of the build of one commit, with IMMUTABLE image tags', () =>
     expect(result.outputs).toEqual({ api: 'false', worker: 'true' });
     expect(result.log).toContain(`acme/api:${SHA} exists already (a re-run of this commit)`);
     expect(result.log).not.toContain('::warning::');
-    // One DescribeImages per image, by tag.
+    // One DescribeImages per image, by tag (all at once, so in any order).
     const calls = server.callsTo('DescribeImages').slice(before);
-    expect(calls.map((call) => [call.request.repositoryName, call.request.imageIds])).toEqual([
+    expect(
+      calls.map((call) => [call.request.repositoryName, call.request.imageIds]).sort(),
+    ).toEqual([
       ['acme/api', [{ imageTag: SHA }]],
       ['acme/worker', [{ imageTag: SHA }]],
     ]);

@@ -201,7 +201,12 @@ const setupBuildx = (config: ResolvedConfig): Step => ({
  * image the first run pushed. Outputs one `true`/`false` per image name.
  */
 export function imageTagCheckStep(config: ResolvedConfig, condition?: string): Step {
-  const checks = config.images.map((image) => `decide '${image.name}' '${image.repository}'`);
+  // One awscli start per image (~0.45 s each): all at once, then wait. Each writes one short line
+  // to GITHUB_OUTPUT (an append, so they do not interleave).
+  const checks = [
+    ...config.images.map((image) => `decide '${image.name}' '${image.repository}' &`),
+    'wait',
+  ];
   return {
     name: 'Push only images whose commit tag is not in ECR yet (a re-run pushes nothing twice)',
     id: 'push',
