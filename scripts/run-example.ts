@@ -33,7 +33,9 @@ try {
     console.log(`\n----- ${file} -----\n${readFileSync(join(work, file), 'utf8')}`);
   }
   console.log('(also written: .github/workflows/deploy.yml, ecr/image-lifecycle-policy.json,');
-  console.log(' ecr/branch-cache-lifecycle-policy.json, ecr/main-role-*.json, ecr/branch-role-*.json,');
+  console.log(
+    ' ecr/branch-cache-lifecycle-policy.json, ecr/main-role-*.json, ecr/branch-role-*.json,',
+  );
   console.log(' scripts/prune-ecr-cache.package*.json, .cached-deploy/state.json)');
 } finally {
   if (keep) console.log(`\nKept ${work}`);
