@@ -289,9 +289,8 @@ describe.each(CASES)('the CI roles: $name', (each) => {
     }
   });
 
-  it.runIf(environment !== undefined)(
-    'the deploy role: only through the deploy environment',
-    () => {
+  if (environment !== undefined)
+    it('the deploy role: only through the deploy environment', () => {
       const r = role('deploy');
       expect(accepts(r, sub.environment(environment as string))).toBe(true);
       for (const subject of [
@@ -304,8 +303,7 @@ describe.each(CASES)('the CI roles: $name', (each) => {
       ]) {
         expect(accepts(r, subject), subject).toBe(false);
       }
-    },
-  );
+    });
 
   /** Every `sub` a branch or a pull request can present, some of them made to look like main. */
   const untrustedSubjects = [
@@ -405,9 +403,8 @@ describe.each(CASES)('the CI roles: $name', (each) => {
     }
   });
 
-  it.runIf(environment !== undefined)(
-    'the deploy role can pull the images, and nothing else',
-    () => {
+  if (environment !== undefined)
+    it('the deploy role can pull the images, and nothing else', () => {
       const r = role('deploy');
       expect(may(r, 'ecr:GetAuthorizationToken', '*')).toBe(true);
       for (const repository of images) {
@@ -419,8 +416,7 @@ describe.each(CASES)('the CI roles: $name', (each) => {
       for (const repository of [...caches, ...branchCaches]) {
         expect(may(r, 'ecr:BatchGetImage', arn(repository))).toBe(false);
       }
-    },
-  );
+    });
 
   it('has no wildcard action, "*" only as the resource of GetAuthorizationToken, and partition-aware ARNs', () => {
     for (const r of roles) {

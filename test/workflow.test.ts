@@ -2141,9 +2141,8 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
     expect(installs).toBe(1 + (config.prune.sweep ? 1 : 0) + 1 + (config.seed.enabled ? 1 : 0));
   });
 
-  it.runIf(config.workflow.deploy !== undefined)(
-    'holds only what the deploy needs between a push to main and the deploy command, in this order',
-    async () => {
+  if (config.workflow.deploy !== undefined)
+    it('holds only what the deploy needs between a push to main and the deploy command, in this order', async () => {
       const run = await simulate(generated, mainPush);
       const roleName = (arn: string) => arn.slice(arn.lastIndexOf('/') + 1);
       const describeStep = (job: JobRun, step: Step): string => {
@@ -2191,8 +2190,7 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
         expect(workflow.jobs.prune?.needs).toBe('build');
         expect(run.jobs.prune?.runs).toBe(true);
       }
-    },
-  );
+    });
 
   it(
     config.seed.enabled
