@@ -54,7 +54,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       '--main-branch <name>',
       'branch that deploys and owns the main cache (default: detected)',
     )
-    .option('--role-name <name>', 'IAM role the workflow assumes (default: <repo>-cached-deploy)')
+    .option(
+      '--role-name <name>',
+      'the main IAM role (default: <repo>-cached-deploy; the branch and deploy roles are named after it)',
+    )
     .option(
       '--image-repository <name>',
       'ECR repository of the image (one-Dockerfile repositories)',
@@ -86,7 +89,9 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         return;
       }
       printChanges(io, result.plan.changes);
-      io.stdout('Next: commit these files, create the IAM role from ecr/, and push.\n');
+      io.stdout(
+        'Next: create the IAM roles from ecr/*-role-*.json (docs: Trust separation), run `create-cached-deploy apply`, commit these files, and push.\n',
+      );
     });
 
   program

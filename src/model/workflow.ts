@@ -11,7 +11,7 @@ import {
   SEED_SCOPE,
 } from './cache-tags.js';
 import { prunerPaths } from './pruner.js';
-import { ciRole, deployRoleKind, type RoleKind } from './roles.js';
+import { ciRole, type RoleKind, roleForWork, type Work } from './roles.js';
 
 /**
  * The GitHub Actions workflow as a typed object; render/ serialises it with `yaml`. GitHub
@@ -120,10 +120,14 @@ export function roleArnOf(config: ResolvedConfig, kind: RoleKind): string {
  * choice reads the shell's exact `is-main` answer; the trust policies then refuse a token whose
  * subject does not match, so a branch that changed this expression still gets no main role.
  */
-export function buildRoleExpression(config: ResolvedConfig, isMain = IS_MAIN): string {
-  return expr(
-    `${isMain} && ${literal(roleArnOf(config, 'main'))} || ${literal(roleArnOf(config, 'branch'))}`,
-  );
+export function buildRoleExpression(
+  config: ResolvedConfig,
+  work: Extract<Work, 'build' | 'prune'> = 'build',
+  isMain = IS_MAIN,
+): string {
+  const onMain = roleArnOf(config, roleForWork(config, work, true));
+  const elsewhere = roleArnOf(config, roleForWork(config, work, false));
+  return expr(`${isMain} && ${literal(onMain)} || ${literal(elsewhere)}`);
 }
 
 export function credentialsStep(
@@ -385,7 +389,7 @@ function deployJob(config: ResolvedConfig): Job {
     permissions: { contents: 'read', 'id-token': 'write' },
     steps: [
       checkout(),
-      credentialsStep(config, roleArnOf(config, deployRoleKind(config))),
+      credentialsStep(config, roleArnOf(config, roleForWork(config, 'deploy', true))),
       {
         name: 'Deploy',
         env: {
@@ -417,7 +421,7 @@ function pruneJob(config: ResolvedConfig): Job {
       mainBranchStep(config),
       cacheScopeStep(config, expr(BRANCH_EXPRESSION), expr('steps.main.outputs.is-main')),
       installPrunerStep(config),
-      credentialsStep(config, buildRoleExpression(config)),
+      credentialsStep(config, buildRoleExpression(config, 'prune')),
       {
         name: 'Sweep untagged cache artifacts older than the grace period',
         env: cacheRepositoryEnv(config),
@@ -447,7 +451,7 @@ function deleteBranchCacheJob(config: ResolvedConfig): Job {
         'Compute the cache scope of the deleted branch',
       ),
       installPrunerStep(config),
-      credentialsStep(config, roleArnOf(config, 'branch')),
+      credentialsStep(config, roleArnOf(config, roleForWork(config, 'delete-branch-cache', false))),
       {
         name: "Delete the branch's cache tags",
         env: cacheEnv(config),
@@ -516,7 +520,7 @@ function applyJob(config: ResolvedConfig, version: string): Job {
         if: changed,
         run: `npm install --prefix "${CLI_DIR}" --no-save --ignore-scripts --no-audit --no-fund --loglevel=error create-cached-deploy@${version}`,
       },
-      credentialsStep(config, roleArnOf(config, 'main'), changed),
+      credentialsStep(config, roleArnOf(config, roleForWork(config, 'apply', true)), changed),
       {
         name: 'Apply',
         if: changed,
@@ -548,7 +552,7 @@ function seedJob(config: ResolvedConfig): Job {
         run: 'echo "::error::The seed cache is refreshed only from the main branch." && exit 1',
       },
       installPrunerStep(config),
-      credentialsStep(config, roleArnOf(config, 'main')),
+      credentialsStep(config, roleArnOf(config, roleForWork(config, 'seed', true))),
       { name: 'Log in to Amazon ECR', uses: ACTIONS.ecrLogin },
       {
         name: 'Record the seed digests this build will supersede',
