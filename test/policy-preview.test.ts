@@ -271,7 +271,7 @@ describe('policy preview (CLI)', () => {
     const unknown = await run(['policy', 'preview', dir, '--listing', other]);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(
-      /"acme\/nope", which is none of this configuration's \(acme\/app, acme\/app-buildcache\)/,
+      /"acme\/nope", which is none of this configuration's \(acme\/app, acme\/app-buildcache, acme\/app-buildcache-branches\)/,
     );
 
     const none = await run(['policy', 'preview', dir]);
@@ -344,6 +344,18 @@ describe('policy preview --live (ECR test server)', () => {
       pushedAt: daysAgo(400),
       sizeInBytes: 9000,
     });
+    server.state.createRepository('acme/app-buildcache-branches');
+    server.state.putImage('acme/app-buildcache-branches', {
+      tags: ['br-stale.app'],
+      pushedAt: daysAgo(40),
+      sizeInBytes: 3000,
+    });
+    // Even a main.* tag a branch build wrote here expires: nothing in this repository is kept.
+    server.state.putImage('acme/app-buildcache-branches', {
+      tags: ['main.app'],
+      pushedAt: daysAgo(40),
+      sizeInBytes: 11,
+    });
   }
 
   test('reads every page and resolves index children', async () => {
@@ -388,7 +400,7 @@ describe('policy preview --live (ECR test server)', () => {
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     const report = JSON.parse(result.stdout) as { repositories: PolicyPreview[] };
-    const [app, cache] = report.repositories;
+    const [app, cache, branches] = report.repositories;
     expect(app?.repository).toBe('acme/app');
     // The orphan expires; the two platform images are held by their (kept) index.
     expect(app?.expired).toEqual({ count: 1, bytes: 100 });
@@ -396,6 +408,11 @@ describe('policy preview --live (ECR test server)', () => {
     expect(app?.unresolvedIndexes).toBe(0);
     expect(cache?.repository).toBe('acme/app-buildcache');
     expect(cache?.expired).toEqual({ count: 1, bytes: 7000 });
+    expect(branches).toMatchObject({
+      repository: 'acme/app-buildcache-branches',
+      policyFile: 'ecr/branch-cache-lifecycle-policy.json',
+      expired: { count: 2, bytes: 3011 },
+    });
     expect(server.callCount('BatchGetImage')).toBe(1);
   });
 
@@ -414,9 +431,10 @@ describe('policy preview --live (ECR test server)', () => {
       now: NOW,
       live: { endpoint: server.endpoint, credentials: server.clientConfig().credentials },
     });
-    // Only the cache policy changes, so only the cache repository is read.
+    // Only the cache policies change, so only the cache repositories are read.
     expect(server.callsTo('DescribeImages').map((call) => call.request.repositoryName)).toEqual([
       'acme/app-buildcache',
+      'acme/app-buildcache-branches',
     ]);
     expect(diff.impact).toEqual([
       expect.objectContaining({
@@ -425,6 +443,13 @@ describe('policy preview --live (ECR test server)', () => {
         newlyExpired: [],
         // 30 days: the 20-day-old branch cache is no longer expired (the 40-day-old one still is).
         noLongerExpired: [expect.objectContaining({ tags: ['br-recent.app'] })],
+      }),
+      expect.objectContaining({
+        repository: 'acme/app-buildcache-branches',
+        policyFile: 'ecr/branch-cache-lifecycle-policy.json',
+        images: 2,
+        newlyExpired: [],
+        noLongerExpired: [],
       }),
     ]);
     expect(diff.explanations).toContain(

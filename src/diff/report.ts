@@ -1,6 +1,7 @@
 import { loadConfig } from '../config/load.js';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError } from '../errors.js';
+import { repositorySettings } from '../model/ecr-repositories.js';
 import type { LifecyclePolicy } from '../model/lifecycle.js';
 import type { FileChange } from '../plan/plan.js';
 import { planForConfig } from '../plan/plan-repository.js';
@@ -126,20 +127,19 @@ export function policyFileFor(
   config: ResolvedConfig,
   repository: string,
 ): { path: string; kind: 'cache' | 'image' } | undefined {
-  const paths = generatedPaths(config);
-  if (config.images.some((image) => image.cacheRepository === repository)) {
-    return { path: paths.cachePolicy, kind: 'cache' };
-  }
-  if (config.images.some((image) => image.repository === repository)) {
-    return { path: paths.imagePolicy, kind: 'image' };
-  }
-  return undefined;
+  const settings = repositorySettings(config, generatedPaths(config)).find(
+    (each) => each.name === repository,
+  );
+  if (!settings) return undefined;
+  // A branch-cache repository holds cache artifacts too.
+  return { path: settings.policyFile, kind: settings.kind === 'image' ? 'image' : 'cache' };
 }
 
+/** The image, cache and branch-cache repositories of this config, sorted. */
 export function knownRepositories(config: ResolvedConfig): string[] {
-  return [
-    ...new Set(config.images.flatMap((image) => [image.repository, image.cacheRepository])),
-  ].sort();
+  return repositorySettings(config, generatedPaths(config))
+    .map((settings) => settings.name)
+    .sort();
 }
 
 /** ECR repositories whose lifecycle policy file would be created or changed. */
