@@ -122,6 +122,10 @@ const CASES: { name: string; raw: Raw }[] = [
   },
   { name: 'seed disabled', raw: raw({ seed: { enabled: false } }) },
   {
+    name: 'MUTABLE commit tags, sweep off',
+    raw: { ...raw({}), ecr: { imageTagMutability: 'MUTABLE' }, prune: { sweep: false } },
+  },
+  {
     name: 'seed disabled, deploy, no dispatch trigger',
     raw: raw({
       seed: { enabled: false },
@@ -2021,7 +2025,15 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
       ),
     });
     const aws = build.steps.filter(
-      (step) => step.uses?.startsWith('aws-actions/') || /\baws ecr\b/.test(step.run ?? ''),
+      (step) =>
+        step.uses?.startsWith('aws-actions/') ||
+        /\baws ecr\b/.test(step.run ?? '') ||
+        step.id === 'push',
+    );
+    // Only IMMUTABLE commit tags need ECR asked whether a tag exists.
+    const pushStep = build.steps.find((step) => step.id === 'push');
+    expect(/\baws ecr describe-images\b/.test(pushStep?.run ?? '')).toBe(
+      config.ecr.imageTagMutability === 'IMMUTABLE',
     );
     expect(aws.map((step) => step.uses ?? step.id)).toEqual([
       ACTIONS.configureAwsCredentials,
@@ -2319,7 +2331,10 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
         }
       });
 
-      const pushes = trusted && isMain && !scenario.rerun;
+      // A re-run pushes nothing that exists, unless the commit tags are MUTABLE (then nothing is
+      // asked and every image is pushed again).
+      const pushes =
+        trusted && isMain && (!scenario.rerun || config.ecr.imageTagMutability === 'MUTABLE');
       it(`${pushes ? 'pushes' : 'pushes nothing'}${isMain ? ' and deploys' : ', deploys nothing'}${scenario.rerun ? ' (a re-run: the images exist, an IMMUTABLE repository would refuse them)' : ''}`, async () => {
         const { pushed, deployRuns, jobs } = await result();
         expect(pushed).toEqual(pushes ? [...imageNames].sort() : []);
@@ -2484,11 +2499,13 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
         expect(exports).toEqual(exportsTo(scope));
         // Nothing is recorded before a build (the sweep finds every superseded artifact)…
         expect(recorded).toEqual([]);
-        expect(pushed.length > 0).toBe(isMain && !scenario.rerun);
+        expect(pushed.length > 0).toBe(
+          isMain && (!scenario.rerun || config.ecr.imageTagMutability === 'MUTABLE'),
+        );
         // …and the prune job sweeps exactly the repositories the build wrote.
-        const prune = run.jobs.prune as JobRun;
-        expect(prune.runs).toBe(config.prune.sweep);
-        if (config.prune.sweep) {
+        const prune = run.jobs.prune;
+        expect(prune?.runs ?? false).toBe(config.prune.sweep);
+        if (prune && config.prune.sweep) {
           expect(prune.prunerCommands).toEqual(['prune']);
           expect(prune.prunerRepositories).toEqual(
             config.images.map(

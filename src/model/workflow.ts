@@ -205,6 +205,23 @@ const setupBuildx = (config: ResolvedConfig): Step => ({
  * image the first run pushed. Outputs one `true`/`false` per image name.
  */
 export function imageTagCheckStep(config: ResolvedConfig, condition?: string): Step {
+  const step = {
+    name: 'Push only images whose commit tag is not in ECR yet (a re-run pushes nothing twice)',
+    id: 'push',
+    ...(condition ? { if: condition } : {}),
+  };
+  if (config.ecr.imageTagMutability === 'MUTABLE') {
+    // A re-run may push over a MUTABLE tag: nothing to ask ECR, nothing added before the bake.
+    return {
+      ...step,
+      name: 'Push every image on the main branch (commit tags are MUTABLE)',
+      env: { IS_MAIN: expr('steps.main.outputs.is-main') },
+      run: [
+        'set -euo pipefail',
+        ...config.images.map((image) => `echo "${image.name}=$IS_MAIN" >> "$GITHUB_OUTPUT"`),
+      ].join('\n'),
+    };
+  }
   // One awscli start per image (~0.45 s each): all at once, then wait. Each writes one short line
   // to GITHUB_OUTPUT (an append, so they do not interleave).
   const checks = [
@@ -212,9 +229,7 @@ export function imageTagCheckStep(config: ResolvedConfig, condition?: string): S
     'wait',
   ];
   return {
-    name: 'Push only images whose commit tag is not in ECR yet (a re-run pushes nothing twice)',
-    id: 'push',
-    ...(condition ? { if: condition } : {}),
+    ...step,
     env: { IS_MAIN: expr('steps.main.outputs.is-main'), IMAGE_TAG: expr('github.sha') },
     run: [...IMAGE_TAG_CHECK_SCRIPT, ...checks].join('\n'),
   };
