@@ -171,7 +171,7 @@ describe('a re-run of the build of one commit, with IMMUTABLE image tags', () =>
     const before = server.callCount('DescribeImages');
     const result = await runPushStep(bin.real);
     expect(result.code, result.log).toBe(0);
-    expect(result.outputs).toEqual({ api: 'false', worker: 'true' });
+    expect(result.outputs).toEqual({ 'push-api': 'false', 'push-worker': 'true' });
     expect(result.log).toContain(`acme/api:${SHA} exists already (a re-run of this commit)`);
     expect(result.log).not.toContain('::warning::');
     // One DescribeImages per image, by tag (all at once, so in any order).
@@ -195,7 +195,7 @@ describe('a re-run of the build of one commit, with IMMUTABLE image tags', () =>
     const before = server.calls.length;
     for (const path of [bin.real, bin.standin]) {
       const result = await runPushStep(path, { isMain: false });
-      expect(result.outputs).toEqual({ api: 'false', worker: 'false' });
+      expect(result.outputs).toEqual({ 'push-api': 'false', 'push-worker': 'false' });
     }
     expect(server.calls.length).toBe(before);
   });
@@ -203,13 +203,13 @@ describe('a re-run of the build of one commit, with IMMUTABLE image tags', () =>
   it('when it cannot tell (no aws CLI, another error), it warns and pushes: the registry decides', async () => {
     const none = await runPushStep(bin.none);
     expect(none.code, none.log).toBe(0);
-    expect(none.outputs).toEqual({ api: 'true', worker: 'true' });
+    expect(none.outputs).toEqual({ 'push-api': 'true', 'push-worker': 'true' });
     expect(none.log).toMatch(/::warning::no aws CLI on this runner/);
 
     server.state.deleteRepository('acme/worker');
     const missing = await runPushStep(bin.real);
     expect(missing.code, missing.log).toBe(0);
-    expect(missing.outputs).toEqual({ api: 'false', worker: 'true' });
+    expect(missing.outputs).toEqual({ 'push-api': 'false', 'push-worker': 'true' });
     expect(missing.log).toMatch(
       /::warning::could not tell whether acme\/worker:\w+ exists, pushing it: .*RepositoryNotFoundException/,
     );

@@ -122,6 +122,15 @@ const CASES: { name: string; raw: Raw }[] = [
   },
   { name: 'seed disabled', raw: raw({ seed: { enabled: false } }) },
   {
+    name: 'image names that start with a digit or hold _ and -',
+    raw: raw({
+      images: [
+        { name: '2fa', repository: 'acme/two-factor' },
+        { name: 'web_v2-x', repository: 'acme/web', context: 'web' },
+      ],
+    }),
+  },
+  {
     name: 'MUTABLE commit tags, sweep off',
     raw: { ...raw({}), ecr: { imageTagMutability: 'MUTABLE' }, prune: { sweep: false } },
   },
@@ -1862,7 +1871,7 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
     expect(trustedBake?.with?.push).toBeUndefined();
     expect(String(trustedBake?.with?.set).split('\n')).toEqual(
       config.images.map(
-        (image) => `${image.name}.push=${expr(`steps.push.outputs.${image.name}`)}`,
+        (image) => `${image.name}.push=${expr(`steps.push.outputs.push-${image.name}`)}`,
       ),
     );
     // Outside the concurrency block (whose group GitHub compares ignoring case anyway), no
@@ -2342,7 +2351,7 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
         if (trusted) {
           const pushStep = jobs.build?.stepOutputs.push;
           expect(pushStep).toEqual(
-            Object.fromEntries(imageNames.map((name) => [name, String(pushes)])),
+            Object.fromEntries(imageNames.map((name) => [`push-${name}`, String(pushes)])),
           );
         }
       });

@@ -199,10 +199,16 @@ const setupBuildx = (config: ResolvedConfig): Step => ({
 });
 
 /**
+ * The `push` step's output for an image: `push-<image>`, a name a GitHub expression can read
+ * (an image name may start with a digit, which `steps.push.outputs.1api` could not).
+ */
+export const pushOutput = (imageName: string) => `push-${imageName}`;
+
+/**
  * Whether each image is pushed: only on the main branch, and not when `<repository>:<sha>`
  * already exists. An IMMUTABLE repository refuses a second push of a tag with a new digest (a
  * re-run of the same commit builds new timestamps), so a re-run skips the push and deploys the
- * image the first run pushed. Outputs one `true`/`false` per image name.
+ * image the first run pushed. Outputs one `true`/`false` per image (`pushOutput`).
  */
 export function imageTagCheckStep(config: ResolvedConfig, condition?: string): Step {
   const step = {
@@ -218,14 +224,16 @@ export function imageTagCheckStep(config: ResolvedConfig, condition?: string): S
       env: { IS_MAIN: expr('steps.main.outputs.is-main') },
       run: [
         'set -euo pipefail',
-        ...config.images.map((image) => `echo "${image.name}=$IS_MAIN" >> "$GITHUB_OUTPUT"`),
+        ...config.images.map(
+          (image) => `echo "${pushOutput(image.name)}=$IS_MAIN" >> "$GITHUB_OUTPUT"`,
+        ),
       ].join('\n'),
     };
   }
   // One awscli start per image (~0.45 s each): all at once, then wait. Each writes one short line
   // to GITHUB_OUTPUT (an append, so they do not interleave).
   const checks = [
-    ...config.images.map((image) => `decide '${image.name}' '${image.repository}' &`),
+    ...config.images.map((image) => `decide '${pushOutput(image.name)}' '${image.repository}' &`),
     'wait',
   ];
   return {
@@ -237,7 +245,7 @@ export function imageTagCheckStep(config: ResolvedConfig, condition?: string): S
 
 export const IMAGE_TAG_CHECK_SCRIPT = [
   'set -euo pipefail',
-  '# decide <image> <repository>: writes <image>=true when its tag must be pushed.',
+  '# decide <output> <repository>: writes <output>=true when the commit tag must be pushed.',
   'decide() {',
   '  if [ "$IS_MAIN" != "true" ]; then',
   '    echo "$1=false" >> "$GITHUB_OUTPUT"',
@@ -277,7 +285,9 @@ export function registryBakeStep(config: ResolvedConfig, condition?: string): St
       source: '.',
       files: config.paths.bakeFile,
       set: config.images
-        .map((image) => `${image.name}.push=${expr(`steps.push.outputs.${image.name}`)}`)
+        .map(
+          (image) => `${image.name}.push=${expr(`steps.push.outputs.${pushOutput(image.name)}`)}`,
+        )
         .join('\n'),
     },
   };
