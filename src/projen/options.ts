@@ -197,7 +197,7 @@ export interface CachedDeployWorkflowOptions {
   readonly deploy?: CachedDeployDeployOptions;
   /**
    * Pin every action by full commit SHA instead of its `@vN` tag: `true` pins each to the release
-   * this package ships (written `uses: owner/name@<sha> # vX.Y.Z`, see docs/actions.md), a mapping
+   * this package ships (written `uses: owner/name@<sha> # vX.Y.Z`; the README lists them), a mapping
    * pins the actions it names to your own commits and the others to the shipped releases.
    *
    * @default false
