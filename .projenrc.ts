@@ -121,7 +121,16 @@ project.gitattributes.addAttributes('/test/fixtures/**', '-text');
 
 project.package.addField('type', 'module');
 project.package.addVersion('0.1.0');
-project.package.addField('files', ['lib/', 'bin/', 'templates/', 'README.md', 'LICENSE']);
+// npm-shrinkwrap.json: written by `prepack`, removed by `postpack` (below). npm 11 packs it only
+// when `files` names it.
+project.package.addField('files', [
+  'lib/',
+  'bin/',
+  'templates/',
+  'README.md',
+  'LICENSE',
+  'npm-shrinkwrap.json',
+]);
 project.package.addField('exports', {
   '.': { types: './lib/index.d.ts', import: './lib/index.js' },
   // The projen component. `default` lets a CommonJS .projenrc.ts require() it (Node >= 20.19).
@@ -145,6 +154,19 @@ project.testTask.exec('biome check');
 project.testTask.spawn(project.compileTask);
 project.testTask.exec('tsc --noEmit -p tsconfig.dev.json');
 project.testTask.exec('vitest run');
+
+// The published package carries npm-shrinkwrap.json, the runtime part of package-lock.json, so
+// `npx create-cached-deploy@<version>` installs the tree that was tested (docs/supply-chain.md).
+// It exists only while npm packs: package-lock.json stays the repository's one lockfile.
+project.addTask('prepack', {
+  description: 'Write npm-shrinkwrap.json (the runtime tree of package-lock.json) for npm pack',
+  exec: 'tsx scripts/shrinkwrap.ts',
+});
+project.addTask('postpack', {
+  description: 'Remove npm-shrinkwrap.json again after npm pack',
+  exec: 'rm -f npm-shrinkwrap.json',
+});
+project.gitignore.exclude('/npm-shrinkwrap.json');
 
 project
   .addTask('example', {

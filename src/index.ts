@@ -57,6 +57,7 @@ export {
   type RepoStatus,
   runFleet,
 } from './fleet/index.js';
+export { ACTION_RELEASES, ACTIONS } from './model/actions.js';
 export { bakeFile } from './model/bake.js';
 export { branchSlug, cacheScope, cacheTag } from './model/cache-tags.js';
 export { ciRolePolicy, ciTrustPolicy } from './model/iam.js';

@@ -1,9 +1,12 @@
 import { CachedDeployError } from '../errors.js';
+import { ACTION_REPOSITORIES, type ActionRepository, COMMIT_SHA } from '../model/actions.js';
 import {
   boolean,
   type Checker,
+  describe,
   fail,
   integer,
+  join,
   list,
   literal,
   object,
@@ -137,6 +140,45 @@ function cronFieldIsValid(field: string, spec: (typeof CRON_FIELDS)[number]): bo
   });
 }
 
+const commitSha = string({
+  pattern: COMMIT_SHA,
+  hint: 'a full commit SHA (40 lowercase hex digits, as `git rev-parse` prints it)',
+});
+
+/**
+ * `workflow.pinActions`: `true` pins every action to the commit of the release this package
+ * ships, or a mapping from action (`actions/checkout`) to the user's own commit SHA. Only full
+ * SHAs: a tag or a short SHA can be made to point at other code.
+ */
+const actionPins: Checker<boolean | Partial<Record<ActionRepository, string>>> = (
+  value,
+  path,
+  source,
+) => {
+  if (typeof value === 'boolean') return value;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    fail(
+      source,
+      path,
+      `expected true, false or a mapping from action to commit SHA, got ${describe(value)}`,
+    );
+  }
+  const pins: Partial<Record<ActionRepository, string>> = {};
+  for (const [action, sha] of Object.entries(value)) {
+    const where = join(path, action);
+    if (!(ACTION_REPOSITORIES as readonly string[]).includes(action)) {
+      fail(
+        source,
+        where,
+        `not an action the workflow uses (known: ${ACTION_REPOSITORIES.join(', ')})`,
+      );
+    }
+    if (sha === null || sha === undefined) continue;
+    pins[action as ActionRepository] = commitSha(sha, where, source);
+  }
+  return pins;
+};
+
 const imageSchema = object(
   {
     name: string({
@@ -229,8 +271,9 @@ export const configSchema = object(
           },
           ['environment'],
         ),
+        pinActions: actionPins,
       },
-      ['file', 'name', 'runsOn', 'on', 'deploy'],
+      ['file', 'name', 'runsOn', 'on', 'deploy', 'pinActions'],
     ),
     seed: object(
       {

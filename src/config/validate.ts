@@ -15,7 +15,7 @@ export function fail(source: string, path: string, message: string): never {
   );
 }
 
-function describe(value: unknown): string {
+export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';

@@ -1,6 +1,6 @@
 import type { ResolvedConfig } from '../config/resolve.js';
 import { GENERATOR_VERSION } from '../version.js';
-import { ACTIONS, PRUNER_SDK } from './actions.js';
+import { ACTIONS, PRUNER_SDK, pinWorkflowActions } from './actions.js';
 import { registryHost, roleArn } from './aws.js';
 import { BAKE_VARIABLES } from './bake.js';
 import { branchScopeScript, cacheTag, SEED_SCOPE } from './cache-tags.js';
@@ -250,7 +250,7 @@ export function deployWorkflow(config: ResolvedConfig, version = GENERATOR_VERSI
     ? `(${SEED_RUN_EXPRESSION}) && format('seed:{0}', ${BRANCH_EXPRESSION}) || ${CONCURRENCY_BRANCH_EXPRESSION}`
     : CONCURRENCY_BRANCH_EXPRESSION;
 
-  return {
+  const workflow: Workflow = {
     name: config.workflow.name,
     on,
     // Nothing by default; each job asks for exactly what it needs.
@@ -266,6 +266,7 @@ export function deployWorkflow(config: ResolvedConfig, version = GENERATOR_VERSI
     },
     jobs,
   };
+  return pinWorkflowActions(workflow, config.workflow.pinActions);
 }
 
 function buildCondition(config: ResolvedConfig): string {

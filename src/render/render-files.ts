@@ -1,4 +1,3 @@
-import { stringify } from 'yaml';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError } from '../errors.js';
 import { bakeFile } from '../model/bake.js';
@@ -20,6 +19,7 @@ import { hashComment } from './marker.js';
 import { renderPruneScript } from './prune-script.js';
 import { renderTemplate } from './templates.js';
 import { renderTerraform } from './terraform.js';
+import { renderWorkflowYaml } from './workflow-yaml.js';
 
 /** A file the generator wants on disk: repository-relative POSIX path and exact content. */
 export interface GeneratedFile {
@@ -52,7 +52,7 @@ export function renderFiles(config: ResolvedConfig, version = GENERATOR_VERSION)
   return [
     {
       path: paths.workflow,
-      content: `${marker}\n${stringify(deployWorkflow(config, version), { lineWidth: 0, aliasDuplicateObjects: false })}`,
+      content: `${marker}\n${renderWorkflowYaml(deployWorkflow(config, version))}`,
     },
     {
       path: paths.bake,
