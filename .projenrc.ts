@@ -107,6 +107,8 @@ const project = new typescript.TypeScriptProject({
     'mdast-util-from-markdown@^2',
     'mdast-util-gfm@^3',
     'micromark-extension-gfm@^3',
+    // Checks the shipped JSON Schemas against the validator (test/json-schema.test.ts).
+    'ajv@^8',
   ],
   bin: {
     'create-cached-deploy': 'bin/create-cached-deploy.js',
@@ -121,7 +123,15 @@ project.gitattributes.addAttributes('/test/fixtures/**', '-text');
 
 project.package.addField('type', 'module');
 project.package.addVersion('0.1.0');
-project.package.addField('files', ['lib/', 'bin/', 'templates/', 'README.md', 'LICENSE']);
+project.package.addField('files', [
+  'lib/',
+  'bin/',
+  'templates/',
+  // JSON Schemas of cached-deploy.yml and fleet.yml, for editors (README "Editor support").
+  'schemas/',
+  'README.md',
+  'LICENSE',
+]);
 project.package.addField('exports', {
   '.': { types: './lib/index.d.ts', import: './lib/index.js' },
   // The projen component. `default` lets a CommonJS .projenrc.ts require() it (Node >= 20.19).
@@ -152,6 +162,11 @@ project
     exec: 'tsx scripts/run-example.ts',
   })
   .prependSpawn(project.compileTask);
+project.addTask('schemas', {
+  description:
+    'Regenerate schemas/*.schema.json from the validator definitions (test/json-schema.test.ts checks them)',
+  exec: 'tsx scripts/json-schemas.ts',
+});
 project
   .addTask('bench', {
     description: 'Measure start-up and generate wall time against bare node start-up',

@@ -246,5 +246,31 @@ function configText(existingText: string | undefined, answers: Answers): string 
   if (!document.hasIn(['images'])) document.setIn(['images'], answers.images);
   if (answers.deployCommand)
     document.setIn(['workflow', 'deploy', 'command'], answers.deployCommand);
-  return document.toString({ lineWidth: 0 });
+  return withSchemaModeline(document.toString({ lineWidth: 0 }), answers.version);
+}
+
+/**
+ * The JSON Schema of cached-deploy.yml for editors (Red Hat's YAML extension, JetBrains IDEs),
+ * pinned to the version that wrote the file: the schema then knows exactly the fields this version
+ * accepts. A URL rather than a path into node_modules, because most repositories that deploy
+ * containers have no node_modules (init runs through npx); npm package contents never change once
+ * published, and editors keep the schema they fetched.
+ */
+export function configSchemaUrl(version: string): string {
+  return `https://unpkg.com/create-cached-deploy@${version}/schemas/cached-deploy.schema.json`;
+}
+
+const MODELINE = '# yaml-language-server: $schema=';
+const OUR_MODELINE =
+  /^# yaml-language-server: \$schema=https:\/\/unpkg\.com\/create-cached-deploy@[^/\s]+\/schemas\/cached-deploy\.schema\.json[ \t]*$/m;
+
+/**
+ * `text` with a first-line modeline naming this version's schema. A modeline that names ours for
+ * another version is updated in place; one that names another schema is the user's choice, kept.
+ */
+function withSchemaModeline(text: string, version: string): string {
+  const modeline = `${MODELINE}${configSchemaUrl(version)}`;
+  if (OUR_MODELINE.test(text)) return text.replace(OUR_MODELINE, modeline);
+  if (text.split('\n').some((line) => line.startsWith(MODELINE))) return text;
+  return `${modeline}\n${text}`;
 }
