@@ -100,44 +100,60 @@ test('the cached-deploy.yml init writes names the schema of its version, and pas
   const repo = createTempRepo();
   await init(repo, { yes: true, accountId: '123456789012', region: 'eu-west-1' });
   const text = readFileSync(join(repo, 'cached-deploy.yml'), 'utf8');
-  expect(text.split('\n')[0]).toBe(
-    `# yaml-language-server: $schema=https://unpkg.com/create-cached-deploy@${GENERATOR_VERSION}/schemas/cached-deploy.schema.json`,
-  );
+  const url = `https://unpkg.com/create-cached-deploy@${GENERATOR_VERSION}/schemas/cached-deploy.schema.json`;
+  // Red Hat's YAML language server reads the first, JetBrains IDEs the second.
+  expect(text.split('\n').slice(0, 2)).toEqual([
+    `# yaml-language-server: $schema=${url}`,
+    `# $schema: ${url}`,
+  ]);
+  // The URL names the file the package ships.
+  expect(jsonSchemaFiles().map((file) => file.path)).toContain(url.replace(/^.*?@[^/]+\//, ''));
   expect(schemaError('cached-deploy', parse(text))).toBeUndefined();
 });
 
-describe('the modeline on re-running init', () => {
+describe('the schema comments on re-running init', () => {
   const run = (repo: string, version: string) =>
     init(repo, { yes: true, accountId: '123456789012', region: 'eu-west-1', version });
-  const modelineOf = (version: string) =>
-    `# yaml-language-server: $schema=https://unpkg.com/create-cached-deploy@${version}/schemas/cached-deploy.schema.json`;
+  const commentsOf = (version: string) => {
+    const url = `https://unpkg.com/create-cached-deploy@${version}/schemas/cached-deploy.schema.json`;
+    return [`# yaml-language-server: $schema=${url}`, `# $schema: ${url}`];
+  };
   const config = (repo: string) => readFileSync(join(repo, 'cached-deploy.yml'), 'utf8');
+  const withoutSchemaComments = (text: string) =>
+    text
+      .split('\n')
+      .filter((line) => !/^# (yaml-language-server|\$schema)/.test(line))
+      .join('\n');
 
-  test('names the new version, once', async () => {
+  test('name the new version, once', async () => {
     const repo = createTempRepo();
     await run(repo, '0.1.0');
     await run(repo, '0.2.0');
     const lines = config(repo).split('\n');
-    expect(lines[0]).toBe(modelineOf('0.2.0'));
-    expect(lines.filter((line) => line.includes('yaml-language-server'))).toHaveLength(1);
+    expect(lines.slice(0, 2)).toEqual(commentsOf('0.2.0'));
+    expect(lines.filter((line) => line.includes('schema'))).toHaveLength(2);
     expect(parse(config(repo)).generator).toBe('0.2.0');
   });
 
-  test('is added above the comments of a file written without one', async () => {
+  test('are added above the comments of a file written without them', async () => {
     const repo = createTempRepo();
     await run(repo, '0.1.0');
-    const withoutModeline = config(repo).split('\n').slice(1).join('\n');
-    writeFileSync(join(repo, 'cached-deploy.yml'), `# ours\n${withoutModeline}`);
+    writeFileSync(
+      join(repo, 'cached-deploy.yml'),
+      `# ours\n${withoutSchemaComments(config(repo))}`,
+    );
     await run(repo, '0.1.0');
-    expect(config(repo).split('\n').slice(0, 2)).toEqual([modelineOf('0.1.0'), '# ours']);
+    expect(config(repo).split('\n').slice(0, 3)).toEqual([...commentsOf('0.1.0'), '# ours']);
   });
 
-  test("a modeline naming another schema is the user's, and stays", async () => {
+  test("a schema comment naming another schema is the user's: nothing is added or changed", async () => {
     const repo = createTempRepo();
     await run(repo, '0.1.0');
     const theirs = '# yaml-language-server: $schema=./schemas/ours.json';
-    const rest = config(repo).split('\n').slice(1).join('\n');
-    writeFileSync(join(repo, 'cached-deploy.yml'), `${theirs}\n${rest}`);
+    writeFileSync(
+      join(repo, 'cached-deploy.yml'),
+      `${theirs}\n${withoutSchemaComments(config(repo))}`,
+    );
     await run(repo, '0.2.0');
     expect(config(repo).split('\n')[0]).toBe(theirs);
     expect(config(repo)).not.toContain('unpkg.com');
