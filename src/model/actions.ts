@@ -1,6 +1,6 @@
 /**
  * Every action the generated workflow uses, with the major version it was written for
- * (DOMAIN.md §3). One table, so an upgrade is one reviewed change for the whole fleet.
+ * (docs/github-actions.md). One table, so an upgrade is one reviewed change for the whole fleet.
  */
 export const ACTIONS = {
   checkout: 'actions/checkout@v5',
