@@ -188,7 +188,7 @@ export function object<S extends Shape, O extends keyof S = never>(
     for (const [key, check] of Object.entries(shape)) {
       const raw = input[key];
       if (raw === undefined || raw === null) {
-        if ((optional as readonly string[]).includes(key)) continue;
+        if (isOptional(key)) continue;
         fail(source, join(path, key), 'is required');
       }
       out[key] = check(raw, join(path, key), source);
