@@ -107,6 +107,8 @@ const project = new typescript.TypeScriptProject({
     'mdast-util-from-markdown@^2',
     'mdast-util-gfm@^3',
     'micromark-extension-gfm@^3',
+    // Checks the shipped JSON Schemas against the validator (test/json-schema.test.ts).
+    'ajv@^8',
   ],
   bin: {
     'create-cached-deploy': 'bin/create-cached-deploy.js',
@@ -127,6 +129,8 @@ project.package.addField('files', [
   'lib/',
   'bin/',
   'templates/',
+  // JSON Schemas of cached-deploy.yml and fleet.yml, for editors (README "Editor support").
+  'schemas/',
   'README.md',
   'LICENSE',
   'npm-shrinkwrap.json',
@@ -174,6 +178,11 @@ project
     exec: 'tsx scripts/run-example.ts',
   })
   .prependSpawn(project.compileTask);
+project.addTask('schemas', {
+  description:
+    'Regenerate schemas/*.schema.json from the validator definitions (test/json-schema.test.ts checks them)',
+  exec: 'tsx scripts/json-schemas.ts',
+});
 project
   .addTask('bench', {
     description: 'Measure start-up and generate wall time against bare node start-up',

@@ -33,11 +33,12 @@ import {
 } from './support/bake.js';
 
 /**
- * The cache strategy end to end (DOMAIN.md §1, §4, §9): whether a run builds main is decided by
- * running the generated workflow's own `main` step with bash, the branch's scope by running its
- * `cache` step with that answer, exactly as the runner would, and the scope is fed to the
- * generated bake file, which is evaluated as bake would. Nothing here re-implements the slug: the
- * TypeScript `cacheScope()` is only ever compared with what the shell produced.
+ * The cache strategy end to end (docs/cache-strategy.md, docs/erosion-and-seed.md): whether a run
+ * builds main is decided by running the generated workflow's own `main` step with bash, the
+ * branch's scope by running its `cache` step with that answer, exactly as the runner would, and the
+ * scope is fed to the generated bake file, which is evaluated as bake would. Nothing here
+ * re-implements the slug: the TypeScript `cacheScope()` is only ever compared with what the shell
+ * produced.
  */
 
 // Docker's tag grammar (distribution/reference).
@@ -330,7 +331,7 @@ function assertStrategy(fixture: Fixture, scope: string, isMainBuild: boolean): 
       expect(exported.tag.startsWith(`${MAIN_SCOPE}.`)).toBe(false);
       expect(exported.tag.startsWith(BRANCH_SCOPE_PREFIX)).toBe(true);
     }
-    // One location is never written twice in one build (DOMAIN.md §2).
+    // One location is never written twice in one build (docs/cache-strategy.md).
     const location = `${exported.repository}:${exported.tag}`;
     expect(exportLocations.has(location)).toBe(false);
     exportLocations.add(location);

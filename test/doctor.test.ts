@@ -19,7 +19,7 @@ import { type AddressInfo, createServer as createTcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, test, vi } from 'vitest';
 import {
   CacheFormatError,
   cacheStats,
@@ -34,6 +34,7 @@ import { cacheScope, cacheTag } from '../src/model/cache-tags.js';
 import { formatBytes } from '../src/text.js';
 import { startEcrServer } from './support/ecr-server.js';
 import { runMain } from './support/run-main.js';
+import { findSystemTool, needSystemTool } from './support/system-tools.js';
 import { PROJECT_ROOT } from './support/temp-repo.js';
 
 // --- the real artifacts -----------------------------------------------------------------------
@@ -325,8 +326,6 @@ const summary = (report: DoctorReport) =>
 
 // --- against a real OCI registry --------------------------------------------------------------
 
-const DOCKER_REGISTRY = '/usr/bin/docker-registry';
-
 async function freePort(): Promise<number> {
   const server = createTcpServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -336,12 +335,10 @@ async function freePort(): Promise<number> {
 }
 
 /** Debian's docker-registry on 127.0.0.1, storing in a temporary directory. */
-async function startDockerRegistry(root: string): Promise<{ url: string; process: ChildProcess }> {
-  if (!existsSync(DOCKER_REGISTRY)) {
-    throw new Error(
-      `${DOCKER_REGISTRY} is missing: install Debian's docker-registry package (apt-get install docker-registry); .ci/run installs it`,
-    );
-  }
+async function startDockerRegistry(
+  executable: string,
+  root: string,
+): Promise<{ url: string; process: ChildProcess }> {
   let lastError = '';
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
@@ -356,7 +353,7 @@ async function startDockerRegistry(root: string): Promise<{ url: string; process
         '',
       ].join('\n'),
     );
-    const child = spawn(DOCKER_REGISTRY, ['serve', config], {
+    const child = spawn(executable, ['serve', config], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let output = '';
@@ -444,10 +441,17 @@ describe('doctor against a real OCI registry (docker-registry)', () => {
     { repository: WORKER_CACHE, tag: 'main.worker', stage: 'cache-fresh-runner-reexport-4' },
   ];
 
+  const executable = findSystemTool('docker-registry');
+  // Without the registry every test below is skipped, saying what to install (or fails, in CI).
+  beforeEach((context) => {
+    needSystemTool(context, 'docker-registry');
+  });
+
   beforeAll(async () => {
+    if (!executable) return;
     root = realpathSync(mkdtempSync(join(tmpdir(), 'cached-deploy-registry-')));
     dir = serviceDir();
-    registry = await startDockerRegistry(root);
+    registry = await startDockerRegistry(executable, root);
     for (const { repository, tag, stage } of placements) {
       pushed.set(tag, await pushArtifact(registry.url, repository, tag, artifacts[stage]));
     }

@@ -36,6 +36,7 @@ import {
   shardOf,
 } from '../src/fleet/run-fleet.js';
 import { formatSummaryMarkdown, formatSummaryTable } from '../src/fleet/summary.js';
+import { schemaError } from './support/json-schemas.js';
 import {
   commitAll,
   createSuiteTempRepo,
@@ -176,13 +177,23 @@ describe('merge (defaults under the repository, enforce and overrides over it)',
 });
 
 describe('fleet.yml', () => {
-  const parse = (fleet: object) => parseFleetFile(stringify(fleet), '/fleets/fleet.yml');
+  // Every fleet file here also goes to the shipped JSON Schema (schemas/fleet.schema.json), which
+  // must agree, except on repositories listed twice: that compares entries, which only the
+  // validator does.
+  const parse = (fleet: object) => {
+    const parsed = parseFleetFile(stringify(fleet), '/fleets/fleet.yml');
+    expect(schemaError('fleet', fleet)).toBeUndefined();
+    return parsed;
+  };
   const error = (fleet: object) => {
     try {
-      parse(fleet);
+      parseFleetFile(stringify(fleet), '/fleets/fleet.yml');
     } catch (caught) {
       expect(caught).toBeInstanceOf(CachedDeployError);
-      return (caught as Error).message;
+      const message = (caught as Error).message;
+      if (/is already listed/.test(message)) expect(schemaError('fleet', fleet)).toBeUndefined();
+      else expect(schemaError('fleet', fleet), message).toBeDefined();
+      return message;
     }
     throw new Error('expected an error');
   };

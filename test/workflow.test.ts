@@ -1205,7 +1205,7 @@ const tagScope = (tag: string) => tag.slice(0, tag.lastIndexOf('.'));
 // ---------------------------------------------------------------------------------------------
 
 describe('the action table', () => {
-  it('pins every action to the major DOMAIN.md §3 names (checkout v5 or later)', () => {
+  it('pins every action to the major docs/github-actions.md names (checkout v5 or later)', () => {
     const { checkout, ...rest } = ACTIONS;
     expect(checkout).toMatch(/^actions\/checkout@v(\d+)$/);
     expect(Number(/@v(\d+)$/.exec(checkout)?.[1])).toBeGreaterThanOrEqual(5);

@@ -246,5 +246,41 @@ function configText(existingText: string | undefined, answers: Answers): string 
   if (!document.hasIn(['images'])) document.setIn(['images'], answers.images);
   if (answers.deployCommand)
     document.setIn(['workflow', 'deploy', 'command'], answers.deployCommand);
-  return document.toString({ lineWidth: 0 });
+  return withSchemaComments(document.toString({ lineWidth: 0 }), answers.version);
+}
+
+/**
+ * The JSON Schema of cached-deploy.yml for editors, pinned to the version that wrote the file, so
+ * the editor knows exactly the fields this version accepts. A URL rather than a path into
+ * node_modules: most repositories that deploy containers have no node_modules (init runs through
+ * npx). A published npm version never changes, so editors can keep the schema once fetched.
+ */
+export function configSchemaUrl(version: string): string {
+  return `https://unpkg.com/create-cached-deploy@${version}/schemas/cached-deploy.schema.json`;
+}
+
+/**
+ * The comments that name it: Red Hat's YAML language server (VS Code and others) reads the
+ * `yaml-language-server` modeline, JetBrains IDEs the `$schema:` comment.
+ */
+export function schemaComments(version: string): string[] {
+  const url = configSchemaUrl(version);
+  return [`# yaml-language-server: $schema=${url}`, `# $schema: ${url}`];
+}
+
+const SCHEMA_COMMENT = /^# (?:yaml-language-server: \$schema=|\$schema: )(\S*)[ \t]*$/;
+const OUR_SCHEMA =
+  /^https:\/\/unpkg\.com\/create-cached-deploy@[^/]+\/schemas\/cached-deploy\.schema\.json$/;
+
+/**
+ * `text` starting with the schema comments of this version: ours for another version are
+ * replaced; a schema comment naming another schema is the user's choice, and then nothing changes.
+ */
+function withSchemaComments(text: string, version: string): string {
+  const lines = text.split('\n');
+  const schemaOf = (line: string) => SCHEMA_COMMENT.exec(line)?.[1];
+  const named = lines.map(schemaOf).filter((url) => url !== undefined);
+  if (named.some((url) => !OUR_SCHEMA.test(url))) return text;
+  const rest = lines.filter((line) => schemaOf(line) === undefined);
+  return [...schemaComments(version), ...rest].join('\n');
 }

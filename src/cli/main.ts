@@ -17,7 +17,7 @@ const defaultIo: Io = {
   interactive: Boolean(process.stdin.isTTY && process.stdout.isTTY),
 };
 
-/** Exit codes (DESIGN.md): 0 ok / in sync, 1 error, 2 drift or pending changes. */
+/** Exit codes (docs/exit-codes.md): 0 ok / in sync, 1 error, 2 drift or pending changes. */
 export const EXIT = { ok: 0, error: 1, drift: 2 } as const;
 
 /**

@@ -1,7 +1,7 @@
 import { type ActionPins, resolveActionPins } from '../model/actions.js';
 import type { RawConfig } from './schema.js';
 
-/** The BuildKit image the workflow pins when the config does not say (DOMAIN.md §2). */
+/** The BuildKit image the workflow pins when the config does not say (docs/cache-strategy.md). */
 export const DEFAULT_BUILDKIT_IMAGE = 'moby/buildkit:v0.27.0';
 export const CONFIG_FILE = 'cached-deploy.yml';
 

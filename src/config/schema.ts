@@ -1,8 +1,9 @@
 import { CachedDeployError } from '../errors.js';
 import { ACTION_REPOSITORIES, type ActionRepository, COMMIT_SHA } from '../model/actions.js';
+import { jsonPattern, nullable } from './json-schema.js';
 import {
   boolean,
-  type Checker,
+  checker,
   describe,
   fail,
   integer,
@@ -37,14 +38,14 @@ export const PINNED_IMAGE =
   /^[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::(?!latest$)[\w][\w.-]{0,127}(?:@sha256:[a-f0-9]{64})?|@sha256:[a-f0-9]{64})$/;
 export const DOCKERFILE_STAGE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
-const relativePath: Checker<string> = (value, path, source) => {
+const checkRelativePath = (value: unknown, path: string, source: string): string => {
   const text = string()(value, path, source);
   if (text.startsWith('/') || /^[A-Za-z]:[\\/]/.test(text) || text.split(/[\\/]/).includes('..')) {
     throw pathOutsideRepo(source, path, text);
   }
   // Paths reach YAML, HCL and (quoted) shell lines of the workflow: letters, digits and a few
   // punctuation marks only, so no `$`, quote, backslash or `${{` can turn one into code.
-  if (!/^[A-Za-z0-9._@+/ -]+$/.test(text)) {
+  if (!SAFE_PATH.test(text)) {
     fail(
       source,
       path,
@@ -53,6 +54,16 @@ const relativePath: Checker<string> = (value, path, source) => {
   }
   return text;
 };
+
+const SAFE_PATH = /^[A-Za-z0-9._@+/ -]+$/;
+const relativePath = checker(checkRelativePath, {
+  type: 'string',
+  minLength: 1,
+  // Not absolute, no ".." segment (a drive letter or a backslash fails SAFE_PATH anyway).
+  pattern: `^(?!/)(?!(?:.*/)?\\.\\.(?:/|$))${jsonPattern(SAFE_PATH).slice(1)}`,
+  description:
+    'A path relative to the repository root, without "..": letters, digits, spaces and . _ @ + / - only.',
+});
 
 export function pathOutsideRepo(source: string, path: string, text: string) {
   return new PathOutsideRepoError(
@@ -99,7 +110,7 @@ const CRON_FIELDS: readonly { name: string; min: number; max: number; names?: st
   { name: 'day of week', min: 0, max: 6, names: ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] },
 ];
 
-const cronSchedule: Checker<string> = (value, path, source) => {
+const checkCronSchedule = (value: unknown, path: string, source: string): string => {
   const text = string()(value, path, source);
   const fields = text.trim().split(/\s+/);
   if (fields.length !== 5) {
@@ -121,6 +132,33 @@ const cronSchedule: Checker<string> = (value, path, source) => {
   });
   return text;
 };
+
+const cronSchedule = checker(checkCronSchedule, {
+  type: 'string',
+  minLength: 1,
+  pattern: cronPattern(),
+  description:
+    'Five cron fields (minute hour day-of-month month day-of-week), as GitHub\'s `schedule` takes them, such as "0 4 * * 1". Whether a range ends before it starts is checked by create-cached-deploy only.',
+});
+
+/**
+ * checkCronSchedule's rules as one regular expression, for the JSON Schema: every field's numbers
+ * in range (leading zeros allowed, as Number() reads them), names in any case, ranges, lists and
+ * steps. The one rule it leaves out is that a range's start is not after its end.
+ */
+function cronPattern(): string {
+  const field = (spec: (typeof CRON_FIELDS)[number]) => {
+    const numbers: string[] = [];
+    for (let n = spec.max; n >= spec.min; n--) numbers.push(String(n));
+    const names = (spec.names ?? []).map((name) =>
+      [...name].map((c) => `[${c}${c.toUpperCase()}]`).join(''),
+    );
+    const value = `(?:0*(?:${numbers.join('|')})${names.map((name) => `|${name}`).join('')})`;
+    const item = `(?:\\*|${value}(?:-${value})?)(?:/[1-9][0-9]*)?`;
+    return `${item}(?:,${item})*`;
+  };
+  return `^\\s*${CRON_FIELDS.map(field).join('\\s+')}\\s*$`;
+}
 
 function cronFieldIsValid(field: string, spec: (typeof CRON_FIELDS)[number]): boolean {
   const value = (part: string) => {
@@ -150,34 +188,44 @@ const commitSha = string({
  * ships, or a mapping from action (`actions/checkout`) to the user's own commit SHA. Only full
  * SHAs: a tag or a short SHA can be made to point at other code.
  */
-const actionPins: Checker<boolean | Partial<Record<ActionRepository, string>>> = (
-  value,
-  path,
-  source,
-) => {
-  if (typeof value === 'boolean') return value;
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    fail(
-      source,
-      path,
-      `expected true, false or a mapping from action to commit SHA, got ${describe(value)}`,
-    );
-  }
-  const pins: Partial<Record<ActionRepository, string>> = {};
-  for (const [action, sha] of Object.entries(value)) {
-    const where = join(path, action);
-    if (!(ACTION_REPOSITORIES as readonly string[]).includes(action)) {
+const actionPins = checker(
+  (value, path, source): boolean | Partial<Record<ActionRepository, string>> => {
+    if (typeof value === 'boolean') return value;
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
       fail(
         source,
-        where,
-        `not an action the workflow uses (known: ${ACTION_REPOSITORIES.join(', ')})`,
+        path,
+        `expected true, false or a mapping from action to commit SHA, got ${describe(value)}`,
       );
     }
-    if (sha === null || sha === undefined) continue;
-    pins[action as ActionRepository] = commitSha(sha, where, source);
-  }
-  return pins;
-};
+    const pins: Partial<Record<ActionRepository, string>> = {};
+    for (const [action, sha] of Object.entries(value)) {
+      const where = join(path, action);
+      if (!(ACTION_REPOSITORIES as readonly string[]).includes(action)) {
+        fail(
+          source,
+          where,
+          `not an action the workflow uses (known: ${ACTION_REPOSITORIES.join(', ')})`,
+        );
+      }
+      if (sha === null || sha === undefined) continue;
+      pins[action as ActionRepository] = commitSha(sha, where, source);
+    }
+    return pins;
+  },
+  {
+    anyOf: [
+      { type: 'boolean' },
+      {
+        type: 'object',
+        properties: Object.fromEntries(
+          ACTION_REPOSITORIES.map((action) => [action, nullable(commitSha.jsonSchema)]),
+        ),
+        additionalProperties: false,
+      },
+    ],
+  },
+);
 
 const imageSchema = object(
   {

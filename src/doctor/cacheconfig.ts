@@ -1,6 +1,6 @@
 /**
- * Reading a BuildKit registry cache and judging its health (DOMAIN.md §9). Pure: text in, numbers
- * and verdicts out; fetching is registry-client.ts's job.
+ * Reading a BuildKit registry cache and judging its health (docs/erosion-and-seed.md). Pure: text
+ * in, numbers and verdicts out; fetching is registry-client.ts's job.
  *
  * A cache artifact is an OCI image manifest (`image-manifest=true`) whose config, of media type
  * `application/vnd.buildkit.cacheconfig.v0`, is the cacheconfig: `layers[]` (blobs) and
@@ -217,10 +217,10 @@ export function hasResult(record: CacheConfigRecord): boolean {
 
 /**
  * The health score: the fraction of records that keep a result. It falls by one step every time a
- * fresh runner re-exports an imported cache (DOMAIN.md §9). A cold build does not reach 1: records
- * of sources (the build context, base image metadata) never carry layers; on the measured service
- * a fresh cold build scores 12/20 = 0.60. That is why the verdict compares main with the seed (the
- * same build, cold) rather than with 1.
+ * fresh runner re-exports an imported cache (docs/erosion-and-seed.md). A cold build does not reach
+ * 1: records of sources (the build context, base image metadata) never carry layers; on the
+ * measured service a fresh cold build scores 12/20 = 0.60. That is why the verdict compares main
+ * with the seed (the same build, cold) rather than with 1.
  */
 export function healthScore(stats: Pick<CacheStats, 'records' | 'recordsWithResults'>): number {
   return stats.records === 0 ? 0 : stats.recordsWithResults / stats.records;

@@ -1,7 +1,8 @@
 /**
  * `doctor`: reads every image's main, seed and (optionally) branch cache from the registry,
- * measures them (cacheconfig.ts), says whether main has eroded against the seed (DOMAIN.md §9),
- * and recommends, or triggers, a reseed. The report is data; format.ts prints it.
+ * measures them (cacheconfig.ts), says whether main has eroded against the seed
+ * (docs/erosion-and-seed.md), and recommends, or triggers, a reseed. The report is data; format.ts
+ * prints it.
  */
 import { basename } from 'node:path';
 import { loadConfig } from '../config/load.js';
@@ -95,7 +96,7 @@ export interface DoctorReport {
   reseed?: ReseedOutcome;
 }
 
-/** Exit codes of `doctor` (DESIGN.md): 0 healthy, 1 error, 2 degraded. */
+/** Exit codes of `doctor` (docs/exit-codes.md): 0 healthy, 1 error, 2 degraded. */
 export const DOCTOR_EXIT: Record<Health, number> = { healthy: 0, error: 1, degraded: 2 };
 
 export async function doctor(dir: string, options: DoctorOptions = {}): Promise<DoctorReport> {

@@ -111,7 +111,7 @@ export interface ApplyReport {
   error?: string;
 }
 
-/** The CLI's exit code (DESIGN.md): 0 in sync or applied, 1 error or refusal, 2 pending. */
+/** Exit codes (docs/exit-codes.md): 0 in sync or applied, 1 error or refused, 2 pending. */
 export function exitCodeOf(report: ApplyReport): 0 | 1 | 2 {
   if (report.status === 'pending') return 2;
   if (report.status === 'refused' || report.status === 'failed') return 1;

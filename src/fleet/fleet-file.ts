@@ -1,10 +1,20 @@
 import { readFileSync } from 'node:fs';
 import { basename, dirname, isAbsolute, resolve } from 'node:path';
+import { definition, mergedOntoSchema } from '../config/json-schema.js';
 import { isMapping, mergeLayers } from '../config/merge.js';
 import { parseYamlValue } from '../config/parse-yaml.js';
 import { normalizePath } from '../config/resolve.js';
 import { configSchema } from '../config/schema.js';
-import { type Checker, fail, integer, list, literal, object, string } from '../config/validate.js';
+import {
+  type Checker,
+  checker,
+  fail,
+  integer,
+  list,
+  literal,
+  object,
+  string,
+} from '../config/validate.js';
 import { CachedDeployError } from '../errors.js';
 
 /**
@@ -62,16 +72,23 @@ const PROBE = {
   images: [{ name: 'app', repository: 'probe' }],
 };
 
-const layer: Checker<Record<string, unknown>> = (value, path, source) => {
+const checkLayer = (value: unknown, path: string, source: string): Record<string, unknown> => {
   if (!isMapping(value)) {
     fail(source, path, 'expected a mapping of cached-deploy.yml fields');
   }
   configSchema(mergeLayers(PROBE, value), path, source);
   return value;
 };
+const layer = checker(
+  checkLayer,
+  definition('layer', {
+    ...mergedOntoSchema(configSchema.jsonSchema, PROBE),
+    description: 'Any cached-deploy.yml fields (a partial configuration).',
+  }),
+);
 
 // scheme://… (https, ssh, git, file) or scp-like user@host:path; never an option to git.
-const URL_PATTERN = /^(?!-)(?:[a-z][a-z0-9+.-]*:\/\/[^\s]+|[\w.-]+@[\w.-]+:[^\s]+)$/i;
+const URL_PATTERN = /^(?!-)(?:[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s]+|[\w.-]+@[\w.-]+:[^\s]+)$/;
 const REF_PATTERN = /^(?!-)(?!.*(?:\.\.|@\{|\/\/))[^\0-\x20\x7f~^:?*[\\]+(?<![./])$/;
 
 const url = string({
@@ -94,7 +111,7 @@ type Entry =
   | ({ kind: 'url' } & ReturnType<typeof urlEntry>)
   | ({ kind: 'path' } & ReturnType<typeof pathEntry>);
 
-const repoEntry: Checker<Entry> = (value, at, source) => {
+const checkRepoEntry = (value: unknown, at: string, source: string): Entry => {
   if (typeof value === 'string') {
     return URL_PATTERN.test(value)
       ? { kind: 'url', url: value }
@@ -109,7 +126,11 @@ const repoEntry: Checker<Entry> = (value, at, source) => {
   return fail(source, at, 'needs `path` (a local repository) or `url` (a git URL to clone)');
 };
 
-const fleetSchema = object(
+const repoEntry: Checker<Entry> = checker(checkRepoEntry, {
+  anyOf: [url.jsonSchema, path.jsonSchema, urlEntry.jsonSchema, pathEntry.jsonSchema],
+});
+
+export const fleetSchema = object(
   {
     version: literal(1),
     workDir: path,

@@ -1,6 +1,7 @@
 /**
- * Every action the generated workflow uses, with the major version it was written for. One table,
- * so an upgrade is one reviewed change for the whole fleet.
+ * Every action the generated workflow uses, with the major version it was written for
+ * (docs/github-actions.md, docs/actions.md). One table, so an upgrade is one reviewed change for
+ * the whole fleet.
  */
 export const ACTIONS = {
   checkout: 'actions/checkout@v5',

@@ -1,5 +1,5 @@
 /**
- * Checks an ECR lifecycle policy against every rule in DOMAIN.md §5 (AWS "Lifecycle policy
+ * Checks an ECR lifecycle policy against every rule in docs/ecr-lifecycle.md (AWS "Lifecycle policy
  * properties" and "evaluation rules"). The generator runs it on its own output before anything is
  * written, and it is exported for anyone who hand-writes policies. Each violation names its rule,
  * so a message can be traced back to the documentation.

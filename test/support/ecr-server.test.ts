@@ -1,7 +1,4 @@
 import { execFile } from 'node:child_process';
-import { constants } from 'node:fs';
-import { access } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
 import {
   BatchDeleteImageCommand,
   BatchGetImageCommand,
@@ -41,6 +38,7 @@ import {
   sha256Digest,
   startEcrServer,
 } from './ecr-server.js';
+import { needSystemTool } from './system-tools.js';
 
 const REPO = 'app';
 
@@ -675,26 +673,6 @@ describe('faults', () => {
 });
 
 describe('awscli', () => {
-  /** Debian's awscli first (what CI installs), then whatever `aws` is on PATH. */
-  async function findAwsCli(): Promise<string> {
-    const candidates = [
-      '/usr/bin/aws',
-      ...(process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, 'aws')),
-    ];
-    for (const candidate of candidates) {
-      try {
-        await access(candidate, constants.X_OK);
-        return candidate;
-      } catch {
-        // try the next one
-      }
-    }
-    throw new Error(
-      'awscli is not installed: install it with `apt-get install -y awscli` (CI installs it); ' +
-        'this test drives the ECR test server with it to prove the wire protocol',
-    );
-  }
-
   async function aws(
     cli: string,
     args: string[],
@@ -745,8 +723,9 @@ describe('awscli', () => {
     return JSON.parse(result.stdout);
   }
 
-  it('speaks the wire protocol awscli speaks: describe-images, list-images, batch-delete-image', async () => {
-    const cli = await findAwsCli();
+  // awscli is the independent client that proves this server speaks ECR's real wire protocol.
+  it('speaks the wire protocol awscli speaks: describe-images, list-images, batch-delete-image', async (context) => {
+    const cli = needSystemTool(context, 'aws');
     const pushedAt = new Date('2024-03-01T10:00:00.250Z');
     const tagged = server.state.putImage(REPO, {
       manifest: buildImageManifest({ salt: 'cli-1' }),
