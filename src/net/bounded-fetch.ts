@@ -101,7 +101,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
     const left = expiresAt - Date.now();
     if (left <= 0) throw ioError(`${what}: out of time (${seconds(totalMs)} for the whole run)`);
     const controller = new AbortController();
-    const overall = left < requestMs;
+    const overall = left <= requestMs;
     const timer = setTimeout(() => controller.abort(), overall ? left : requestMs);
     const reason = () =>
       overall
