@@ -146,7 +146,9 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
           };
         }
         await response.body?.cancel().catch(() => {});
-        const next = URL.canParse(location, target) ? new URL(location, target) : undefined;
+        const next = URL.canParse(location, target.href)
+          ? new URL(location, target.href)
+          : undefined;
         if (!next || (next.protocol !== 'https:' && next.protocol !== 'http:')) {
           throw ioError(
             `${what}: redirected to ${printable(quoteForMessage(location))}, not a URL`,
