@@ -115,6 +115,20 @@ describe('previewPolicy', () => {
   });
 });
 
+describe('200,000 images', () => {
+  test('previewing a policy does not overflow the stack', () => {
+    const images = Array.from({ length: 200_000 }, (_, i) =>
+      image(`${i}`, i % 10 === 0 ? [`br-${i}.app`] : [], daysAgo(i % 60), 1),
+    );
+    const preview = previewPolicy(cacheLifecyclePolicy(CONFIG), images, NOW, {
+      repository: 'acme/app-buildcache',
+      policyFile: 'ecr/cache-lifecycle-policy.json',
+    });
+    expect(preview.images).toBe(200_000);
+    expect(preview.expired.count).toBeGreaterThan(0);
+  });
+});
+
 describe('parseListing', () => {
   test('pages, epoch or ISO push times, grouping by repositoryName, one entry per digest', () => {
     const pages = [
@@ -482,18 +496,6 @@ describe('policy preview --live (ECR test server)', () => {
     expect(preview.expired.count).toBe(0);
     expect(preview.uncertain.count).toBe(3);
   });
-
-  test('a 200,000-entry page does not overflow the stack', async () => {
-    seed();
-    server.faults.hugePage(200_000);
-    const images = await readLiveListing('acme/app', { ...server.clientConfig() });
-    expect(images).toHaveLength(200_004);
-    const preview = previewPolicy(imageLifecyclePolicy(CONFIG), images, NOW, {
-      repository: 'acme/app',
-      policyFile: 'ecr/image-lifecycle-policy.json',
-    });
-    expect(preview.images).toBe(200_004);
-  }, 60_000);
 
   test('diff --live: the impact of a policy change on the images in ECR', async () => {
     seed();
