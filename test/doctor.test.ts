@@ -573,7 +573,7 @@ describe('doctor against a real OCI registry (docker-registry)', () => {
       const broken = await runCli(['doctor', dir, '--registry-url', url]);
       expect(broken.code).toBe(1);
       expect(broken.stdout).toContain(
-        'cannot read seed.web: shop-buildcache:seed.web: config.mediaType is application/vnd.oci.image.config.v1+json, not application/vnd.buildkit.cacheconfig.v0: not a BuildKit cache',
+        'cannot read seed.web: shop-buildcache:seed.web: config.mediaType is "application/vnd.oci.image.config.v1+json", not application/vnd.buildkit.cacheconfig.v0: not a BuildKit cache',
       );
     } finally {
       pushed.set(
@@ -957,7 +957,7 @@ describe('--reseed', () => {
       expect(result.code).toBe(1);
       expect(requests[0]?.headers.authorization).toBe('Bearer ghs_from-env');
       expect(result.stdout).toContain(
-        'Reseed failed: reseed: GitHub refused the dispatch of deploy.yml in acme/shop: HTTP 422 Unexpected inputs provided: ["reseed"] (the workflow does not accept the "reseed" input on that ref: regenerate and push the workflow first)',
+        'Reseed failed: reseed: GitHub refused the dispatch of deploy.yml in acme/shop: HTTP 422 "Unexpected inputs provided: [\\"reseed\\"]" (the workflow does not accept the "reseed" input on that ref: regenerate and push the workflow first)',
       );
 
       vi.stubEnv('GITHUB_TOKEN', '');

@@ -167,6 +167,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--github-api-url <url>', 'GitHub API base URL (default: https://api.github.com)')
     .option('--min-retained <fraction>', "main is eroded below this share of the seed's results")
     .option('--now <iso-date>', 'measure ages against this time instead of the clock')
+    .option(
+      '--timeout <seconds>',
+      'give up on the registry and GitHub after this long (default 300)',
+    )
     .action(async (dir: string, options: import('../doctor/cli.js').DoctorCommandOptions) => {
       const { doctorCommand } = await import('../doctor/cli.js');
       exitCode = await doctorCommand(dir, options, io);

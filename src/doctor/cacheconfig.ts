@@ -11,6 +11,8 @@
  * Fields follow moby/buildkit `cache/remotecache/v1/spec.go`.
  */
 
+import { quoteForMessage } from '../text.js';
+
 export const CACHE_CONFIG_MEDIA_TYPE = 'application/vnd.buildkit.cacheconfig.v0';
 
 /**
@@ -133,7 +135,7 @@ export function parseCacheManifest(input: string | Uint8Array): CacheManifest {
   const config = descriptor(doc.config, 'config');
   if (config.mediaType !== CACHE_CONFIG_MEDIA_TYPE) {
     throw new CacheFormatError(
-      `config.mediaType is ${config.mediaType}, not ${CACHE_CONFIG_MEDIA_TYPE}: not a BuildKit cache`,
+      `config.mediaType is ${quoteForMessage(config.mediaType)}, not ${CACHE_CONFIG_MEDIA_TYPE}: not a BuildKit cache`,
     );
   }
   const layers = doc.layers ?? [];
@@ -143,8 +145,9 @@ export function parseCacheManifest(input: string | Uint8Array): CacheManifest {
 
 function layerIndex(value: unknown, path: string, layerCount: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value >= layerCount) {
+    const shown = JSON.stringify(value) ?? String(value);
     throw new CacheFormatError(
-      `${path}: ${JSON.stringify(value)} is not an index of layers[] (${layerCount} layers)`,
+      `${path}: ${shown.length > 60 ? `${shown.slice(0, 60)}…` : shown} is not an index of layers[] (${layerCount} layers)`,
     );
   }
   return value;

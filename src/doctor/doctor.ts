@@ -9,6 +9,8 @@ import { loadConfig } from '../config/load.js';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError, isCachedDeployError } from '../errors.js';
 import { cacheScope, cacheTag, MAIN_SCOPE, SEED_SCOPE } from '../model/cache-tags.js';
+import { createHttpClient, type HttpClient } from '../net/bounded-fetch.js';
+import { printable } from '../text.js';
 import {
   CacheFormatError,
   type CacheStats,
@@ -42,8 +44,15 @@ export interface DoctorOptions {
   githubToken?: string;
   /** Default https://api.github.com */
   githubApiUrl?: string;
-  /** For the GitHub API and blob downloads. Default: the global fetch. */
+  /** The transport under every HTTP read (registry, blobs, GitHub API). Default: fetch. */
   fetch?: typeof fetch;
+  /**
+   * The whole run's deadline (registry reads, ECR calls, the reseed): after it every read fails
+   * at once. Default 300 s.
+   */
+  timeoutMs?: number;
+  /** One request's deadline, from sending it to its last byte. Default 60 s (at most timeoutMs). */
+  requestTimeoutMs?: number;
 }
 
 export type Health = 'healthy' | 'degraded' | 'error';
@@ -116,15 +125,21 @@ export async function doctorWithConfig(
   if (Number.isNaN(now.getTime())) throw new CachedDeployError('USAGE', '--now: not a date');
   if (options.reseed) checkCanReseed(config, options);
 
+  // One bounded client for the whole run: its overall deadline covers every read and the reseed.
+  const http = createHttpClient({
+    fetch: options.fetch,
+    totalMs: options.timeoutMs,
+    requestMs: options.requestTimeoutMs,
+  });
   const registry =
     options.registry ??
     (options.registryUrl !== undefined
-      ? ociRegistry(options.registryUrl, { fetch: options.fetch })
+      ? ociRegistry(options.registryUrl, { http })
       : await ecrRegistry({
           registryId: config.aws.accountId,
           region: config.aws.region,
           clientConfig: options.ecrClientConfig,
-          fetch: options.fetch,
+          http,
         }));
   const imageNames = config.images.map((image) => image.name);
   const branchScope =
@@ -164,7 +179,7 @@ export async function doctorWithConfig(
     images,
     ...(recommendation ? { recommendation } : {}),
   };
-  if (options.reseed) report.reseed = await reseed(config, options, recommendation);
+  if (options.reseed) report.reseed = await reseed(config, options, recommendation, http);
   if (report.reseed?.status === 'failed') report.status = 'error';
   return report;
 }
@@ -188,6 +203,7 @@ async function reseed(
   config: ResolvedConfig,
   options: DoctorOptions,
   recommendation: Recommendation | undefined,
+  http: HttpClient,
 ): Promise<ReseedOutcome> {
   if (recommendation?.action !== 'reseed') return { status: 'not-needed' };
   try {
@@ -197,7 +213,7 @@ async function reseed(
       workflowFile: basename(config.workflow.file),
       ref: config.github.mainBranch,
       token: options.githubToken ?? '',
-      fetch: options.fetch,
+      http,
     });
     return { status: 'triggered', url };
   } catch (error) {
@@ -237,10 +253,18 @@ async function inspectCache(
       stats,
     };
   } catch (error) {
+    // Messages may quote what the registry sent: escaped here, whatever made them.
     if (error instanceof CacheFormatError) {
-      return { kind, tag, status: 'error', error: `${repository}:${tag}: ${error.message}` };
+      return {
+        kind,
+        tag,
+        status: 'error',
+        error: `${repository}:${tag}: ${printable(error.message)}`,
+      };
     }
-    if (isCachedDeployError(error)) return { kind, tag, status: 'error', error: error.message };
+    if (isCachedDeployError(error)) {
+      return { kind, tag, status: 'error', error: printable(error.message) };
+    }
     throw error;
   }
 }
