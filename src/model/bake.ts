@@ -37,11 +37,17 @@ export const BAKE_VARIABLES = {
 } as const;
 
 /**
- * `ignore-error=true`: a failed export (throttling, an expired token) must not fail a deploy.
- * `image-manifest=true,oci-mediatypes=true`: the only cache layout ECR accepts (DOMAIN.md §2).
+ * How every cache is exported: `mode=max` (every intermediate step, not only the final image's),
+ * `image-manifest=true,oci-mediatypes=true`, the only cache layout ECR accepts (DOMAIN.md §2).
  */
-export const CACHE_EXPORT_OPTIONS =
-  'mode=max,image-manifest=true,oci-mediatypes=true,ignore-error=true';
+export const CACHE_EXPORT_LAYOUT = 'mode=max,image-manifest=true,oci-mediatypes=true';
+
+/**
+ * What ordinary builds export with: `ignore-error=true` on top, since a failed export
+ * (throttling, an expired token) must not fail a deploy. The seed job drops it: the seed is that
+ * job's only output (docs/doctor.md).
+ */
+export const CACHE_EXPORT_OPTIONS = `${CACHE_EXPORT_LAYOUT},ignore-error=true`;
 
 export function bakeFile(config: ResolvedConfig): BakeFile {
   const v = (name: string) => `\${${name}}`;
