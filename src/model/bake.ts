@@ -4,8 +4,8 @@ import { cacheTag, LOCAL_CACHE_SCOPE, MAIN_SCOPE, SEED_SCOPE } from './cache-tag
 
 /**
  * The buildx bake file as data. The cache strategy (DOMAIN.md §1) holds by plain variable
- * substitution, with no conditionals to get wrong: every target imports the seed and main caches
- * and `${CACHE_SCOPE}`'s, and exports only to `${CACHE_SCOPE}`. The workflow sets CACHE_SCOPE to
+ * substitution, with no conditionals to get wrong: every target imports the seed (when enabled)
+ * and main caches and `${CACHE_SCOPE}`'s, and exports only to `${CACHE_SCOPE}`. The workflow sets CACHE_SCOPE to
  * "main" on the main branch, "br-<slug>" elsewhere, and "seed" only in the scheduled cold build.
  */
 export interface BakeFile {
@@ -82,7 +82,12 @@ export function bakeFile(config: ResolvedConfig): BakeFile {
         platforms: image.platforms,
         tags: [`${registry}/${image.repository}:${v(BAKE_VARIABLES.imageTag)}`],
         // The seed first: it is the one cache that re-exports from fresh runners cannot erode.
-        cacheFrom: [cacheRef(SEED_SCOPE), cacheRef(MAIN_SCOPE), cacheRef(scope)],
+        // Without a seed job nothing writes it, so nothing imports it either.
+        cacheFrom: [
+          ...(config.seed.enabled ? [cacheRef(SEED_SCOPE)] : []),
+          cacheRef(MAIN_SCOPE),
+          cacheRef(scope),
+        ],
         cacheTo: [`${cacheRef(scope)},${CACHE_EXPORT_OPTIONS}`],
       };
     }),
