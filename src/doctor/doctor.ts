@@ -584,9 +584,7 @@ function judgeMain(
         `main lacks results for ${against.lost} of the seed's ${against.seedReusable} reusable steps; every build imports the seed and reuses them from there, and the next build of main writes them back: nothing to do`,
       );
     } else if (against.different === 0) {
-      findings.push(
-        `${tag} keeps all ${against.seedReusable} of the seed's reusable steps`,
-      );
+      findings.push(`${tag} keeps all ${against.seedReusable} of the seed's reusable steps`);
     }
   }
   if (!config.seed.enabled) {

@@ -36,7 +36,9 @@ export function seedImportOf(
   if (bakeText === undefined) {
     const target = bakeFile(config).targets.find((each) => each.name === image);
     const listed = target?.cacheFrom.some((ref) => refNamesTag(ref, seedTag)) ?? false;
-    return listed ? { imported: true, evidence: 'generated' } : { imported: false, reason: 'not listed' };
+    return listed
+      ? { imported: true, evidence: 'generated' }
+      : { imported: false, reason: 'not listed' };
   }
   const list = cacheFromStrings(bakeText, image);
   if (typeof list === 'string') return { imported: 'unknown', reason: list };
@@ -134,7 +136,8 @@ function cacheFromStrings(text: string, image: string): string[] | string {
           const item = all[k] as Token;
           if (item.kind === 'punct' && item.text === ']') return strings;
           if (item.kind === 'string') strings.push(item.text);
-          else if (item.text !== ',') return `the cache-from of target "${image}" is not a list of strings`;
+          else if (item.text !== ',')
+            return `the cache-from of target "${image}" is not a list of strings`;
         }
         return `the cache-from of target "${image}" is not closed`;
       }
