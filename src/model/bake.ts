@@ -68,7 +68,7 @@ export function bakeFile(config: ResolvedConfig): BakeFile {
       {
         name: BAKE_VARIABLES.cacheScope,
         default: LOCAL_CACHE_SCOPE,
-        comment: `Which cache this build writes: "${MAIN_SCOPE}" on the main branch, "br-<branch slug>" elsewhere, "${SEED_SCOPE}" in the scheduled cold build (set by the workflow).`,
+        comment: `Which cache this build writes: "${MAIN_SCOPE}" on the main branch, "br-<branch slug>" elsewhere${config.seed.enabled ? `, "${SEED_SCOPE}" in the scheduled cold build` : ''} (set by the workflow).`,
       },
     ],
     targets: config.images.map((image) => {
