@@ -36,6 +36,7 @@ import {
 import { type DoctorReport, doctor } from '../src/doctor/doctor.js';
 import { formatAge } from '../src/doctor/format.js';
 import { schedulePeriodMs } from '../src/doctor/schedule.js';
+import { seedImportOf } from '../src/doctor/seed-import.js';
 import { cacheScope, cacheTag } from '../src/model/cache-tags.js';
 import { renderFiles } from '../src/render/render-files.js';
 import { formatBytes } from '../src/text.js';
@@ -493,6 +494,82 @@ describe('the schedule period: the longest gap between runs', () => {
   ])('%s: %s days', (cron, expected) => {
     if (expected === undefined) expect(days(cron)).toBeUndefined();
     else expect(days(cron)).toBeCloseTo(expected, 9);
+  });
+});
+
+describe('whether builds import the seed, read from the bake file', () => {
+  const config = () =>
+    parseConfig(`version: 1
+aws: { accountId: '123456789012', region: eu-west-1 }
+github: { repository: acme/shop }
+images:
+  - { name: web, repository: shop }
+  - { name: api, repository: api }
+`);
+  const generated = () =>
+    renderFiles(config()).find((file) => file.path === 'docker-bake.hcl')?.content ?? '';
+
+  test('the generated file imports it for every target; without a file, the model says the same', () => {
+    for (const image of ['web', 'api']) {
+      expect(seedImportOf(config(), image, generated())).toEqual({
+        imported: true,
+        evidence: 'bake file',
+      });
+      expect(seedImportOf(config(), image, undefined)).toEqual({
+        imported: true,
+        evidence: 'generated',
+      });
+    }
+    const disabled = config();
+    disabled.seed.enabled = false;
+    expect(seedImportOf(disabled, 'web', generated())).toEqual({
+      imported: false,
+      reason: 'disabled',
+    });
+  });
+
+  test('reads the target its own cache-from, past comments, strings and other targets', () => {
+    const text = [
+      '# target "web" { cache-from = ["x:seed.web"] }',
+      'target "api" {',
+      '  cache-from = ["type=registry,ref=r/api-cache:seed.web"] // not web\'s',
+      '}',
+      'target "web" {',
+      '  /* cache-from = ["r/c:seed.web"] */',
+      '  args = { NOTE = "cache-from = [\\"r/c:seed.web\\"]" }',
+      '  cache-from = [',
+      `    "type=registry,ref=\${REGISTRY}/c:main.web", # main`,
+      '  ]',
+      '}',
+    ].join('\n');
+    expect(seedImportOf(config(), 'web', text)).toEqual({ imported: false, reason: 'not listed' });
+    expect(seedImportOf(config(), 'api', text)).toEqual({ imported: false, reason: 'not listed' });
+    const bare = 'target "web" {\n  cache-from = ["r/c:seed.web"]\n}\n';
+    expect(seedImportOf(config(), 'web', bare)).toEqual({ imported: true, evidence: 'bake file' });
+  });
+
+  test('says when it cannot tell, instead of guessing', () => {
+    expect(seedImportOf(config(), 'web', 'target "api" {\n}\n')).toEqual({
+      imported: 'unknown',
+      reason: 'the bake file has no target "web"',
+    });
+    expect(seedImportOf(config(), 'web', 'target "web" {\n  context = "."\n}\n')).toEqual({
+      imported: 'unknown',
+      reason: 'target "web" has no cache-from list',
+    });
+    expect(
+      seedImportOf(config(), 'web', 'target "web" {\n  cache-from = concat(a, b)\n}\n'),
+    ).toMatchObject({ imported: 'unknown' });
+    expect(
+      seedImportOf(config(), 'web', 'target "web" {\n  cache-from = [local.refs]\n}\n'),
+    ).toEqual({
+      imported: 'unknown',
+      reason: 'the cache-from of target "web" is not a list of strings',
+    });
+    expect(seedImportOf(config(), 'web', 'target "web" {\n  x = "open\n')).toEqual({
+      imported: 'unknown',
+      reason: 'the bake file has a string that runs past the end of its line',
+    });
   });
 });
 

@@ -76,7 +76,7 @@ function tokens(text: string): Token[] | string {
       let value = '';
       i++;
       while (i < text.length && text[i] !== '"') {
-        if (text[i] === '\n') return 'a string runs past the end of its line';
+        if (text[i] === '\n') return 'a string that runs past the end of its line';
         value += text[i] === '\\' ? (text[++i] ?? '') : text[i];
         i++;
       }
