@@ -122,7 +122,7 @@ beforeAll(() => {
   ) as Record<Stage, Artifact>;
 });
 
-/** The digests of the real seed's 12 steps, by what the service's Dockerfile does there. */
+/** The digests of the real seed's 12 steps, by what their chains show them to be. */
 const STEP = {
   base: 'sha256:f7e36', // RUN on the base image
   workdir: 'sha256:807b3', // WORKDIR
@@ -130,12 +130,12 @@ const STEP = {
   copyPackage: 'sha256:1704e', // COPY package*.json
   npmCi: 'sha256:8028d', // RUN npm ci
   prune: 'sha256:4cc94', // RUN npm prune
-  copyTsconfig: 'sha256:bc9aa', // COPY tsconfig.json
-  copySrc: 'sha256:d340c', // COPY src
+  copyContext1: 'sha256:bc9aa', // COPY from the build context
+  copyContext2: 'sha256:d340c', // COPY from the build context
   tsc: 'sha256:9f432', // RUN tsc
-  copyNodeModules: 'sha256:6f8ff', // runtime: COPY --from=prune node_modules
-  copyPackageRuntime: 'sha256:004f1', // runtime: COPY package.json
-  copyDist: 'sha256:abeb4', // runtime: COPY --from=build dist
+  copyNodeModules: 'sha256:6f8ff', // runtime: COPY --from the prune stage
+  copyContextRuntime: 'sha256:004f1', // runtime: COPY from the build context
+  copyDist: 'sha256:abeb4', // runtime: COPY --from the tsc stage
 } as const;
 const short = (digests: string[]) =>
   digests.map((digest) => {
@@ -354,9 +354,9 @@ describe('steps matched by digest and inputs chain, on artifacts with known step
         'copyDist',
         'copyNodeModules',
         'copyPackage',
-        'copyPackageRuntime',
-        'copySrc',
-        'copyTsconfig',
+        'copyContextRuntime',
+        'copyContext2',
+        'copyContext1',
         'npmCi',
         'prune',
         'tsc',
@@ -418,7 +418,7 @@ describe('steps matched by digest and inputs chain, on artifacts with known step
     const result = against('derived-main-new-dependencies-eroded');
     expect(result).toMatchObject({ kept: 0, lost: 3, different: 9, own: 9, ownReusable: 5 });
     // base, WORKDIR and apt are the seed's (it has their results); the other 9 are main's own,
-    // and 4 of those lost their results: COPY package*.json, npm ci, COPY tsconfig.json, tsc.
+    // and 4 of those lost their results: the package files' COPY, npm ci, a COPY and tsc.
     expect(
       reusableWith(config('derived-main-new-dependencies-eroded'), [config('cache-seed')]),
     ).toBe(8);

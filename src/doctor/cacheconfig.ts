@@ -1,5 +1,5 @@
 /**
- * Reading a BuildKit registry cache and judging its health (DOMAIN.md §9). Pure: text in, numbers
+ * Reading a BuildKit registry cache and judging its health (docs/doctor.md). Pure: text in, numbers
  * and verdicts out; fetching is registry-client.ts's job.
  *
  * A cache artifact is an OCI image manifest (`image-manifest=true`) whose config, of media type
@@ -310,7 +310,7 @@ export function isStep(record: CacheConfigRecord): boolean {
  * build. Sources (the base image, checksums of build-context files or of another stage's output)
  * never carry results and do not count: on the measured service a cold build holds 20 records,
  * 12 of them steps, all 12 reusable. It falls every time a fresh runner re-exports an imported
- * cache (12 → 9 → 7 → 6 → 5 → 4, DOMAIN.md §9 / docs/doctor.md).
+ * cache (12 → 9 → 7 → 6 → 5 → 4, docs/doctor.md).
  */
 export function healthScore(stats: Pick<CacheStats, 'steps' | 'reusableSteps'>): number {
   return stats.steps === 0 ? 0 : stats.reusableSteps / stats.steps;

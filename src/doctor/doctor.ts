@@ -166,7 +166,7 @@ export interface DoctorReport {
   reseed?: ReseedOutcome;
 }
 
-/** Exit codes of `doctor` (DESIGN.md): 0 healthy, 1 error, 2 degraded. */
+/** Exit codes of `doctor`: 0 healthy, 1 error, 2 degraded. */
 export const DOCTOR_EXIT: Record<Health, number> = { healthy: 0, error: 1, degraded: 2 };
 
 export async function doctor(dir: string, options: DoctorOptions = {}): Promise<DoctorReport> {
