@@ -534,6 +534,8 @@ function judgeMain(
 ): MainVerdict {
   const { config, minRetained } = input;
   if (!main || main.report.status === 'error') return { status: 'error' };
+  // Main is judged with the seed it falls back on: an unreadable seed leaves nothing to judge by.
+  if (seed?.report.status === 'error') return { status: 'error' };
   const seedOk = seedUsable && seed?.report.status === 'ok';
   if (main.report.status === 'missing') {
     problems.push({ code: 'main-missing', action: 'build-main', cause: `no ${main.report.tag}` });
