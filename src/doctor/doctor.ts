@@ -414,7 +414,9 @@ function judgeImage(input: JudgeInput): ImageReport {
   }
 
   const mainVerdict = judgeMain(input, main, seed, seedUsable, problems, findings);
-  if (branch) findings.push(describeBranch(input, branch, seedUsable));
+  if (branch && branch.report.status !== 'error') {
+    findings.push(describeBranch(input, branch, seedUsable));
+  }
 
   const hasError = read.some((cache) => cache.report.status === 'error');
   const status: Health = hasError ? 'error' : problems.length > 0 ? 'degraded' : 'healthy';
@@ -603,28 +605,21 @@ function judgeMain(
 function describeBranch(input: JudgeInput, branch: ReadCache, seedUsable: boolean): string {
   const name = input.branch;
   const { report } = branch;
-  if (report.status === 'missing') {
+  if (!report.stats) {
     return `no cache for branch ${name} (${report.tag}) yet: its first build imports main${seedUsable ? ' and the seed' : ''}`;
   }
-  if (report.status !== 'ok' || !report.stats) return `branch ${name}: unreadable`;
   const stats = report.stats;
   const against = report.againstSeed;
   const reusable = report.reusableByBuilds ?? stats.reusableSteps;
-  const parts = [`branch ${name}:`];
-  if (against) {
-    parts.push(
-      `of the seed's ${against.seedReusable} reusable steps it keeps ${against.kept}` +
-        (against.lost > 0 ? `, lacks results for ${against.lost}` : '') +
-        (against.different > 0
-          ? `, and ${against.different} are other steps here (an input changed upstream of them, so they were rebuilt, not lost); it has ${plural(against.own, 'step')} of its own, ${against.ownReusable} with results`
-          : ''),
-    );
-    parts.push(';');
-  }
-  parts.push(
-    `its builds can reuse ${reusable} of its ${plural(stats.steps, 'step')} (${percent(stats.steps === 0 ? 1 : reusable / stats.steps)})`,
-  );
-  return parts.join(' ').replace(' ;', ';');
+  const share = percent(stats.steps === 0 ? 1 : reusable / stats.steps);
+  const builds = `its builds can reuse ${reusable} of its ${plural(stats.steps, 'step')} (${share})`;
+  if (!against) return `branch ${name}: ${builds}`;
+  const lost = against.lost > 0 ? `, lacks results for ${against.lost}` : '';
+  const different =
+    against.different > 0
+      ? `, and ${against.different} are other steps here (an input changed upstream of them, so they were rebuilt, not lost); it has ${plural(against.own, 'step')} of its own, ${against.ownReusable} with results`
+      : '';
+  return `branch ${name}: of the seed's ${against.seedReusable} reusable steps it keeps ${against.kept}${lost}${different}; ${builds}`;
 }
 
 function worst(statuses: Health[]): Health {
