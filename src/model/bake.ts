@@ -3,7 +3,7 @@ import { registryHost } from './aws.js';
 import { cacheTag, LOCAL_CACHE_SCOPE, MAIN_SCOPE, SEED_SCOPE } from './cache-tags.js';
 
 /**
- * The buildx bake file as data. The cache strategy (DOMAIN.md §1) holds by plain variable
+ * The buildx bake file as data. The cache strategy (docs/cache-strategy.md) holds by plain variable
  * substitution, with no conditionals to get wrong: every target imports the seed (when enabled)
  * and main caches and `${CACHE_SCOPE}`'s, and exports only to `${CACHE_SCOPE}`. The workflow sets CACHE_SCOPE to
  * "main" on the main branch, "br-<slug>" elsewhere, and "seed" only in the scheduled cold build.
@@ -38,7 +38,8 @@ export const BAKE_VARIABLES = {
 
 /**
  * How every cache is exported: `mode=max` (every intermediate step, not only the final image's),
- * `image-manifest=true,oci-mediatypes=true`, the only cache layout ECR accepts (DOMAIN.md §2).
+ * `image-manifest=true,oci-mediatypes=true`, the only cache layout ECR accepts
+ * (docs/cache-strategy.md).
  */
 export const CACHE_EXPORT_LAYOUT = 'mode=max,image-manifest=true,oci-mediatypes=true';
 
