@@ -434,7 +434,8 @@ export const SEED_SUMMARY_SCRIPT = [
   '{',
   `  printf '%s\\n\\n%s\\n' "$title" "$lead"`,
   '  # Cache repositories and tags hold no spaces or glob characters.',
-  '  for cache in $SEED_CACHES; do printf -- \'- `%s`\\n\' "$cache"; done',
+  // \x60 is a backquote: Markdown code, and nothing for the shell (or shellcheck) to expand.
+  '  for cache in $SEED_CACHES; do printf -- \'- \\x60%s\\x60\\n\' "$cache"; done',
   '  if [ "$OUTCOME" != "success" ]; then',
   `    printf '\\n%s\\n' 'Builds keep importing the previous seed. See the step "Cold build, exporting the seed cache", then run this workflow again with reseed.'`,
   '  fi',
