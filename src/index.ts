@@ -22,11 +22,13 @@ export type { ImageSettings, ResolvedConfig } from './config/resolve.js';
 export {
   type CacheStats,
   cacheStats,
-  type ErosionVerdict,
-  erosionVerdict,
+  compareWithSeed,
   healthScore,
+  matchSteps,
   parseCacheConfig,
   parseCacheManifest,
+  reusableWith,
+  type StepsAgainstSeed,
 } from './doctor/cacheconfig.js';
 export {
   type DoctorOptions,

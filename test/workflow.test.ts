@@ -370,6 +370,8 @@ interface Scenario {
    * (the default), or only under src/.
    */
   change?: 'ecr' | 'src';
+  /** The bake-action step fails (a refused cache export, say): its outcome is `failure`. */
+  bakeFails?: boolean;
 }
 
 /** A branch deletion: GitHub runs it on the default branch (taken to be the main branch). */
@@ -541,7 +543,12 @@ interface BakeRun {
   push: Value;
   noCache: boolean;
   env: Record<string, string>;
-  /** The effective targets: the bake file evaluated with the step's env, then `set` applied. */
+  /** The `--set` overrides bake-action passes: `set`, then `*.push=true` and `*.no-cache=true`. */
+  overrides: string[];
+  /**
+   * The effective targets: the bake file evaluated with the step's env, then the overrides
+   * applied as buildx applies them.
+   */
   targets: Record<string, EvaluatedTarget>;
 }
 
@@ -563,6 +570,8 @@ interface JobRun {
   prunerCommands: string[];
   /** The `create-cached-deploy … apply` commands that ran (read, not run). */
   applyCommands: string[];
+  /** What the steps appended to $GITHUB_STEP_SUMMARY. */
+  summary: string;
 }
 
 const skippedJob = (): JobRun => ({
@@ -577,6 +586,7 @@ const skippedJob = (): JobRun => ({
   recorded: [],
   prunerCommands: [],
   applyCommands: [],
+  summary: '',
 });
 
 interface RunResult {
@@ -626,10 +636,12 @@ const STEP_LOOP = [
   '    dir=$STEP_WORKDIR',
   '  fi',
   '  : >"$STEP_OUTPUT"',
+  '  : >"$STEP_SUMMARY"',
   '  if (cd "$dir" && env -i PATH="$PATH" LANG=C.UTF-8 GIT_CONFIG_NOSYSTEM=1 \\',
   '      GIT_CONFIG_GLOBAL=/dev/null "${assigns[@]}" GITHUB_OUTPUT="$STEP_OUTPUT" \\',
+  '      GITHUB_STEP_SUMMARY="$STEP_SUMMARY" \\',
   '      bash --noprofile --norc -eo pipefail "$script") >"$STEP_STDOUT" 2>&1; then',
-  '    printf \'%s\\0\' "$(<"$STEP_OUTPUT")"',
+  '    printf \'%s\\002%s\\0\' "$(<"$STEP_OUTPUT")" "$(<"$STEP_SUMMARY")"',
   '  else',
   '    printf \'\\001%s %s\\0\' "$?" "$(<"$STEP_STDOUT")"',
   '  fi',
@@ -639,6 +651,8 @@ const STEP_LOOP = [
 interface StepOutcome {
   ok: boolean;
   outputs: Record<string, string>;
+  /** What it appended to $GITHUB_STEP_SUMMARY (on success). */
+  summary: string;
   /** On failure: the exit status, then everything the step printed. */
   log: string;
 }
@@ -708,6 +722,7 @@ async function runStepBatch(requests: StepRequest[]): Promise<void> {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
         LC_ALL: 'C',
         STEP_OUTPUT: `${base}-output`,
+        STEP_SUMMARY: `${base}-summary`,
         STEP_STDOUT: `${base}-stdout`,
         STEP_WORKDIR: `${base}-work`,
         STEP_EMPTY: EMPTY_DIR,
@@ -729,15 +744,16 @@ async function runStepBatch(requests: StepRequest[]): Promise<void> {
       return;
     }
     if (result.startsWith('\x01')) {
-      request.resolve({ ok: false, outputs: {}, log: result.slice(1) });
+      request.resolve({ ok: false, outputs: {}, summary: '', log: result.slice(1) });
       return;
     }
+    const [written = '', summary = ''] = result.split('\x02');
     const outputs: Record<string, string> = {};
-    for (const line of result.split('\n')) {
+    for (const line of written.split('\n')) {
       const eq = line.indexOf('=');
       if (eq > 0) outputs[line.slice(0, eq)] = line.slice(eq + 1);
     }
-    request.resolve({ ok: true, outputs, log: '' });
+    request.resolve({ ok: true, outputs, summary, log: '' });
   });
 }
 
@@ -913,6 +929,7 @@ async function simulateJob(
   context: Record<string, Value>,
   parsedBake: ParsedBake,
   checkout?: string,
+  bakeFails = false,
 ): Promise<JobRun> {
   const run: JobRun = { ...skippedJob(), runs: true };
   const jobEnv: Record<string, string> = {};
@@ -951,6 +968,7 @@ async function simulateJob(
         steps[step.id] = { outputs: outcome.outputs, outcome: outcome.ok ? 'success' : 'failure' };
         run.stepOutputs[step.id] = outcome.outputs;
       }
+      run.summary += outcome.summary;
       if (!outcome.ok && !failed) {
         failed = true;
         run.failedAt = step;
@@ -963,14 +981,35 @@ async function simulateJob(
         typeof inputs.push === 'string'
           ? evaluateField(inputs.push, stepContext)
           : (inputs.push ?? null);
-      const set = typeof inputs.set === 'string' ? inputs.set.split('\n').filter(Boolean) : [];
+      const noCache = inputs['no-cache'] === true;
+      // bake-action: one --set per line of `set` (trimmed, empty lines dropped), then --push and
+      // --no-cache, which buildx turns into `*.push=true` and `*.no-cache=true` after them.
+      const set =
+        typeof inputs.set === 'string'
+          ? inputs.set
+              .split('\n')
+              .map((line) => line.trim())
+              .filter(Boolean)
+          : [];
+      const overrides = [
+        ...set,
+        ...(push === true ? ['*.push=true'] : []),
+        ...(noCache ? ['*.no-cache=true'] : []),
+      ];
       run.bakes.push({
         step,
         push,
-        noCache: inputs['no-cache'] === true,
+        noCache,
         env,
-        targets: applyBakeSet(evaluateBake(parsedBake, env).targets, set),
+        overrides,
+        targets: applyBakeSet(evaluateBake(parsedBake, env).targets, overrides),
       });
+      if (step.id) steps[step.id] = { outputs: {}, outcome: bakeFails ? 'failure' : 'success' };
+      if (bakeFails && !failed) {
+        failed = true;
+        run.failedAt = step;
+        run.failure = 'the bake failed (simulated)';
+      }
     }
   }
   for (const [name, value] of Object.entries(job.outputs ?? {})) {
@@ -1004,6 +1043,7 @@ function simulate(generated: Generated, scenario: Scenario): Promise<RunResult> 
     scenario.fork,
     scenario.reseed,
     scenario.change,
+    scenario.bakeFails,
   ]);
   let run = runs.get(key);
   if (!run) {
@@ -1037,7 +1077,7 @@ async function simulateRun(generated: Generated, scenario: Scenario): Promise<Ru
       .filter(([, job]) => job.needs === undefined)
       .map(async ([id, job]) => {
         jobs[id] = conditionHolds(job.if, context, false)
-          ? await simulateJob(job, context, parsedBake, push?.checkout)
+          ? await simulateJob(job, context, parsedBake, push?.checkout, scenario.bakeFails)
           : skippedJob();
       }),
   );
@@ -1248,8 +1288,8 @@ describe('the simulator', () => {
       runStep('echo "x=$A" >> "$GITHUB_OUTPUT"', { A: 'a b' }),
       runStep('echo "::error::no" && exit 3', { A: '' }),
     ]);
-    expect(ok).toEqual({ ok: true, outputs: { x: 'a b' }, log: '' });
-    expect(failed).toEqual({ ok: false, outputs: {}, log: '3 ::error::no' });
+    expect(ok).toEqual({ ok: true, outputs: { x: 'a b' }, summary: '', log: '' });
+    expect(failed).toEqual({ ok: false, outputs: {}, summary: '', log: '3 ::error::no' });
   });
 
   it('runs a step in an empty directory, or in a fresh copy of the checkout it is given', async () => {
@@ -1387,6 +1427,7 @@ describe('the changed step (run with bash in a real git checkout)', () => {
       expect(outcomes[index], label).toEqual({
         ok: true,
         outputs: { changed: String(expected) },
+        summary: '',
         log: '',
       });
     });
@@ -1791,6 +1832,8 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
       if (!config.seed.enabled) {
         expect(seedJob).toBeUndefined();
         expect(workflowText).not.toMatch(/seed/i);
+        // Nor does any build import a seed nothing writes.
+        expect(generated.bakeText).not.toMatch(/seed/i);
         return;
       }
       const job = seedJob as Job;
@@ -1814,7 +1857,8 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
           expect(step.if).toContain("steps.main.outputs.is-main == 'true'");
         }
       }
-      // The cold build: no cache import at all, no push, CACHE_SCOPE=seed.
+      // The cold build: no cache import at all, no push, CACHE_SCOPE=seed; what it resolves to is
+      // checked in the seed run below, through the bake evaluator.
       const [coldBuild, ...moreBakes] = job.steps.filter((step) => step.uses === ACTIONS.bake);
       expect(moreBakes).toEqual([]);
       expect(coldBuild?.with).toEqual({
@@ -1822,9 +1866,26 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
         files: config.paths.bakeFile,
         push: false,
         'no-cache': true,
-        set: expect.stringMatching(/^\*\.cache-from=type=local,src=\/tmp\/[\w.-]+$/),
+        set: [
+          '*.cache-from=',
+          '*.output=type=cacheonly',
+          ...config.images.map(
+            (image) =>
+              `${image.name}.cache-to=${ref(image, SEED_SCOPE)},mode=max,image-manifest=true,oci-mediatypes=true`,
+          ),
+        ].join('\n'),
       });
       expect(coldBuild?.env).toEqual({ CACHE_SCOPE: SEED_SCOPE, IMAGE_TAG: expr('github.sha') });
+      // The last step reports the cold build's outcome, on main only, even after a failure.
+      const summary = job.steps.at(-1);
+      expect(summary?.if).toBe("!cancelled() && steps.main.outputs.is-main == 'true'");
+      expect(summary?.env).toEqual({
+        OUTCOME: expr(`steps.${coldBuild?.id}.outcome`),
+        SEED_CACHES: config.images
+          .map((image) => `${image.cacheRepository}:${SEED_SCOPE}.${image.name}`)
+          .join(' '),
+      });
+      expect(summary?.run).toContain('"$GITHUB_STEP_SUMMARY"');
       // CACHE_SCOPE is a literal only in the seed job, and there it is "seed".
       const scopes = allSteps(workflow).flatMap(({ job: id, step }) =>
         step.env?.CACHE_SCOPE === undefined ? [] : [{ id, scope: step.env.CACHE_SCOPE }],
@@ -1921,7 +1982,44 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
         expect(more).toEqual([]);
         expect(coldBuild?.push).toBe(false);
         expect(coldBuild?.noCache).toBe(true);
+        // As buildx resolves it: no import, a cache-only output (no "No output specified"
+        // warning), and an export to seed.<image> that fails the job when it fails.
+        for (const image of config.images) {
+          const target = coldBuild?.targets[image.name];
+          expect(target?.['cache-from'], image.name).toBeUndefined();
+          expect(target?.output).toEqual(['type=cacheonly']);
+          expect(target?.['no-cache']).toBe(true);
+          expect(target?.['cache-to']).toEqual([
+            `${ref(image, SEED_SCOPE)},mode=max,image-manifest=true,oci-mediatypes=true`,
+          ]);
+          expect(target?.['cache-to']?.join()).not.toContain('ignore-error');
+        }
         expect(seedRunResult.prunerCommands).toEqual(['record', 'prune']);
+        expect(seedRunResult.summary).toBe(
+          [
+            '### Seed cache refreshed',
+            '',
+            "A cold build exported every image's seed cache:",
+            ...config.images.map(
+              (image) => `- \`${image.cacheRepository}:${SEED_SCOPE}.${image.name}\``,
+            ),
+          ].join('\n'),
+        );
+      });
+
+      it('fails when the seed export fails, and says so in the job summary', async () => {
+        const failed = (await simulate(generated, { ...scenario, bakeFails: true })).jobs
+          .seed as JobRun;
+        expect(failed.failedAt?.uses).toBe(ACTIONS.bake);
+        // The pruner still runs (what was pushed is superseded all the same), then the summary.
+        expect(failed.prunerCommands).toEqual(['record', 'prune']);
+        expect(failed.summary).toContain('### Seed cache NOT refreshed');
+        expect(failed.summary).toContain('(outcome: failure)');
+        for (const image of config.images) {
+          expect(failed.summary).toContain(
+            `- \`${image.cacheRepository}:${SEED_SCOPE}.${image.name}\``,
+          );
+        }
       });
     } else {
       it('refuses: fails at the refusal step, before any AWS step, and runs nothing after it', async () => {
@@ -1988,8 +2086,8 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
         : !trusted
           ? 'uses only a local cache'
           : isMain
-            ? 'imports seed + main, writes only main'
-            : 'imports seed + main + its branch, writes only its branch';
+            ? `imports ${config.seed.enabled ? 'seed + ' : ''}main, writes only main`
+            : `imports ${config.seed.enabled ? 'seed + ' : ''}main + its branch, writes only its branch`;
     it(writes, async () => {
       const run = await result();
       const reads: string[] = [];
@@ -2014,10 +2112,14 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
       if (seedRun && isMain) {
         const [coldBuild] = run.jobs.seed?.bakes ?? [];
         for (const target of Object.values(coldBuild?.targets ?? {})) {
-          expect(target['cache-from']).toEqual([expect.stringMatching(/^type=local,src=/)]);
+          expect(target['cache-from']).toBeUndefined();
         }
         expect(reads).toEqual([]);
-        expect(exports).toEqual(exportsTo(SEED_SCOPE));
+        expect(exports).toEqual(
+          config.images.map(
+            (image) => `${ref(image, SEED_SCOPE)},mode=max,image-manifest=true,oci-mediatypes=true`,
+          ),
+        );
         expect(recorded).toEqual(locations(SEED_SCOPE));
         expect(pushed).toEqual([]);
       } else if (seedRun || !trusted || !buildRuns) {
@@ -2038,13 +2140,21 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
         expect(scope === MAIN_SCOPE).toBe(isMain);
         for (const image of config.images) {
           const target = run.targets[image.name] as EvaluatedTarget;
-          // Seed first: the one cache re-exports from fresh runners cannot erode.
-          expect(target['cache-from']).toEqual([
-            ref(image, SEED_SCOPE),
-            ref(image, MAIN_SCOPE),
-            ref(image, scope),
-          ]);
+          // Seed first: the one cache re-exports from fresh runners cannot erode. On main, buildx
+          // drops the second main.<image> (the bake file lists main's and its own, which are one).
+          // Without a seed job nothing writes the seed, and nothing imports it.
+          const seed = config.seed.enabled ? [ref(image, SEED_SCOPE)] : [];
+          expect(target['cache-from']).toEqual(
+            isMain
+              ? [...seed, ref(image, MAIN_SCOPE)]
+              : [...seed, ref(image, MAIN_SCOPE), ref(image, scope)],
+          );
+          // Ordinary builds keep ignore-error=true: a failed export must not fail a deploy.
           expect(target['cache-to']).toEqual([`${ref(image, scope)},${CACHE_EXPORT_OPTIONS}`]);
+          expect(CACHE_EXPORT_OPTIONS).toMatch(/,ignore-error=true$/);
+          // Main pushes its image (--push); a branch has no output and keeps the result in the
+          // builder (buildx warns "No output specified" there).
+          expect(target.output).toEqual(isMain ? ['type=image,push=true'] : undefined);
         }
         expect(exports).toEqual(exportsTo(scope));
         expect(recorded).toEqual(locations(scope));

@@ -156,7 +156,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
   program
     .command('doctor')
     .description(
-      'measure the health of each cache (main, seed, a branch) and recommend or trigger a reseed',
+      "judge each image's seed (age, completeness, imported?) and main (steps builds can reuse), and recommend or trigger a reseed",
     )
     .argument('[dir]', 'repository root', '.')
     .option('--registry-url <url>', 'read from this OCI registry (distribution API) instead of ECR')
@@ -165,7 +165,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--reseed', 'when a reseed is recommended, trigger it (workflow_dispatch reseed=true)')
     .option('--github-token <token>', 'token for --reseed (default: $GITHUB_TOKEN)')
     .option('--github-api-url <url>', 'GitHub API base URL (default: https://api.github.com)')
-    .option('--min-retained <fraction>', "main is eroded below this share of the seed's results")
+    .option(
+      '--min-retained <fraction>',
+      'main is eroded when builds can reuse less than this share of its steps (default 0.75)',
+    )
     .option('--now <iso-date>', 'measure ages against this time instead of the clock')
     .option(
       '--timeout <seconds>',

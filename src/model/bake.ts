@@ -4,8 +4,8 @@ import { cacheTag, LOCAL_CACHE_SCOPE, MAIN_SCOPE, SEED_SCOPE } from './cache-tag
 
 /**
  * The buildx bake file as data. The cache strategy (docs/cache-strategy.md) holds by plain variable
- * substitution, with no conditionals to get wrong: every target imports the seed and main caches
- * and `${CACHE_SCOPE}`'s, and exports only to `${CACHE_SCOPE}`. The workflow sets CACHE_SCOPE to
+ * substitution, with no conditionals to get wrong: every target imports the seed (when enabled)
+ * and main caches and `${CACHE_SCOPE}`'s, and exports only to `${CACHE_SCOPE}`. The workflow sets CACHE_SCOPE to
  * "main" on the main branch, "br-<slug>" elsewhere, and "seed" only in the scheduled cold build.
  */
 export interface BakeFile {
@@ -37,12 +37,18 @@ export const BAKE_VARIABLES = {
 } as const;
 
 /**
- * `ignore-error=true`: a failed export (throttling, an expired token) must not fail a deploy.
- * `image-manifest=true,oci-mediatypes=true`: the only cache layout ECR accepts
+ * How every cache is exported: `mode=max` (every intermediate step, not only the final image's),
+ * `image-manifest=true,oci-mediatypes=true`, the only cache layout ECR accepts
  * (docs/cache-strategy.md).
  */
-export const CACHE_EXPORT_OPTIONS =
-  'mode=max,image-manifest=true,oci-mediatypes=true,ignore-error=true';
+export const CACHE_EXPORT_LAYOUT = 'mode=max,image-manifest=true,oci-mediatypes=true';
+
+/**
+ * What ordinary builds export with: `ignore-error=true` on top, since a failed export
+ * (throttling, an expired token) must not fail a deploy. The seed job drops it: the seed is that
+ * job's only output (docs/doctor.md).
+ */
+export const CACHE_EXPORT_OPTIONS = `${CACHE_EXPORT_LAYOUT},ignore-error=true`;
 
 export function bakeFile(config: ResolvedConfig): BakeFile {
   const v = (name: string) => `\${${name}}`;
@@ -63,7 +69,7 @@ export function bakeFile(config: ResolvedConfig): BakeFile {
       {
         name: BAKE_VARIABLES.cacheScope,
         default: LOCAL_CACHE_SCOPE,
-        comment: `Which cache this build writes: "${MAIN_SCOPE}" on the main branch, "br-<branch slug>" elsewhere, "${SEED_SCOPE}" in the scheduled cold build (set by the workflow).`,
+        comment: `Which cache this build writes: "${MAIN_SCOPE}" on the main branch, "br-<branch slug>" elsewhere${config.seed.enabled ? `, "${SEED_SCOPE}" in the scheduled cold build` : ''} (set by the workflow).`,
       },
     ],
     targets: config.images.map((image) => {
@@ -77,7 +83,12 @@ export function bakeFile(config: ResolvedConfig): BakeFile {
         platforms: image.platforms,
         tags: [`${registry}/${image.repository}:${v(BAKE_VARIABLES.imageTag)}`],
         // The seed first: it is the one cache that re-exports from fresh runners cannot erode.
-        cacheFrom: [cacheRef(SEED_SCOPE), cacheRef(MAIN_SCOPE), cacheRef(scope)],
+        // Without a seed job nothing writes it, so nothing imports it either.
+        cacheFrom: [
+          ...(config.seed.enabled ? [cacheRef(SEED_SCOPE)] : []),
+          cacheRef(MAIN_SCOPE),
+          cacheRef(scope),
+        ],
         cacheTo: [`${cacheRef(scope)},${CACHE_EXPORT_OPTIONS}`],
       };
     }),

@@ -58,6 +58,7 @@ export function renderFiles(config: ResolvedConfig, version = GENERATOR_VERSION)
       path: paths.bake,
       content: renderTemplate('docker-bake.hcl.hbs', {
         marker,
+        seed: config.seed.enabled,
         variables: bake.variables,
         targetNames: bake.targets.map((target) => target.name),
         targets: bake.targets,
