@@ -1,3 +1,4 @@
+import { carriesMarker } from '../render/marker.js';
 import type { GeneratedFile } from '../render/render-files.js';
 import { type GeneratorState, hashContent, renderState } from './state.js';
 
@@ -10,6 +11,10 @@ import { type GeneratorState, hashContent, renderState } from './state.js';
  *   on disk == what we last wrote           update
  *   otherwise (edited, or never ours)       conflict: never overwritten without --force
  *   recorded, no longer desired, untouched  delete (an orphan, e.g. a renamed file)
+ *
+ * The state file is data from the repository, not proof: an orphan is only ever deleted (or
+ * shown) when the file also carries our marker (JSON files cannot; for them the recorded hash is
+ * the evidence), and the keys were checked before planning (plan-repository.ts).
  */
 export type FileAction = 'create' | 'update' | 'unchanged' | 'conflict' | 'delete';
 
@@ -70,7 +75,8 @@ export function planChanges(input: PlanInput): Plan {
   for (const [path, hash] of Object.entries(recorded)) {
     if (desiredPaths.has(path)) continue;
     const before = input.readFile(path);
-    if (before === undefined) continue;
+    // Not ours after all, whatever the state file says: never deleted, never shown.
+    if (before === undefined || !carriesMarker(path, before)) continue;
     if (hashContent(before) === hash || input.force) {
       changes.push({ path, action: 'delete', before, after: undefined });
     } else {

@@ -27,8 +27,17 @@ export interface GeneratedFile {
   content: string;
 }
 
+/** The files written into `paths.ecrDir`, whatever the layout. */
+export const ECR_FILE_NAMES = [
+  'cache-lifecycle-policy.json',
+  'image-lifecycle-policy.json',
+  'iam-policy.json',
+  'trust-policy.json',
+  'main.tf',
+] as const;
+
 export function generatedPaths(config: ResolvedConfig) {
-  const ecr = (name: string) =>
+  const ecr = (name: (typeof ECR_FILE_NAMES)[number]) =>
     config.paths.ecrDir === '.' ? name : `${config.paths.ecrDir}/${name}`;
   return {
     workflow: config.workflow.file,
@@ -39,6 +48,21 @@ export function generatedPaths(config: ResolvedConfig) {
     trustPolicy: ecr('trust-policy.json'),
     pruneScript: config.paths.pruneScript,
   };
+}
+
+/**
+ * Whether `path` has the shape of a file some layout of cached-deploy.yml generates: a file of
+ * `paths.ecrDir` by its fixed name, a bake file (`*.hcl`), a prune script (`*.mjs`) or a GitHub
+ * workflow. A state file may record the files of an earlier layout (a renamed `paths.bakeFile`);
+ * any other key is not ours (see plan/plan-repository.ts).
+ */
+export function hasGeneratedShape(path: string): boolean {
+  const name = path.slice(path.lastIndexOf('/') + 1);
+  return (
+    (ECR_FILE_NAMES as readonly string[]).includes(name) ||
+    /\.(?:hcl|mjs)$/.test(name) ||
+    /^\.github\/workflows\/[^/]+\.ya?ml$/.test(path)
+  );
 }
 
 /**
