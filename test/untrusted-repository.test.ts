@@ -8,12 +8,18 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { fromMarkdown } from 'mdast-util-from-markdown';
+import { gfmFromMarkdown } from 'mdast-util-gfm';
+import { gfm } from 'micromark-extension-gfm';
 import { describe, expect, test } from 'vitest';
 import { stringify } from 'yaml';
 import { generate } from '../src/api/generate.js';
 import { init } from '../src/api/init.js';
 import { parseConfig } from '../src/config/load.js';
+import { formatMarkdown } from '../src/diff/format.js';
 import { CachedDeployError } from '../src/errors.js';
+import type { FleetResult } from '../src/fleet/run-fleet.js';
+import { formatSummaryMarkdown, formatSummaryTable } from '../src/fleet/summary.js';
 import { hashContent } from '../src/plan/state.js';
 import { runMain } from './support/run-main.js';
 import { createTempDir, PROJECT_ROOT, snapshotDir } from './support/temp-repo.js';
@@ -490,6 +496,74 @@ describe('errors truncate long values and escape control characters', () => {
     expect(code).toBe(1);
     expect(stderr).not.toMatch(CONTROL_BUT_NEWLINE);
     expect(stderr).toContain('\\u{1b}[2J');
+  });
+});
+
+describe('markdown and terminal output of text from outside', () => {
+  const hostile =
+    'git fetch failed: remote: see https://evil.example/login or www.evil.example \u001b[31mred\u001b[0m \u202eevil';
+  const fleetResult = (message: string): FleetResult => ({
+    mode: 'check',
+    fleetFile: '/f/fleet.yml',
+    generator: '1.0.0',
+    total: 1,
+    results: [
+      {
+        repository: 'acme/app',
+        status: 'error',
+        generatorBefore: undefined,
+        generatorAfter: '1.0.0',
+        message,
+        changes: [],
+      },
+    ],
+    counts: { 'in-sync': 0, changed: 0, conflict: 0, error: 1 },
+    exitCode: 1,
+    resultsFile: '/f/last-run.json',
+  });
+  const nodeTypes = (markdown: string) => {
+    const types = new Set<string>();
+    const walk = (node: { type: string; children?: unknown[] }) => {
+      types.add(node.type);
+      for (const child of node.children ?? []) walk(child as typeof node);
+    };
+    walk(fromMarkdown(markdown, { extensions: [gfm()], mdastExtensions: [gfmFromMarkdown()] }));
+    return types;
+  };
+
+  test('URLs and escapes in a message become neither links nor terminal control', () => {
+    const markdown = [
+      formatSummaryMarkdown(fleetResult(hostile)),
+      formatMarkdown([
+        {
+          repository: 'www.evil.example',
+          generatorBefore: undefined,
+          generatorAfter: '1.0.0',
+          changes: [],
+          explanations: [],
+          error: hostile,
+        },
+      ]),
+    ];
+    for (const text of markdown) {
+      expect(nodeTypes(text).has('link'), text).toBe(false);
+      expect(text).not.toMatch(CONTROL_BUT_NEWLINE);
+      expect(text).not.toContain('\u202e');
+    }
+    const table = formatSummaryTable(fleetResult(hostile));
+    expect(table).not.toMatch(CONTROL_BUT_NEWLINE);
+    expect(table).not.toContain('\u202e');
+  });
+
+  test('a long error from a repository is cut to one short line', async () => {
+    const world = await makeWorld();
+    writeFileSync(
+      join(world.repo, 'cached-deploy.yml'),
+      `${stringify(CONFIG)}${'x'.repeat(50_000)}: 1\n`,
+    );
+    const run = await fleet(world, ['--check']);
+    expect(run.error.length).toBeLessThan(400);
+    expect(run.output.length).toBeLessThan(5_000);
   });
 });
 
