@@ -85,8 +85,8 @@ const name = string({
   hint: 'a name without control characters',
   maxLength: 200,
 });
-// biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
 const path = string({
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   pattern: /^[^\0-\x1f\x7f-\x9f]+$/,
   hint: 'a directory path without control characters',
 });
