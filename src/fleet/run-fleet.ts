@@ -22,6 +22,7 @@ import {
   type GitOptions,
   isClean,
   push,
+  readUserGitSettings,
   syncClone,
 } from './git.js';
 import {
@@ -154,7 +155,14 @@ export async function runFleet(
     push: Boolean(options.push),
     fetch: options.fetch ?? true,
     workDir,
-    git: { env: options.gitEnv },
+    // Commits take the user's identity from their own git config, read once: the git processes
+    // that run in the repositories read no global config (see git.ts).
+    git: {
+      env: options.gitEnv,
+      ...(mode === 'write' && options.branch !== undefined
+        ? { user: await readUserGitSettings(options.gitEnv) }
+        : {}),
+    },
     fleetName: basename(file.file),
     pool,
     dispatched: 0,
@@ -306,12 +314,21 @@ async function processRepository(
   }
 }
 
+/**
+ * git for one repository: the file transport only where the fleet file itself names a local
+ * repository (a path, whose origin may be a local path too, or a file:// URL).
+ */
+function gitOptionsFor(repo: FleetRepo, context: RepoContext): GitOptions {
+  const allowFile = repo.kind === 'path' || /^file:\/\//i.test(repo.url ?? '');
+  return { ...context.git, allowFile };
+}
+
 async function prepare(repo: FleetRepo, context: RepoContext): Promise<string> {
   if (repo.kind === 'url') {
     const url = repo.url as string;
     const dir = cloneDirFor(context.workDir, url, repo.ref);
     if (context.fetch || !isDirectory(join(dir, '.git'))) {
-      await syncClone(dir, url, repo.ref, context.git);
+      await syncClone(dir, url, repo.ref, gitOptionsFor(repo, context));
     }
     return dir;
   }
@@ -327,7 +344,7 @@ async function writeOnBranch(
   context: RepoContext,
   branch: string,
 ): Promise<RepoResult> {
-  const git = context.git;
+  const git = gitOptionsFor(repo, context);
   if (!(await isClean(dir, git))) {
     throw new CachedDeployError(
       'IO',
