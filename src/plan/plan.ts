@@ -13,8 +13,8 @@ import { type GeneratorState, hashContent, renderState } from './state.js';
  *   recorded, no longer desired, untouched  delete (an orphan, e.g. a renamed file)
  *
  * The state file is data from the repository, not proof: an orphan is only ever deleted (or
- * shown) when the file also carries our marker (JSON files cannot; for them the recorded hash is
- * the evidence), and the keys were checked before planning (plan-repository.ts).
+ * shown) when the file also carries our marker, or, for JSON (which cannot carry one), is exactly
+ * what was recorded; and the keys were checked before planning (plan-repository.ts).
  */
 export type FileAction = 'create' | 'update' | 'unchanged' | 'conflict' | 'delete';
 
@@ -75,9 +75,12 @@ export function planChanges(input: PlanInput): Plan {
   for (const [path, hash] of Object.entries(recorded)) {
     if (desiredPaths.has(path)) continue;
     const before = input.readFile(path);
-    // Not ours after all, whatever the state file says: never deleted, never shown.
-    if (before === undefined || !carriesMarker(path, before)) continue;
-    if (hashContent(before) === hash || input.force) {
+    if (before === undefined) continue;
+    const untouched = hashContent(before) === hash;
+    // Ours only with evidence beyond the state file's word: our marker, or for JSON (which cannot
+    // carry one) exactly the bytes recorded. Anything else is never deleted, never shown.
+    if (!carriesMarker(before) && !(path.endsWith('.json') && untouched)) continue;
+    if (untouched || input.force) {
       changes.push({ path, action: 'delete', before, after: undefined });
     } else {
       changes.push({ path, action: 'conflict', before, after: undefined, reason: 'edited-orphan' });
