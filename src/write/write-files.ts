@@ -53,3 +53,15 @@ export function writePlan(dir: string, plan: Plan): { written: string[]; deleted
   for (const path of deletes) repo.remove(path);
   return { written: writes.map((write) => write.path), deleted: deletes };
 }
+
+/**
+ * One file replaced in place, through the same checks (init --projen's edit of .projenrc.ts): the
+ * new content goes to a temporary file beside it, then is renamed over it.
+ */
+export function writeRepoFile(dir: string, path: string, content: string): void {
+  const repo = new RepoFiles(dir);
+  repo.check(path);
+  const temp = `${path}.cached-deploy-${process.pid}-${Date.now()}.tmp`;
+  repo.writeNew(temp, content);
+  repo.replace(temp, path);
+}
