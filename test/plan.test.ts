@@ -154,12 +154,12 @@ describe('planChanges', () => {
   test('delete: a file we generated that is no longer desired (an orphan) and is untouched', () => {
     const { plan } = setup({
       desired: { 'b.yml': 'b\n' },
-      disk: { 'a.json': 'old a\n', 'b.yml': 'b\n' },
-      recorded: { 'a.json': 'old a\n', 'b.yml': 'b\n' },
+      disk: { 'a.hcl': `${MARKER}old a\n`, 'b.yml': 'b\n' },
+      recorded: { 'a.hcl': `${MARKER}old a\n`, 'b.yml': 'b\n' },
     });
     expect(plan.changes).toEqual([
       { path: 'b.yml', action: 'unchanged', before: 'b\n', after: 'b\n' },
-      { path: 'a.json', action: 'delete', before: 'old a\n', after: undefined },
+      { path: 'a.hcl', action: 'delete', before: `${MARKER}old a\n`, after: undefined },
     ]);
   });
 
@@ -221,24 +221,42 @@ describe('planChanges', () => {
     });
   });
 
-  test('an orphan without our marker (or a JSON one not exactly as recorded) is not ours: never deleted, never shown, even with force', () => {
+  test('an orphan without our marker is not ours: never deleted, never shown, even with force', () => {
     const { plan } = setup({
       desired: {},
-      disk: {
-        'ours.hcl': `${MARKER}x\n`,
-        'theirs.mjs': 'export {}\n',
-        'ours.json': '{}\n',
-        'theirs.json': '{"edited": true}\n',
-      },
-      recorded: {
-        'ours.hcl': `${MARKER}x\n`,
-        'theirs.mjs': 'export {}\n',
-        'ours.json': '{}\n',
-        'theirs.json': '{}\n',
-      },
+      disk: { 'ours.hcl': `${MARKER}x\n`, 'theirs.mjs': 'export {}\n' },
+      recorded: { 'ours.hcl': `${MARKER}x\n`, 'theirs.mjs': 'export {}\n' },
       force: true,
     });
-    expect(actions(plan.changes)).toEqual({ 'ours.hcl': 'delete', 'ours.json': 'delete' });
+    expect(actions(plan.changes)).toEqual({ 'ours.hcl': 'delete' });
+  });
+
+  test('policy JSON (no marker possible) is deleted only as a whole earlier ecrDir, exactly as recorded', () => {
+    const names = [
+      'cache-lifecycle-policy.json',
+      'image-lifecycle-policy.json',
+      'iam-policy.json',
+      'trust-policy.json',
+    ];
+    const files = (dir: string) =>
+      Object.fromEntries(names.map((name) => [`${dir}/${name}`, `{"${name}": 1}\n`]));
+    const disk = {
+      ...files('old'),
+      ...files('edited'),
+      'edited/iam-policy.json': '{"changed": true}\n',
+      'partial/iam-policy.json': '{"own": true}\n',
+    };
+    const recorded = {
+      ...files('old'),
+      ...files('edited'),
+      'partial/iam-policy.json': '{"own": true}\n',
+    };
+    for (const force of [false, true]) {
+      const { plan } = setup({ desired: {}, disk, recorded, force });
+      expect(actions(plan.changes), `force: ${force}`).toEqual(
+        Object.fromEntries(names.map((name) => [`old/${name}`, 'delete'])),
+      );
+    }
   });
 
   test('force does not touch files that are unchanged', () => {
@@ -275,25 +293,20 @@ describe('planChanges', () => {
   test('changes come in desired order, then orphans', () => {
     const { plan } = setup({
       desired: { 'c.yml': 'c', 'a.yml': 'a', 'b.yml': 'b' },
-      disk: { 'x.json': 'x' },
-      recorded: { 'x.json': 'x' },
+      disk: { 'x.hcl': `${MARKER}x` },
+      recorded: { 'x.hcl': `${MARKER}x` },
     });
-    expect(plan.changes.map((change) => change.path)).toEqual([
-      'c.yml',
-      'a.yml',
-      'b.yml',
-      'x.json',
-    ]);
+    expect(plan.changes.map((change) => change.path)).toEqual(['c.yml', 'a.yml', 'b.yml', 'x.hcl']);
   });
 
   test('pure: reads only desired and recorded paths, once each, and never mutates its input', () => {
-    const recorded = { 'old.json': 'o\n', 'a.yml': 'a0\n' };
+    const recorded = { 'old.hcl': `${MARKER}o\n`, 'a.yml': 'a0\n' };
     const { input, reads } = setup({
       desired: { 'a.yml': 'a1\n', 'b.yml': 'b\n' },
-      disk: { 'a.yml': 'a0\n', 'old.json': 'o\n', 'unrelated.txt': 'u' },
+      disk: { 'a.yml': 'a0\n', 'old.hcl': `${MARKER}o\n`, 'unrelated.txt': 'u' },
       recorded,
     });
-    expect(reads).toEqual(['a.yml', 'b.yml', 'old.json']);
+    expect(reads).toEqual(['a.yml', 'b.yml', 'old.hcl']);
     const frozen = structuredClone({ desired: input.desired, previousState: input.previousState });
     const again = planChanges(input);
     const third = planChanges(input);
@@ -302,7 +315,7 @@ describe('planChanges', () => {
     expect(actions(again.changes)).toEqual({
       'a.yml': 'update',
       'b.yml': 'create',
-      'old.json': 'delete',
+      'old.hcl': 'delete',
     });
   });
 

@@ -224,7 +224,7 @@ describe('state file keys are data, never paths to read or delete', () => {
     expect(snapshotDir(world.root, { includeGit: true })).toEqual(before);
   });
 
-  test('orphans that were ours are still deleted: a renamed paths.bakeFile, iac terraform -> none', async () => {
+  test('orphans that were ours are still deleted: a renamed paths.bakeFile, iac terraform -> none, a renamed ecrDir', async () => {
     const world = await makeWorld();
     writeFileSync(
       join(world.repo, 'cached-deploy.yml'),
@@ -243,6 +243,15 @@ describe('state file keys are data, never paths to read or delete', () => {
     expect(existsSync(join(world.repo, 'ecr/main.tf'))).toBe(false);
     expect(existsSync(join(world.repo, 'build/bake.hcl'))).toBe(false);
     expect(existsSync(join(world.repo, 'docker-bake.hcl'))).toBe(true);
+    // A renamed ecrDir: the four policy files go together (JSON carries no marker).
+    writeFileSync(
+      join(world.repo, 'cached-deploy.yml'),
+      stringify({ ...CONFIG, paths: { ecrDir: 'infra/ecr' } }),
+    );
+    const moved = await generate(world.repo);
+    expect(moved.plan.changes.filter((change) => change.action === 'delete').length).toBe(4);
+    expect(existsSync(join(world.repo, 'ecr/iam-policy.json'))).toBe(false);
+    expect(existsSync(join(world.repo, 'infra/ecr/iam-policy.json'))).toBe(true);
   });
 
   test('a key shaped like a generated file but without our marker is left alone and never shown', async () => {

@@ -1,6 +1,7 @@
 import { CONFIG_FILE, type ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError } from '../errors.js';
-import { type GeneratedFile, hasGeneratedShape } from '../render/render-files.js';
+import { hasGeneratedShape } from '../render/layout.js';
+import type { GeneratedFile } from '../render/render-files.js';
 import { RepoFiles, repoPathProblem, UnsafePathError } from '../repo-files.js';
 import { quoteForMessage } from '../text.js';
 import { GENERATOR_VERSION } from '../version.js';

@@ -16,6 +16,7 @@ import {
   validateLifecyclePolicy,
 } from '../policy/validate-lifecycle.js';
 import { GENERATOR_VERSION } from '../version.js';
+import { type ECR_FILE_NAMES, inDir } from './layout.js';
 import { hashComment } from './marker.js';
 import { renderPruneScript } from './prune-script.js';
 import { renderTemplate } from './templates.js';
@@ -27,18 +28,8 @@ export interface GeneratedFile {
   content: string;
 }
 
-/** The files written into `paths.ecrDir`, whatever the layout. */
-export const ECR_FILE_NAMES = [
-  'cache-lifecycle-policy.json',
-  'image-lifecycle-policy.json',
-  'iam-policy.json',
-  'trust-policy.json',
-  'main.tf',
-] as const;
-
 export function generatedPaths(config: ResolvedConfig) {
-  const ecr = (name: (typeof ECR_FILE_NAMES)[number]) =>
-    config.paths.ecrDir === '.' ? name : `${config.paths.ecrDir}/${name}`;
+  const ecr = (name: (typeof ECR_FILE_NAMES)[number]) => inDir(config.paths.ecrDir, name);
   return {
     workflow: config.workflow.file,
     bake: config.paths.bakeFile,
@@ -48,21 +39,6 @@ export function generatedPaths(config: ResolvedConfig) {
     trustPolicy: ecr('trust-policy.json'),
     pruneScript: config.paths.pruneScript,
   };
-}
-
-/**
- * Whether `path` has the shape of a file some layout of cached-deploy.yml generates: a file of
- * `paths.ecrDir` by its fixed name, a bake file (`*.hcl`), a prune script (`*.mjs`) or a GitHub
- * workflow. A state file may record the files of an earlier layout (a renamed `paths.bakeFile`);
- * any other key is not ours (see plan/plan-repository.ts).
- */
-export function hasGeneratedShape(path: string): boolean {
-  const name = path.slice(path.lastIndexOf('/') + 1);
-  return (
-    (ECR_FILE_NAMES as readonly string[]).includes(name) ||
-    /\.(?:hcl|mjs)$/.test(name) ||
-    /^\.github\/workflows\/[^/]+\.ya?ml$/.test(path)
-  );
 }
 
 /**
