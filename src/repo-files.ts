@@ -12,7 +12,7 @@ import {
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { join, relative, resolve, sep } from 'node:path';
+import { relative, resolve, sep } from 'node:path';
 import { CachedDeployError } from './errors.js';
 import { printable, quoteForMessage } from './text.js';
 
@@ -60,9 +60,9 @@ export class RepoFiles {
    * file. Anything else throws.
    */
   check(path: string): Stats | undefined {
-    const parts = pathParts(path);
-    if (!this.checkParents(path, parts)) return undefined;
-    const stats = lstat(join(this.root, ...parts), path);
+    checkSyntax(path);
+    if (!this.checkParents(path)) return undefined;
+    const stats = lstat(this.full(path), path);
     if (stats === undefined) return undefined;
     if (stats.isSymbolicLink()) {
       throw unsafe(
@@ -82,9 +82,9 @@ export class RepoFiles {
   /** Throws unless every existing component of the directory `path` is a real directory. */
   checkDirectory(path: string): void {
     if (path === '.') return;
-    const parts = pathParts(path);
-    if (!this.checkParents(path, parts)) return;
-    const stats = lstat(join(this.root, ...parts), path);
+    checkSyntax(path);
+    if (!this.checkParents(path)) return;
+    const stats = lstat(this.full(path), path);
     if (stats === undefined) return;
     if (stats.isSymbolicLink()) {
       throw unsafe(
@@ -93,14 +93,14 @@ export class RepoFiles {
       );
     }
     if (!stats.isDirectory()) throw unsafe(path, `is not a directory (${kindOf(stats)})`);
-    this.directories.add(parts.join('/'));
+    this.directories.add(path);
   }
 
   /** The text of the regular file at `path`; undefined when there is none. */
   read(path: string, maxBytes = MAX_FILE_BYTES): string | undefined {
     const stats = this.check(path);
     if (stats === undefined) return undefined;
-    return readRegularFile(join(this.root, ...pathParts(path)), path, stats, maxBytes, READ_FLAGS);
+    return readRegularFile(this.full(path), path, stats, maxBytes, READ_FLAGS);
   }
 
   /**
@@ -109,12 +109,12 @@ export class RepoFiles {
    * file of at most `maxBytes`. Its text never reaches any output (only its stage names do).
    */
   readInput(path: string, maxBytes = MAX_FILE_BYTES): string | undefined {
-    const parts = pathParts(path);
+    checkSyntax(path);
     let real: string;
     let root: string;
     try {
       root = realpathSync(this.root);
-      real = realpathSync(join(this.root, ...parts));
+      real = realpathSync(this.full(path));
     } catch (error) {
       if (isMissing(error)) return undefined;
       throw ioError(path, error);
@@ -136,11 +136,11 @@ export class RepoFiles {
 
   /** Creates the missing parent directories of `path`, one level at a time, each checked. */
   makeParents(path: string): void {
-    const parts = pathParts(path);
-    for (let depth = 1; depth < parts.length; depth++) {
-      const dir = parts.slice(0, depth).join('/');
+    checkSyntax(path);
+    for (let slash = path.indexOf('/'); slash >= 0; slash = path.indexOf('/', slash + 1)) {
+      const dir = path.slice(0, slash);
       if (this.directories.has(dir)) continue;
-      const full = join(this.root, ...parts.slice(0, depth));
+      const full = this.full(dir);
       if (lstat(full, path) === undefined) {
         try {
           mkdirSync(full);
@@ -154,20 +154,22 @@ export class RepoFiles {
 
   /** Writes a new file at `path` (never an existing one: O_EXCL, so never through a symlink). */
   writeNew(path: string, content: string): void {
-    writeFileSync(join(this.root, ...pathParts(path)), content, { encoding: 'utf8', flag: 'wx' });
+    checkSyntax(path);
+    writeFileSync(this.full(path), content, { encoding: 'utf8', flag: 'wx' });
   }
 
   /** Renames `from` over `to`; `to` must be a regular file or missing (rename never follows it). */
   replace(from: string, to: string): void {
     this.check(to);
-    renameSync(join(this.root, ...pathParts(from)), join(this.root, ...pathParts(to)));
+    checkSyntax(from);
+    renameSync(this.full(from), this.full(to));
   }
 
   /** Deletes the regular file at `path` (nothing when it is already gone). */
   remove(path: string): void {
     if (this.check(path) === undefined) return;
     try {
-      unlinkSync(join(this.root, ...pathParts(path)));
+      unlinkSync(this.full(path));
     } catch (error) {
       if (!isMissing(error)) throw ioError(path, error);
     }
@@ -178,14 +180,20 @@ export class RepoFiles {
    * does not exist yet.
    */
   checkParentDirectories(path: string): boolean {
-    return this.checkParents(path, pathParts(path));
+    checkSyntax(path);
+    return this.checkParents(path);
   }
 
-  private checkParents(path: string, parts: string[]): boolean {
-    for (let depth = 1; depth < parts.length; depth++) {
-      const dir = parts.slice(0, depth).join('/');
+  /** The absolute path of a checked repository path (no "..", "." or empty part to normalize). */
+  private full(path: string): string {
+    return `${this.root}${sep}${sep === '/' ? path : path.replaceAll('/', sep)}`;
+  }
+
+  private checkParents(path: string): boolean {
+    for (let slash = path.indexOf('/'); slash >= 0; slash = path.indexOf('/', slash + 1)) {
+      const dir = path.slice(0, slash);
       if (this.directories.has(dir)) continue;
-      const stats = lstat(join(this.root, ...parts.slice(0, depth)), path);
+      const stats = lstat(this.full(dir), path);
       if (stats === undefined) return false;
       if (stats.isSymbolicLink()) {
         throw unsafe(
@@ -218,10 +226,9 @@ export function repoPathProblem(path: string): string | undefined {
   return undefined;
 }
 
-function pathParts(path: string): string[] {
+function checkSyntax(path: string): void {
   const problem = repoPathProblem(path);
   if (problem) throw unsafe(path, problem);
-  return path.split('/');
 }
 
 function lstat(full: string, path: string): Stats | undefined {

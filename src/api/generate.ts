@@ -6,6 +6,7 @@ import { type Plan, pendingChanges } from '../plan/plan.js';
 import { planForConfig, throwOnConflicts } from '../plan/plan-repository.js';
 import { renderFiles } from '../render/render-files.js';
 import { RepoFiles } from '../repo-files.js';
+import { quoteForMessage } from '../text.js';
 import { writePlan } from '../write/write-files.js';
 
 export interface GenerateOptions {
@@ -64,7 +65,7 @@ function withIac(dir: string, iac: string): { before: string; after: string } {
   if (!(IAC_TOOLS as readonly string[]).includes(iac)) {
     throw new CachedDeployError(
       'USAGE',
-      `--iac: ${JSON.stringify(iac)} is not allowed (allowed: ${IAC_TOOLS.join(', ')})`,
+      `--iac: ${quoteForMessage(iac)} is not allowed (allowed: ${IAC_TOOLS.join(', ')})`,
     );
   }
   const before = new RepoFiles(dir).read(CONFIG_FILE) as string;

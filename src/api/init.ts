@@ -26,6 +26,7 @@ import { planForConfig, throwOnConflicts } from '../plan/plan-repository.js';
 import type { ProjenrcEdit } from '../projen/projenrc.js';
 import { renderFiles } from '../render/render-files.js';
 import { RepoFiles } from '../repo-files.js';
+import { quoteForMessage } from '../text.js';
 import { GENERATOR_VERSION } from '../version.js';
 import { writePlan } from '../write/write-files.js';
 
@@ -91,7 +92,7 @@ export async function init(dir: string, options: InitOptions = {}): Promise<Init
     question: { message: string; pattern: RegExp; hint: string },
   ): Promise<string> => {
     const validate = (value: string) =>
-      question.pattern.test(value) || `${JSON.stringify(value)} is not ${question.hint}`;
+      question.pattern.test(value) || `${quoteForMessage(value)} is not ${question.hint}`;
     if (given !== undefined) {
       const verdict = validate(given);
       if (verdict !== true) throw new CachedDeployError('USAGE', `${flag}: ${verdict}`);

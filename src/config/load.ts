@@ -3,6 +3,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { parseDockerfileStages } from '../detect/dockerfile.js';
 import { CachedDeployError } from '../errors.js';
 import { RepoFiles, UnsafePathError } from '../repo-files.js';
+import { quoteForMessage } from '../text.js';
 import { parseYamlValue } from './parse-yaml.js';
 import { CONFIG_FILE, type ResolvedConfig, resolveConfig } from './resolve.js';
 import { configSchema, pathOutsideRepo, type RawConfig } from './schema.js';
@@ -74,8 +75,8 @@ export function checkConfigAgainstRepo(
   config: ResolvedConfig,
   dir: string,
   source = CONFIG_FILE,
+  repo = new RepoFiles(dir),
 ): void {
-  const repo = new RepoFiles(dir);
   const output = (field: string, path: string, isDirectory = false) => {
     try {
       if (isDirectory) repo.checkDirectory(path);
@@ -84,7 +85,7 @@ export function checkConfigAgainstRepo(
       if (!(error instanceof UnsafePathError)) throw error;
       throw new CachedDeployError(
         'UNSAFE_PATH',
-        `${source}: ${field}: ${JSON.stringify(path)} ${error.why}`,
+        `${source}: ${field}: ${quoteForMessage(path)} ${error.why}`,
       );
     }
   };

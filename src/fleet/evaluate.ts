@@ -28,7 +28,9 @@ export function evaluateRepository(
   layers: FleetLayers,
   options: { version: string; force?: boolean },
 ): Evaluation {
-  const text = new RepoFiles(dir).read(CONFIG_FILE);
+  // One RepoFiles for the whole evaluation: each directory is checked once.
+  const repo = new RepoFiles(dir);
+  const text = repo.read(CONFIG_FILE);
   if (text === undefined) {
     throw new CachedDeployError(
       'CONFIG_NOT_FOUND',
@@ -40,8 +42,11 @@ export function evaluateRepository(
   if (own !== null && own !== undefined && !isMapping(own)) validateRawConfig(own, CONFIG_FILE);
   const raw = validateRawConfig(mergeFleetConfig(own, layers), CONFIG_FILE);
   const config = resolveConfig(raw);
-  checkConfigAgainstRepo(config, dir, CONFIG_FILE);
-  const plan = planForConfig(dir, config, renderFiles(config, options.version), options);
+  checkConfigAgainstRepo(config, dir, CONFIG_FILE, repo);
+  const plan = planForConfig(dir, config, renderFiles(config, options.version), {
+    ...options,
+    repo,
+  });
   return {
     config,
     plan,

@@ -5,6 +5,7 @@ import type { FleetLayers } from '../config/merge.js';
 import { CONFIG_FILE } from '../config/resolve.js';
 import type { RepoDiff } from '../diff/report.js';
 import { CachedDeployError } from '../errors.js';
+import { quoteForMessage } from '../text.js';
 import { GENERATOR_VERSION } from '../version.js';
 import { writePlan } from '../write/write-files.js';
 import { type Evaluation, evaluateRepository } from './evaluate.js';
@@ -217,7 +218,7 @@ function checkOptions(file: FleetFile, options: FleetOptions, mode: FleetMode): 
   if (options.branch !== undefined) {
     if (mode !== 'write') throw usage('--branch only goes with --write');
     if (!BRANCH_PATTERN.test(options.branch)) {
-      throw usage(`--branch: ${JSON.stringify(options.branch)} is not a valid git branch name`);
+      throw usage(`--branch: ${quoteForMessage(options.branch)} is not a valid git branch name`);
     }
   }
   if (options.push && options.branch === undefined) throw usage('--push needs --branch NAME');
@@ -258,7 +259,7 @@ export function parseShard(shard: string | { index: number; count: number }): {
   ) {
     throw new CachedDeployError(
       'USAGE',
-      `--shard: ${JSON.stringify(typeof shard === 'string' ? shard : `${shard.index}/${shard.count}`)} is not i/n with 1 <= i <= n (e.g. 2/4)`,
+      `--shard: ${quoteForMessage(typeof shard === 'string' ? shard : `${shard.index}/${shard.count}`)} is not i/n with 1 <= i <= n (e.g. 2/4)`,
     );
   }
   return parsed;

@@ -17,10 +17,10 @@ export function planForConfig(
   dir: string,
   config: ResolvedConfig,
   desired: GeneratedFile[],
-  options: { force?: boolean; version?: string } = {},
+  options: { force?: boolean; version?: string; repo?: RepoFiles } = {},
 ): Plan {
   checkOutputPaths(config, desired);
-  const repo = new RepoFiles(dir);
+  const repo = options.repo ?? new RepoFiles(dir);
   const stateText = repo.read(config.paths.stateFile);
   const previousState =
     stateText === undefined ? undefined : parseState(stateText, config.paths.stateFile);
