@@ -1,10 +1,18 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Document, parseDocument } from 'yaml';
 import type { Prompter } from '../cli/prompts.js';
 import { checkConfigAgainstRepo, parseConfig } from '../config/load.js';
 import { CONFIG_FILE } from '../config/resolve.js';
-import { ACCOUNT_ID, ECR_REPOSITORY, GITHUB_REPOSITORY, REGION } from '../config/schema.js';
+import {
+  ACCOUNT_ID,
+  BRANCH_NAME,
+  DEPLOY_COMMAND,
+  ECR_REPOSITORY,
+  GITHUB_REPOSITORY,
+  IAM_ROLE_NAME,
+  REGION,
+} from '../config/schema.js';
+import { type Checker, string } from '../config/validate.js';
 import {
   detectRepo,
   hasPreferredStage,
@@ -17,6 +25,8 @@ import type { Plan } from '../plan/plan.js';
 import { planForConfig, throwOnConflicts } from '../plan/plan-repository.js';
 import type { ProjenrcEdit } from '../projen/projenrc.js';
 import { renderFiles } from '../render/render-files.js';
+import { RepoFiles } from '../repo-files.js';
+import { quoteForMessage } from '../text.js';
 import { GENERATOR_VERSION } from '../version.js';
 import { writePlan } from '../write/write-files.js';
 
@@ -53,6 +63,14 @@ export interface InitResult {
 
 /** Detects, asks what it must, writes cached-deploy.yml and every artifact, all or nothing. */
 export async function init(dir: string, options: InitOptions = {}): Promise<InitResult> {
+  // Flags reach cached-deploy.yml, then the workflow: checked here, named by their flag.
+  checkFlag('--main-branch', options.mainBranch, BRANCH_NAME);
+  checkFlag('--deploy-command', options.deployCommand, DEPLOY_COMMAND);
+  checkFlag(
+    '--role-name',
+    options.roleName,
+    string({ pattern: IAM_ROLE_NAME, hint: 'a valid IAM role name' }),
+  );
   if (options.projen) (await import('../projen/projenrc.js')).findProjenrc(dir);
   const facts = detectRepo(dir, options.env);
   if (facts.dockerfiles.length === 0) {
@@ -62,7 +80,7 @@ export async function init(dir: string, options: InitOptions = {}): Promise<Init
     );
   }
   const configPath = join(dir, CONFIG_FILE);
-  const existingText = existsSync(configPath) ? readFileSync(configPath, 'utf8') : undefined;
+  const existingText = new RepoFiles(dir).read(CONFIG_FILE);
   const existing =
     existingText === undefined
       ? undefined
@@ -76,7 +94,7 @@ export async function init(dir: string, options: InitOptions = {}): Promise<Init
     question: { message: string; pattern: RegExp; hint: string },
   ): Promise<string> => {
     const validate = (value: string) =>
-      question.pattern.test(value) || `${JSON.stringify(value)} is not ${question.hint}`;
+      question.pattern.test(value) || `${quoteForMessage(value)} is not ${question.hint}`;
     if (given !== undefined) {
       const verdict = validate(given);
       if (verdict !== true) throw new CachedDeployError('USAGE', `${flag}: ${verdict}`);
@@ -164,6 +182,7 @@ export async function init(dir: string, options: InitOptions = {}): Promise<Init
       ? (await ask.input({
           message: 'Deploy command run on the main branch after the push (empty for none)',
           default: '',
+          validate: (value) => (value === '' ? true : (flagProblem(value, DEPLOY_COMMAND) ?? true)),
         })) || undefined
       : undefined);
 
@@ -195,6 +214,23 @@ export async function init(dir: string, options: InitOptions = {}): Promise<Init
   await throwOnConflicts(plan);
   writePlan(dir, plan);
   return { plan, configPath };
+}
+
+/** Why `value` fails `check` (the schema's message without its prefix), or undefined. */
+function flagProblem(value: string, check: Checker<string>): string | undefined {
+  try {
+    check(value, '', '');
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof CachedDeployError)) throw error;
+    return error.message.replace(/^: /, '');
+  }
+}
+
+function checkFlag(flag: string, value: string | undefined, check: Checker<string>): void {
+  if (value === undefined) return;
+  const problem = flagProblem(value, check);
+  if (problem !== undefined) throw new CachedDeployError('USAGE', `${flag}: ${problem}`);
 }
 
 interface ExistingConfig {

@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import type { GenerateResult } from '../api/generate.js';
 import { isCachedDeployError } from '../errors.js';
 import { conflictReason, type FileChange } from '../plan/plan.js';
+import { printable } from '../text.js';
 import { GENERATOR_VERSION } from '../version.js';
 
 export interface Io {
@@ -283,16 +284,20 @@ function reportError(io: Io, error: unknown, debug: boolean): number {
     return error.exitCode === 0 ? EXIT.ok : EXIT.error;
   }
   if (error instanceof Error && error.name === 'ExitPromptError') return 130; // Ctrl-C at a prompt
+  // Messages quote files, registries and APIs: printed with every control character escaped, so
+  // none of them can move the cursor, recolour or rewrite what the terminal shows.
   if (isCachedDeployError(error)) {
-    io.stderr(`create-cached-deploy: ${error.message}\n`);
-    if (error.details) io.stderr(`${error.details}\n`);
-    if (debug) io.stderr(`${error.stack}\n`);
+    io.stderr(`create-cached-deploy: ${printable(error.message)}\n`);
+    if (error.details) io.stderr(`${printable(error.details, { multiline: true })}\n`);
+    if (debug) io.stderr(`${printable(String(error.stack), { multiline: true })}\n`);
     return EXIT.error;
   }
   const message = error instanceof Error ? error.message : String(error);
   io.stderr(
-    `create-cached-deploy: unexpected error: ${message.split('\n')[0]}${debug ? '' : ' (rerun with --debug for details)'}\n`,
+    `create-cached-deploy: unexpected error: ${printable(message.split('\n')[0] ?? '')}${debug ? '' : ' (rerun with --debug for details)'}\n`,
   );
-  if (debug && error instanceof Error) io.stderr(`${error.stack}\n`);
+  if (debug && error instanceof Error) {
+    io.stderr(`${printable(String(error.stack), { multiline: true })}\n`);
+  }
   return EXIT.error;
 }

@@ -1,6 +1,8 @@
 import { CachedDeployError } from '../errors.js';
 import { ACTION_REPOSITORIES, type ActionRepository, COMMIT_SHA } from '../model/actions.js';
+import { quoteForMessage } from '../text.js';
 import { jsonPattern, nullable } from './json-schema.js';
+import { CONFIG_FILE } from './resolve.js';
 import {
   boolean,
   checker,
@@ -49,7 +51,16 @@ const checkRelativePath = (value: unknown, path: string, source: string): string
     fail(
       source,
       path,
-      `${JSON.stringify(text)} may only contain letters, digits, spaces and . _ @ + / -`,
+      `${quoteForMessage(text)} may only contain letters, digits, spaces and . _ @ + / -`,
+    );
+  }
+  // .git holds hooks and config that git runs: a generated file there is code execution, and no
+  // input belongs there either. Any spelling a filesystem might fold to ".git" counts.
+  if (text.split('/').some((part) => /^\.git[. ]*$/i.test(part))) {
+    fail(
+      source,
+      path,
+      `${quoteForMessage(text)} is inside .git; create-cached-deploy never reads or writes there`,
     );
   }
   return text;
@@ -59,15 +70,51 @@ const SAFE_PATH = /^[A-Za-z0-9._@+/ -]+$/;
 const relativePath = checker(checkRelativePath, {
   type: 'string',
   minLength: 1,
-  // Not absolute, no ".." segment (a drive letter or a backslash fails SAFE_PATH anyway).
-  pattern: `^(?!/)(?!(?:.*/)?\\.\\.(?:/|$))${jsonPattern(SAFE_PATH).slice(1)}`,
+  // Not absolute, no ".." segment (a drive letter or a backslash fails SAFE_PATH anyway), no
+  // component that a filesystem may fold to ".git".
+  pattern: `^(?!/)(?!(?:.*/)?\\.\\.(?:/|$))(?!(?:.*/)?\\.[gG][iI][tT][. ]*(?:/|$))${jsonPattern(SAFE_PATH).slice(1)}`,
   description:
-    'A path relative to the repository root, without "..": letters, digits, spaces and . _ @ + / - only.',
+    'A path relative to the repository root, without ".." and not inside .git: letters, digits, spaces and . _ @ + / - only.',
 });
+
+/** A path the tool writes: a relative path that is not cached-deploy.yml itself. */
+const outputPath = checker(
+  (value, path, source) => {
+    const text = relativePath(value, path, source);
+    const normalized = text
+      .split('/')
+      .filter((part) => part !== '' && part !== '.')
+      .join('/');
+    if (normalized === CONFIG_FILE) {
+      fail(source, path, `"${text}" would overwrite ${CONFIG_FILE}; choose another path`);
+    }
+    return text;
+  },
+  {
+    ...relativePath.jsonSchema,
+    // cached-deploy.yml however it is spelt: `./cached-deploy.yml`, `cached-deploy.yml/`.
+    not: { pattern: '^(?:\\.?/)*cached-deploy\\.yml(?:/\\.?)*$' },
+    description: `${relativePath.jsonSchema.description} Not ${CONFIG_FILE} itself.`,
+  },
+);
+
+/**
+ * One line of text that reaches the workflow's YAML and GitHub's expression evaluation (a name, a
+ * runner label): no `${{` (an expression GitHub would evaluate, with whatever it can read), no
+ * newline or other control character (which would end the YAML value or hide text on a terminal).
+ */
+function oneLineText(maxLength: number, what: string) {
+  return string({
+    maxLength,
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
+    pattern: /^(?![\s\S]*\$\{\{)[^\u0000-\u001f\u007f-\u009f\u2028\u2029]+$/,
+    hint: `${what}: one line, without control characters or \${{ }} expressions`,
+  });
+}
 
 export function pathOutsideRepo(source: string, path: string, text: string) {
   return new PathOutsideRepoError(
-    `${source}: ${path}: ${JSON.stringify(text)} points outside the repository (use a path relative to the repository root, without "..")`,
+    `${source}: ${path}: ${quoteForMessage(text)} points outside the repository (use a path relative to the repository root, without "..")`,
   );
 }
 
@@ -80,15 +127,26 @@ class PathOutsideRepoError extends CachedDeployError {
 // Branch names as git accepts them (git check-ref-format --branch), minus what never makes sense
 // for a deploy branch. Only used for names we write into triggers and comparisons, so `${{` (which
 // GitHub would read as the start of an expression there) is refused too.
-const BRANCH_NAME = string({
+export const BRANCH_NAME = string({
   pattern:
-    /^(?!-)(?!.*(?:\.\.|@\{|\/\/|\/\.|\.lock(?:\/|$)|\$\{\{))[^\0-\x20\x7f~^:?*[\\]+(?<![./])$/,
+    /^(?!-)(?!.*(?:\.\.|@\{|\/\/|\/\.|\.lock(?:\/|$)|\$\{\{))[^\0-\x20\x7f-\x9f~^:?*[\\]+(?<![./])$/,
   hint: 'a valid git branch name without "${{"',
 });
 // Branch filters in `on.push.branches` may use GitHub's glob characters.
 const BRANCH_FILTER = string({
-  pattern: /^(?!.*\$\{\{)[^\0-\x20\x7f~^:\\]+$/,
+  pattern: /^(?!.*\$\{\{)[^\0-\x20\x7f-\x9f~^:\\]+$/,
   hint: 'a branch name or GitHub branch filter pattern without "${{"',
+});
+
+// The deploy job's shell command.
+export const DEPLOY_COMMAND = string({
+  maxLength: 10000,
+  // Newlines and tabs are shell; other control characters (escape sequences, CR) only
+  // ever hide what the command does from someone reading it.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
+  pattern: /^(?![\s\S]*\$\{\{)[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]+$/,
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: names GitHub's syntax, not a template
+  hint: 'a shell command without ${{ }} expressions or control characters other than newlines and tabs (read REGISTRY and IMAGE_TAG from the environment)',
 });
 
 /**
@@ -117,7 +175,7 @@ const checkCronSchedule = (value: unknown, path: string, source: string): string
     fail(
       source,
       path,
-      `${JSON.stringify(text)} is not a cron expression with five fields, such as "0 4 * * 1"`,
+      `${quoteForMessage(text)} is not a cron expression with five fields, such as "0 4 * * 1"`,
     );
   }
   fields.forEach((field, index) => {
@@ -126,7 +184,7 @@ const checkCronSchedule = (value: unknown, path: string, source: string): string
       fail(
         source,
         path,
-        `${JSON.stringify(text)}: the ${spec?.name} field "${field}" is not valid (${spec?.min}-${spec?.max})`,
+        `${quoteForMessage(text)}: the ${spec?.name} field ${quoteForMessage(field, 20)} is not valid (${spec?.min}-${spec?.max})`,
       );
     }
   });
@@ -249,7 +307,7 @@ const imageSchema = object(
 export const configSchema = object(
   {
     version: literal(1),
-    generator: string(),
+    generator: string({ pattern: /^[\w.+-]{1,64}$/, hint: 'a version such as 0.1.0' }),
     aws: object(
       {
         accountId: string({ pattern: ACCOUNT_ID, hint: 'a 12-digit AWS account id' }),
@@ -294,9 +352,9 @@ export const configSchema = object(
     ),
     workflow: object(
       {
-        file: relativePath,
-        name: string({ maxLength: 100 }),
-        runsOn: string({ maxLength: 200 }),
+        file: outputPath,
+        name: oneLineText(100, 'a workflow name'),
+        runsOn: oneLineText(200, 'a runner label'),
         on: object(
           {
             push: list(BRANCH_FILTER, { unique: true }),
@@ -308,13 +366,8 @@ export const configSchema = object(
         deploy: object(
           {
             // Expressions inside run: are how script injection happens; the deploy step gets
-            // REGISTRY and IMAGE_TAG through env instead.
-            command: string({
-              maxLength: 10000,
-              pattern: /^(?![\s\S]*\$\{\{)[\s\S]+$/,
-              // biome-ignore lint/suspicious/noTemplateCurlyInString: names GitHub's syntax, not a template
-              hint: 'a shell command without ${{ }} expressions (read REGISTRY and IMAGE_TAG from the environment)',
-            }),
+            // REGISTRY and IMAGE_TAG through env instead (see DEPLOY_COMMAND).
+            command: DEPLOY_COMMAND,
             environment: string({ pattern: /^[\w. -]{1,255}$/, hint: 'a GitHub environment name' }),
           },
           ['environment'],
@@ -340,10 +393,10 @@ export const configSchema = object(
     ),
     paths: object(
       {
-        bakeFile: relativePath,
-        ecrDir: relativePath,
-        stateFile: relativePath,
-        pruneScript: relativePath,
+        bakeFile: outputPath,
+        ecrDir: outputPath,
+        stateFile: outputPath,
+        pruneScript: outputPath,
       },
       ['bakeFile', 'ecrDir', 'stateFile', 'pruneScript'],
     ),

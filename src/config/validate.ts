@@ -1,4 +1,5 @@
 import { CachedDeployError } from '../errors.js';
+import { printable, quoteForMessage } from '../text.js';
 import { type JsonSchema, jsonPattern, nullable } from './json-schema.js';
 
 /**
@@ -31,11 +32,13 @@ export function fail(source: string, path: string, message: string): never {
   );
 }
 
+/** A value as an error shows it: its kind, and for a scalar, the value quoted and cut short. */
 export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a mapping';
-  return `${typeof value} ${JSON.stringify(value)}`;
+  if (typeof value === 'string') return `string ${quoteForMessage(value)}`;
+  return `${typeof value} ${printable(String(value)).slice(0, 40)}`;
 }
 
 export function string(
@@ -54,13 +57,17 @@ export function string(
     }
     // Characters are code points, as JSON Schema's maxLength counts them (an emoji is one).
     if (options.maxLength !== undefined && [...value].length > options.maxLength) {
-      fail(source, path, `${JSON.stringify(value)} is longer than ${options.maxLength} characters`);
+      fail(
+        source,
+        path,
+        `${quoteForMessage(value)} is longer than ${options.maxLength} characters`,
+      );
     }
     if (options.pattern && !options.pattern.test(value)) {
       fail(
         source,
         path,
-        `${JSON.stringify(value)} is not ${options.hint ?? String(options.pattern)}`,
+        `${quoteForMessage(value)} is not ${options.hint ?? String(options.pattern)}`,
       );
     }
     return value;
@@ -141,7 +148,9 @@ export function list<T>(
       const seen = new Set<string>();
       items.forEach((entry, index) => {
         const key = JSON.stringify(entry);
-        if (seen.has(key)) fail(source, `${path}[${index}]`, `${key} is listed twice`);
+        if (seen.has(key)) {
+          fail(source, `${path}[${index}]`, `${printable(key.slice(0, 120))} is listed twice`);
+        }
         seen.add(key);
       });
     }
@@ -181,7 +190,9 @@ export function object<S extends Shape, O extends keyof S = never>(
     const allowed = Object.keys(shape);
     for (const key of Object.keys(input)) {
       if (!allowed.includes(key)) {
-        fail(source, join(path, key), `unknown field (allowed: ${allowed.join(', ')})`);
+        // The key comes from the file: quoted and cut short unless it looks like a field name.
+        const shown = /^[\w-]{1,64}$/.test(key) ? key : quoteForMessage(key, 60);
+        fail(source, join(path, shown), `unknown field (allowed: ${allowed.join(', ')})`);
       }
     }
     const out: Record<string, unknown> = {};

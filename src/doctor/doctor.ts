@@ -5,13 +5,13 @@
  * builds import it, and how many of main's steps builds can still reuse. It names the cause and
  * recommends, or triggers, what fixes it. The report is data; format.ts prints it.
  */
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError, isCachedDeployError } from '../errors.js';
 import { cacheScope, cacheTag, MAIN_SCOPE, SEED_SCOPE } from '../model/cache-tags.js';
 import { createHttpClient, type HttpClient } from '../net/bounded-fetch.js';
-import { readRepoText } from '../plan/plan-repository.js';
+import { RepoFiles } from '../repo-files.js';
 import { printable } from '../text.js';
 import {
   type CacheConfig,
@@ -184,15 +184,9 @@ export async function doctor(dir: string, options: DoctorOptions = {}): Promise<
   return doctorWithConfig(config, { ...options, ...(bakeText === undefined ? {} : { bakeText }) });
 }
 
+/** The bake file as the repository holds it, read like every generated file (RepoFiles). */
 function readBakeFile(dir: string, config: ResolvedConfig): string | undefined {
-  try {
-    return readRepoText(dir, config.paths.bakeFile);
-  } catch (error) {
-    throw new CachedDeployError(
-      'IO',
-      `${join(dir, config.paths.bakeFile)}: cannot read: ${(error as Error).message}`,
-    );
-  }
+  return new RepoFiles(dir).read(config.paths.bakeFile);
 }
 
 /** The same, for a configuration already loaded (the projen component, fleet runs, tests). */

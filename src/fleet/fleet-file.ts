@@ -98,11 +98,15 @@ const url = string({
 const ref = string({ pattern: REF_PATTERN, hint: 'a git branch, tag or commit' });
 const name = string({
   // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
-  pattern: /^[^\0-\x1f\x7f]+$/,
+  pattern: /^[^\0-\x1f\x7f-\x9f]+$/,
   hint: 'a name without control characters',
   maxLength: 200,
 });
-const path = string({ pattern: /^[^\0\n\r]+$/, hint: 'a directory path' });
+const path = string({
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
+  pattern: /^[^\0-\x1f\x7f-\x9f]+$/,
+  hint: 'a directory path without control characters',
+});
 
 const urlEntry = object({ url, ref, name, overrides: layer }, ['ref', 'name', 'overrides']);
 const pathEntry = object({ path, name, overrides: layer }, ['name', 'overrides']);

@@ -4,6 +4,7 @@ import { explainChanges } from '../diff/explain.js';
 import type { RepoDiff } from '../diff/report.js';
 import { isCachedDeployError } from '../errors.js';
 import { conflictReason, type FileAction, type FileChange } from '../plan/plan.js';
+import { printable } from '../text.js';
 import { writePlan } from '../write/write-files.js';
 import { type Evaluation, evaluateRepository } from './evaluate.js';
 import type { FleetRepo } from './fleet-file.js';
@@ -200,8 +201,15 @@ function listPaths(changes: { path: string }[]): string {
   return changes.length > 3 ? `${shown.join(', ')}, …` : shown.join(', ');
 }
 
+/**
+ * A repository's error as its result says it: one line, at most 500 characters, control
+ * characters escaped (it may quote a remote's or a file's text), in every table, report and the
+ * results file.
+ */
 export function errorMessage(error: unknown): string {
-  if (isCachedDeployError(error)) return error.message;
-  const message = error instanceof Error ? error.message : String(error);
-  return `unexpected error: ${message.split('\n')[0]}`;
+  const raw = isCachedDeployError(error)
+    ? error.message
+    : `unexpected error: ${(error instanceof Error ? error.message : String(error)).split('\n')[0]}`;
+  const line = printable(raw);
+  return line.length > 500 ? `${line.slice(0, 500)}… (${line.length} characters)` : line;
 }

@@ -5,6 +5,7 @@ import type { FleetLayers } from '../config/merge.js';
 import { CONFIG_FILE } from '../config/resolve.js';
 import type { RepoDiff } from '../diff/report.js';
 import { CachedDeployError } from '../errors.js';
+import { quoteForMessage } from '../text.js';
 import { GENERATOR_VERSION } from '../version.js';
 import { writePlan } from '../write/write-files.js';
 import { type Evaluation, evaluateRepository } from './evaluate.js';
@@ -22,6 +23,7 @@ import {
   type GitOptions,
   isClean,
   push,
+  readUserGitSettings,
   syncClone,
 } from './git.js';
 import {
@@ -154,7 +156,14 @@ export async function runFleet(
     push: Boolean(options.push),
     fetch: options.fetch ?? true,
     workDir,
-    git: { env: options.gitEnv },
+    // Commits take the user's identity from their own git config, read once: the git processes
+    // that run in the repositories read no global config (see git.ts).
+    git: {
+      env: options.gitEnv,
+      ...(mode === 'write' && options.branch !== undefined
+        ? { user: await readUserGitSettings(options.gitEnv) }
+        : {}),
+    },
     fleetName: basename(file.file),
     pool,
     dispatched: 0,
@@ -209,7 +218,7 @@ function checkOptions(file: FleetFile, options: FleetOptions, mode: FleetMode): 
   if (options.branch !== undefined) {
     if (mode !== 'write') throw usage('--branch only goes with --write');
     if (!BRANCH_PATTERN.test(options.branch)) {
-      throw usage(`--branch: ${JSON.stringify(options.branch)} is not a valid git branch name`);
+      throw usage(`--branch: ${quoteForMessage(options.branch)} is not a valid git branch name`);
     }
   }
   if (options.push && options.branch === undefined) throw usage('--push needs --branch NAME');
@@ -250,7 +259,7 @@ export function parseShard(shard: string | { index: number; count: number }): {
   ) {
     throw new CachedDeployError(
       'USAGE',
-      `--shard: ${JSON.stringify(typeof shard === 'string' ? shard : `${shard.index}/${shard.count}`)} is not i/n with 1 <= i <= n (e.g. 2/4)`,
+      `--shard: ${quoteForMessage(typeof shard === 'string' ? shard : `${shard.index}/${shard.count}`)} is not i/n with 1 <= i <= n (e.g. 2/4)`,
     );
   }
   return parsed;
@@ -306,12 +315,21 @@ async function processRepository(
   }
 }
 
+/**
+ * git for one repository: the file transport only where the fleet file itself names a local
+ * repository (a path, whose origin may be a local path too, or a file:// URL).
+ */
+function gitOptionsFor(repo: FleetRepo, context: RepoContext): GitOptions {
+  const allowFile = repo.kind === 'path' || /^file:\/\//i.test(repo.url ?? '');
+  return { ...context.git, allowFile };
+}
+
 async function prepare(repo: FleetRepo, context: RepoContext): Promise<string> {
   if (repo.kind === 'url') {
     const url = repo.url as string;
     const dir = cloneDirFor(context.workDir, url, repo.ref);
     if (context.fetch || !isDirectory(join(dir, '.git'))) {
-      await syncClone(dir, url, repo.ref, context.git);
+      await syncClone(dir, url, repo.ref, gitOptionsFor(repo, context));
     }
     return dir;
   }
@@ -327,7 +345,7 @@ async function writeOnBranch(
   context: RepoContext,
   branch: string,
 ): Promise<RepoResult> {
-  const git = context.git;
+  const git = gitOptionsFor(repo, context);
   if (!(await isClean(dir, git))) {
     throw new CachedDeployError(
       'IO',

@@ -15,6 +15,7 @@ import {
   validateLifecyclePolicy,
 } from '../policy/validate-lifecycle.js';
 import { GENERATOR_VERSION } from '../version.js';
+import { type ECR_FILE_NAMES, inDir } from './layout.js';
 import { hashComment } from './marker.js';
 import { renderPruneScript } from './prune-script.js';
 import { renderTemplate } from './templates.js';
@@ -28,8 +29,7 @@ export interface GeneratedFile {
 }
 
 export function generatedPaths(config: ResolvedConfig) {
-  const ecr = (name: string) =>
-    config.paths.ecrDir === '.' ? name : `${config.paths.ecrDir}/${name}`;
+  const ecr = (name: (typeof ECR_FILE_NAMES)[number]) => inDir(config.paths.ecrDir, name);
   return {
     workflow: config.workflow.file,
     bake: config.paths.bakeFile,
