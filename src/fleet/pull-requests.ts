@@ -97,9 +97,10 @@ export class PullRequestRun {
   }
 
   /**
-   * Brings the repository's pull request in line with `result` (its status after the branch was
-   * written and pushed) and `diff` (what the branch changes against its base). `base` names the
-   * branch a new pull request targets (only asked when one is opened).
+   * Brings the repository's pull request in line with `diff`: what its branch changes against its
+   * base (undefined: nothing, the repository is in sync). `result` is its status after the branch
+   * was written and pushed; `base` names the branch a new pull request targets (only asked when
+   * one is opened).
    */
   async reconcile(
     repo: FleetRepo,
@@ -112,10 +113,8 @@ export class PullRequestRun {
     try {
       target = this.targetFor(repo);
       const host = await this.hosts.get(target);
-      const wanted =
-        result.status === 'changed' && diff
-          ? await this.content(repo, result, diff, host)
-          : undefined;
+      // A diff: the branch changes something, so a pull request is wanted.
+      const wanted = diff ? await this.content(repo, diff, host) : undefined;
       const outcome = wanted
         ? await this.ensure(host, target, wanted, base)
         : await this.closeIfOpen(host, target);
@@ -136,14 +135,14 @@ export class PullRequestRun {
 
   private async content(
     repo: FleetRepo,
-    result: RepoResult,
     diff: RepoDiff,
     host: CodeHost,
   ): Promise<PullRequestContent> {
     const { formatMarkdown } = await import('../diff/format.js');
     const settings = this.fleet.pullRequests;
     return {
-      title: pullRequestTitle(settings.title, repo, result),
+      // The versions of the diff: the base's (a continued branch may be on the new one already).
+      title: pullRequestTitle(settings.title, repo, diff),
       body: formatMarkdown([diff], { maxBytes: host.bodyLimit }),
       labels: settings.labels,
       reviewers: settings.reviewers,
