@@ -16,6 +16,7 @@ import { main } from '../src/cli/main.js';
 import { formatMarkdown } from '../src/diff/format.js';
 import { diffRepository } from '../src/diff/report.js';
 import { parseFleetFile } from '../src/fleet/fleet-file.js';
+import { CodeHosts } from '../src/fleet/hosts/connect.js';
 import { GITHUB_BODY_LIMIT } from '../src/fleet/hosts/github.js';
 import { GITLAB_BODY_LIMIT } from '../src/fleet/hosts/gitlab.js';
 import { rateLimitWait, redact } from '../src/fleet/hosts/http.js';
@@ -27,9 +28,21 @@ import {
   formatSummaryTable,
 } from '../src/fleet/summary.js';
 import { GENERATOR_VERSION } from '../src/version.js';
-import { BareRepository, FakeGitHubApi, secondaryRateLimit } from './support/github-api/index.js';
+import {
+  BareRepository,
+  FakeGitHubApi,
+  MemoryRepository,
+  secondaryRateLimit,
+} from './support/github-api/index.js';
 import { FakeGitLabApi, tooManyRequests } from './support/gitlab-api/index.js';
-import { commitAll, createSuiteTempRepo, createTempDir, git } from './support/temp-repo.js';
+import {
+  commitAll,
+  createSuiteTempRepo,
+  createTempDir,
+  git,
+  snapshotChanges,
+  snapshotDir,
+} from './support/temp-repo.js';
 
 const OLD = '1.0.0';
 const BRANCH = 'cached-deploy/upgrade';
@@ -788,4 +801,333 @@ describe('a mixed fleet on GitHub and GitLab', () => {
       expect(output).not.toContain(GITLAB_TOKEN);
     }
   }, 60_000);
+});
+
+describe('--open-pr without --write, local repositories, races and hostile hosts', () => {
+  let github: FakeGitHubApi;
+  let gitlab: FakeGitLabApi;
+  beforeAll(async () => {
+    github = new FakeGitHubApi({ token: GITHUB_TOKEN });
+    gitlab = new FakeGitLabApi({ token: GITLAB_TOKEN });
+    await Promise.all([github.start(), gitlab.start()]);
+  });
+  afterAll(async () => {
+    await Promise.all([github.stop(), gitlab.stop()]);
+  });
+
+  /** A local repository whose origin is on github.com or gitlab.com (never contacted). */
+  function localRepository(root: string, name: string, origin: string): string {
+    if (!template) throw new Error('no template');
+    const dir = join(root, name);
+    cpSync(template.repo, dir, { recursive: true });
+    git(dir, ['remote', 'set-url', 'origin', origin]);
+    return dir;
+  }
+
+  test('for branches pushed already: host and project from origin, drafts, the host saying one exists, nothing written', async () => {
+    const root = createTempDir();
+    const gh = localRepository(root, 'gh-local', 'git@github.com:acme/gh-local.git');
+    const gl = localRepository(root, 'gl-local', 'https://gitlab.com/platform/tools/gl-local.git');
+    // What CI pushed earlier: the branch exists on the hosts (no git here: in memory).
+    const ghRepo = new MemoryRepository();
+    ghRepo.setBranch(BRANCH, {});
+    github.addRepository('acme/gh-local', ghRepo);
+    const glRepo = new MemoryRepository();
+    glRepo.setBranch(BRANCH, {});
+    gitlab.addProject('platform/tools/gl-local', glRepo);
+    // Opened meanwhile by someone else, and the hosts' lists do not show them yet.
+    const ghOpen = github.seedPull('acme/gh-local', { head: BRANCH, title: 'by hand' });
+    const glOpen = gitlab.seedMergeRequest('platform/tools/gl-local', {
+      sourceBranch: BRANCH,
+      title: 'Draft: by hand',
+    });
+    const ghLag = github.http.fault({
+      method: 'GET',
+      path: '/repos/acme/gh-local/pulls',
+      respond: { status: 200, body: [] },
+    });
+    const glLag = gitlab.http.fault({
+      method: 'GET',
+      path: '/projects/platform/tools/gl-local/merge_requests',
+      respond: { status: 200, headers: { 'x-total': '0', 'x-total-pages': '1' }, body: [] },
+    });
+    const fleet = join(root, 'fleet.yml');
+    writeFileSync(
+      fleet,
+      stringify({
+        repos: [
+          { path: 'gh-local', apiUrl: github.url },
+          { path: 'gl-local', apiUrl: gitlab.url },
+        ],
+        pullRequests: { branch: BRANCH, draft: true, writeIntervalMs: 0 },
+      }),
+    );
+    const before = snapshotDir(root, { includeGit: true });
+    const result = await runFleet(fleet, {
+      openPr: true,
+      gitEnv: GIT_ENV,
+      hosts: { env: { GITHUB_TOKEN, GITLAB_TOKEN } },
+    });
+    expect(statuses(result)).toEqual({
+      'gh-local': ['changed', 'updated'],
+      'gl-local': ['changed', 'updated'],
+    });
+    expect(result.exitCode).toBe(2);
+    expect([ghLag.fired, glLag.fired]).toEqual([1, 1]);
+    // The 422 and the 409 were answered by finding the open one and updating it.
+    expect(github.http.calls.map((call) => `${call.method} ${call.status}`)).toEqual([
+      'GET 200',
+      'POST 422',
+      'GET 200',
+      'PATCH 200',
+    ]);
+    expect(gitlab.http.calls.map((call) => `${call.method} ${call.status}`)).toEqual([
+      'GET 200',
+      'POST 409',
+      'GET 200',
+      'PUT 200',
+    ]);
+    expect(github.pulls('acme/gh-local')).toHaveLength(1);
+    expect(ghOpen.body).toBe(
+      await markdownDiff({ name: 'gh-local', source: gh, bare: '' }, GITHUB_BODY_LIMIT),
+    );
+    // A draft stays a draft on GitLab: the prefix is kept on the new title.
+    expect(glOpen.title).toBe(
+      `Draft: chore(cached-deploy): upgrade generated files to create-cached-deploy ${GENERATOR_VERSION}`,
+    );
+    expect(glOpen.description).toBe(
+      await markdownDiff({ name: 'gl-local', source: gl, bare: '' }, GITLAB_BODY_LIMIT),
+    );
+    // Read only: not a file, branch or ref changed (the results record lives in the work dir).
+    const after = snapshotDir(root, { includeGit: true });
+    const changed = snapshotChanges(before, after);
+    expect(
+      [...changed.added, ...changed.changed, ...changed.removed].filter(
+        (path) => !path.startsWith('.cached-deploy-fleet/'),
+      ),
+    ).toEqual([]);
+
+    // New ones are drafts from the start.
+    github.pulls('acme/gh-local').length = 0;
+    gitlab.mergeRequests('platform/tools/gl-local').length = 0;
+    await runFleet(fleet, {
+      openPr: true,
+      gitEnv: GIT_ENV,
+      hosts: { env: { GITHUB_TOKEN, GITLAB_TOKEN } },
+    });
+    expect(github.pulls('acme/gh-local')[0]).toMatchObject({ draft: true, base: 'main' });
+    expect(gitlab.mergeRequests('platform/tools/gl-local')[0]?.title).toMatch(
+      /^Draft: chore\(cached-deploy\)/,
+    );
+  });
+
+  test('a hostile host: its echo of the token is cut out, oversized and malformed answers are refused', async () => {
+    const target = (kind: 'github' | 'gitlab') =>
+      resolveHostTarget(
+        {
+          host: kind,
+          project: kind === 'github' ? 'acme/hostile' : 'platform/hostile',
+          apiUrl: kind === 'github' ? github.url : gitlab.url,
+        },
+        undefined,
+        {},
+      );
+    github.addRepository('acme/hostile', new MemoryRepository());
+    gitlab.addProject('platform/hostile', new MemoryRepository());
+    const hosts = new CodeHosts({
+      env: { GITHUB_TOKEN, GITLAB_TOKEN },
+      policy: { maxResponseBytes: 4096 },
+    });
+    const gh = await hosts.get(target('github'));
+    const gl = await hosts.get(target('gitlab'));
+
+    github.http.fault({
+      path: '/repos/acme/hostile/pulls',
+      respond: (request) => ({
+        status: 422,
+        body: {
+          message: `Validation Failed for ${request.headers.authorization}\u001b[2J`,
+          errors: [{ message: `no ${GITHUB_TOKEN}` }],
+        },
+      }),
+    });
+    const echoed = await gh
+      .findPullRequest('acme/hostile', BRANCH, { state: 'open' })
+      .catch((error: Error) => error);
+    expect(String(echoed)).toMatch(
+      /HTTP 422 Validation Failed for token \*\*\*\\u\{1b\}\[2J: no \*\*\*$/,
+    );
+    expect(String(echoed)).not.toContain(GITHUB_TOKEN);
+    gitlab.http.fault({
+      path: '/merge_requests',
+      respond: { status: 500, body: { message: `db error near '${GITLAB_TOKEN}'` } },
+    });
+    const glEcho = await gl
+      .findPullRequest('platform/hostile', BRANCH, { state: 'open' })
+      .catch((error: Error) => error);
+    expect(String(glEcho)).toMatch(/HTTP 500 db error near '\*\*\*'/);
+
+    github.http.fault({
+      path: '/repos/acme/hostile/pulls',
+      respond: { status: 200, body: [{ number: 1, padding: 'x'.repeat(5000) }] },
+    });
+    await expect(gh.findPullRequest('acme/hostile', BRANCH, { state: 'open' })).rejects.toThrow(
+      /: GET \/repos\/acme\/hostile\/pulls: the answer is larger than 4096 bytes; not read$/,
+    );
+    github.http.fault({
+      path: '/repos/acme/hostile/pulls',
+      respond: {
+        status: 200,
+        body: [
+          {
+            number: -1,
+            state: 'open',
+            title: 't',
+            html_url: 'https://github.com/acme/hostile/pull/1',
+            head: { ref: BRANCH, sha: null },
+            base: { ref: 'main' },
+          },
+        ],
+      },
+    });
+    await expect(gh.findPullRequest('acme/hostile', BRANCH, { state: 'open' })).rejects.toThrow(
+      /^unexpected answer: pulls\[0\]\.number is not a non-negative integer$/,
+    );
+    gitlab.http.fault({
+      path: '/merge_requests',
+      respond: {
+        status: 200,
+        body: [{ iid: 1, state: 'opened', title: 't', web_url: 'javascript:alert(1)' }],
+      },
+    });
+    await expect(gl.findPullRequest('platform/hostile', BRANCH, { state: 'open' })).rejects.toThrow(
+      /^unexpected answer: merge requests\[0\]\.web_url is not an http\(s\) URL$/,
+    );
+  });
+
+  test('an exhausted primary limit with a reset beyond the longest wait fails at once and says when', async () => {
+    const limited = new FakeGitHubApi({ token: GITHUB_TOKEN, rateLimit: 1 });
+    await limited.start();
+    try {
+      limited.addRepository('acme/busy', new MemoryRepository());
+      const hosts = new CodeHosts({ env: { GITHUB_TOKEN } });
+      const host = await hosts.get(
+        resolveHostTarget(
+          { host: 'github', project: 'acme/busy', apiUrl: limited.url },
+          undefined,
+          {},
+        ),
+      );
+      // The first answer says 0 remaining until the reset, an hour away: the second is never sent.
+      await host.findPullRequest('acme/busy', BRANCH, { state: 'open' });
+      await expect(host.findPullRequest('acme/busy', BRANCH, { state: 'open' })).rejects.toThrow(
+        /: GET \/repos\/acme\/busy\/pulls: not sent: primary rate limit until \d{4}-\d\d-\d\dT[\d:.]+Z, more than the 120 s a run waits: rerun with --only-failed after then$/,
+      );
+      expect(limited.http.calls).toHaveLength(1);
+    } finally {
+      await limited.stop();
+    }
+  });
+
+  test('usage: tokens, --push, modes and the branch are checked before anything runs', async () => {
+    const root = createTempDir();
+    const fixture = await repository(root, 'usage');
+    const fleet = join(root, 'fleet.yml');
+    writeFileSync(
+      fleet,
+      stringify({
+        repos: [
+          {
+            url: `file://${fixture.bare}`,
+            host: 'github',
+            project: 'acme/usage',
+            apiUrl: github.url,
+          },
+        ],
+        pullRequests: { branch: BRANCH },
+      }),
+    );
+    const run = (options: Parameters<typeof runFleet>[1]) =>
+      runFleet(fleet, { gitEnv: GIT_ENV, hosts: { env: {} }, ...options });
+    await expect(run({ mode: 'write', push: true, openPr: true })).rejects.toThrow(
+      /^GITHUB_TOKEN is not set: the pull requests on 127\.0\.0\.1:\d+ need a token in it$/,
+    );
+    expect(git(fixture.bare, ['branch', '--list']).trim()).toBe('* main');
+    await expect(run({ mode: 'write', openPr: true })).rejects.toThrow(
+      /--open-pr with --write needs --push/,
+    );
+    await expect(run({ mode: 'diff', openPr: true })).rejects.toThrow(
+      /--open-pr goes with --write \(and --push\) or --check/,
+    );
+    const noBranch = join(root, 'no-branch.yml');
+    writeFileSync(
+      noBranch,
+      stringify({
+        repos: [{ url: `file://${fixture.bare}`, host: 'github', project: 'acme/usage' }],
+      }),
+    );
+    await expect(runFleet(noBranch, { openPr: true })).rejects.toThrow(
+      /--open-pr needs --branch NAME \(or pullRequests\.branch/,
+    );
+    const status = await cli(['fleet', noBranch, '--status'], { GITHUB_TOKEN });
+    expect(status).toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/--status needs --branch NAME/),
+    });
+    const mixed = await cli(['fleet', fleet, '--status', '--write'], { GITHUB_TOKEN });
+    expect(mixed.stderr).toMatch(
+      /choose one of --check, --diff, --write and --status \(got --write, --status\)/,
+    );
+    const push = await cli(['fleet', fleet, '--status', '--push'], { GITHUB_TOKEN });
+    expect(push.stderr).toMatch(/--push does not go with --status/);
+  });
+});
+
+describe('the fake hosts paginate as the real ones do', () => {
+  test('GitHub: Link headers, followed by octokit.paginate; GitLab: Link and x-next-page, followed by gitbeaker', async () => {
+    const github = new FakeGitHubApi({ token: GITHUB_TOKEN });
+    const gitlab = new FakeGitLabApi({ token: GITLAB_TOKEN });
+    await Promise.all([github.start(), gitlab.start()]);
+    try {
+      github.addRepository('acme/many', new MemoryRepository());
+      gitlab.addProject('group/sub/many', new MemoryRepository());
+      for (let i = 0; i < 45; i++) {
+        github.seedPull('acme/many', { head: `b${i}` });
+        gitlab.seedMergeRequest('group/sub/many', { sourceBranch: `b${i}` });
+      }
+      const { Octokit } = await import('@octokit/rest');
+      const octokit = new Octokit({ auth: GITHUB_TOKEN, baseUrl: github.url });
+      const pulls = await octokit.paginate(octokit.rest.pulls.list, {
+        owner: 'acme',
+        repo: 'many',
+        per_page: 20,
+      });
+      expect(pulls.map((pull) => pull.number)).toEqual(
+        Array.from({ length: 45 }, (_, i) => 45 - i),
+      );
+      expect(
+        github.http.calls.map((call) => new URLSearchParams(call.query).get('page') ?? '1'),
+      ).toEqual(['1', '2', '3']);
+      const { Gitlab } = await import('@gitbeaker/rest');
+      const api = new Gitlab({ host: gitlab.url, token: GITLAB_TOKEN });
+      const { data, paginationInfo } = await api.MergeRequests.all({
+        projectId: 'group/sub/many',
+        perPage: 20,
+        showExpanded: true,
+      });
+      expect(data).toHaveLength(45);
+      expect(paginationInfo).toMatchObject({ total: 45, totalPages: 3, perPage: 20 });
+      expect(gitlab.http.calls.map((call) => call.path)).toEqual(
+        Array(3).fill('/api/v4/projects/group%2Fsub%2Fmany/merge_requests'),
+      );
+      expect(gitlab.http.calls.at(-1)?.query).toMatch(/page=3/);
+      // Unauthenticated: 401, as the real ones answer.
+      const anonymous = new Octokit({ baseUrl: github.url });
+      await expect(
+        anonymous.rest.pulls.list({ owner: 'acme', repo: 'many' }),
+      ).rejects.toMatchObject({ status: 401 });
+    } finally {
+      await Promise.all([github.stop(), gitlab.stop()]);
+    }
+  });
 });
