@@ -100,11 +100,11 @@ export async function createGitLabHost(options: {
         }
         throw new HttpStatusError(response.status, description);
       }
-      const answer =
+      const answer: Record<string, unknown> | string | Blob | null =
         response.status === 204
           ? null
           : type === 'application/json'
-            ? ((await response.json()) ?? {})
+            ? (((await response.json()) as Record<string, unknown> | null) ?? {})
             : type.startsWith('text/')
               ? await response.text()
               : await response.blob();
