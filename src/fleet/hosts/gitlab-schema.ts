@@ -101,8 +101,9 @@ export function userId(value: unknown, username: string): number | undefined {
 }
 
 /**
- * Changes requested (a reviewer's "request changes", GitLab >= 17.2) wins; approved when someone
- * approved and no required approval is left; else pending.
+ * Changes requested (a reviewer's "request changes", on GitLab versions that have it, shows in
+ * `detailed_merge_status`) wins; approved when someone approved and no required approval is
+ * left; else pending.
  */
 export function approvalStatus(
   value: unknown,
