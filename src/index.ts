@@ -51,11 +51,16 @@ export {
   type FleetOptions,
   type FleetRepo,
   type FleetResult,
+  type FleetStatusResult,
   loadFleetFile,
+  type PullRequestOutcome,
+  type PullRequestSettings,
   parseFleetFile,
+  type RepoPullRequestStatus,
   type RepoResult,
   type RepoStatus,
   runFleet,
+  runFleetStatus,
 } from './fleet/index.js';
 export { bakeFile } from './model/bake.js';
 export { branchSlug, cacheScope, cacheTag } from './model/cache-tags.js';

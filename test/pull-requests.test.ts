@@ -1003,6 +1003,20 @@ describe('--open-pr without --write, local repositories, races and hostile hosts
     await expect(gl.findPullRequest('platform/hostile', BRANCH, { state: 'open' })).rejects.toThrow(
       /^unexpected answer: merge requests\[0\]\.web_url is not an http\(s\) URL$/,
     );
+    // A host that never answers fails the call after the attempt's deadline, not the run.
+    const slow = new CodeHosts({
+      env: { GITHUB_TOKEN },
+      policy: { requestTimeoutMs: 300, maxRetries: 0 },
+    });
+    const slowHost = await slow.get(target('github'));
+    github.http.fault({
+      path: '/repos/acme/hostile/pulls',
+      delayMs: 2000,
+      respond: { status: 200, body: [] },
+    });
+    await expect(
+      slowHost.findPullRequest('acme/hostile', BRANCH, { state: 'open' }),
+    ).rejects.toThrow(/: GET \/repos\/acme\/hostile\/pulls: no answer within 300 ms$/);
   });
 
   test('an exhausted primary limit with a reset beyond the longest wait fails at once and says when', async () => {

@@ -137,7 +137,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       "show each repository's pull request for the branch: state, review, checks; exit 2 while any is open",
     )
     .option('--force', 'overwrite generated files that were edited by hand')
-    .option('--branch <name>', 'with --write: commit on this branch in each repository')
+    .option(
+      '--branch <name>',
+      "with --write: commit on this branch in each repository; with --open-pr, --status: the pull requests' branch",
+    )
     .option('--push', 'with --branch: push the branch to origin')
     .option(
       '--open-pr',

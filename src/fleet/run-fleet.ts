@@ -378,7 +378,7 @@ async function processRepository(
     const outcome = here ? localOutcome(task) : await (context.pool as WorkerPool).run(task);
     if (!reviews) return outcome;
     const checked = outcome.result;
-    const base = await baseBranchOf(repo, dir, context);
+    const base = baseBranchOf(repo, dir, context);
     return {
       result: await reviews.reconcile(
         repo,
@@ -420,7 +420,7 @@ async function writeForReview(
   branch: string,
   reviews: PullRequestRun,
 ): Promise<RepoResult> {
-  const base = await baseBranchOf(repo, dir, context);
+  const base = baseBranchOf(repo, dir, context);
   const evaluation = evaluateRepository(dir, layers, context);
   const atBase = { ...classify(repo, dir, evaluation, context.version), branch };
   if (atBase.status === 'in-sync') return reviews.reconcile(repo, atBase, undefined, base);
@@ -430,34 +430,33 @@ async function writeForReview(
 }
 
 /**
- * The branch a new pull request targets, asked only when one is opened: a local repository's
- * current branch (read now, before the run switches branches), a url repository's ref or default
- * branch (`git ls-remote`).
+ * The branch a new pull request targets, asked only when one is opened (a git process each: most
+ * runs open none): a local repository's current branch (the run puts it back on that branch after
+ * writing), a url repository's ref or default branch (`git ls-remote`).
  */
-async function baseBranchOf(
-  repo: FleetRepo,
-  dir: string,
-  context: RepoContext,
-): Promise<() => Promise<string>> {
+function baseBranchOf(repo: FleetRepo, dir: string, context: RepoContext): () => Promise<string> {
   if (repo.kind === 'url') return () => remoteBaseBranch(dir, repo.ref, context.git);
-  let head: string;
-  try {
-    head = await currentHead(dir, context.git);
-  } catch {
-    // Not a git repository (or no commit yet): only an open pull request can be updated.
-    return () =>
-      Promise.reject(
-        new CachedDeployError('IO', 'cannot tell the branch to target: not a git repository'),
+  return async () => {
+    let head: string;
+    try {
+      head = await currentHead(dir, context.git);
+    } catch {
+      throw new CachedDeployError('IO', 'cannot tell the branch to target: not a git repository');
+    }
+    if (head === context.branch) {
+      throw new CachedDeployError(
+        'USAGE',
+        `it is on ${head}, the pull request's own branch: check out the branch it should target`,
       );
-  }
-  const problem =
-    head === context.branch
-      ? `it is on ${head}, the pull request's own branch: check out the branch it should target`
-      : /^[0-9a-f]{40,64}$/.test(head)
-        ? 'its HEAD is detached: check out the branch the pull request should target'
-        : undefined;
-  return () =>
-    problem ? Promise.reject(new CachedDeployError('USAGE', problem)) : Promise.resolve(head);
+    }
+    if (/^[0-9a-f]{40,64}$/.test(head)) {
+      throw new CachedDeployError(
+        'USAGE',
+        'its HEAD is detached: check out the branch the pull request should target',
+      );
+    }
+    return head;
+  };
 }
 
 async function writeOnBranch(

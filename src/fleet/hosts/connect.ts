@@ -18,7 +18,6 @@ export interface CodeHostsOptions {
 
 export class CodeHosts {
   private readonly hosts = new Map<string, Promise<CodeHost>>();
-  private readonly connections: HostConnection[] = [];
   private readonly env: NodeJS.ProcessEnv;
 
   constructor(private readonly options: CodeHostsOptions = {}) {
@@ -61,11 +60,6 @@ export class CodeHosts {
     return host;
   }
 
-  /** Requests sent to every host so far (the bench's call count). */
-  get requests(): number {
-    return this.connections.reduce((total, connection) => total + connection.requests, 0);
-  }
-
   /** Every token this run could send: no message, report or file may show one. */
   private secrets(): string[] {
     return Object.entries(this.env)
@@ -82,7 +76,6 @@ export class CodeHosts {
       defaultPolicy(kind, this.options.policy),
       [token, ...this.secrets()],
     );
-    this.connections.push(connection);
     const options = { apiUrl: target.apiUrl, label: target.label, token, connection };
     if (kind === 'github') {
       const { createGitHubHost } = await import('./github.js');

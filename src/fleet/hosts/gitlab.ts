@@ -126,7 +126,8 @@ export async function createGitLabHost(options: {
     token: options.token,
     requesterFn,
     rateLimits: {},
-    queryTimeout: 120_000,
+    // The connection times each attempt; gitbeaker's would also cover the rate-limit waits.
+    queryTimeout: null,
   };
   const resources: Resources = {
     MergeRequests: new gitbeaker.MergeRequests(config),

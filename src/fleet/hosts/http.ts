@@ -1,4 +1,4 @@
-import { CachedDeployError } from '../../errors.js';
+import { CachedDeployError, isCachedDeployError } from '../../errors.js';
 import { printable } from '../../text.js';
 import type { HostKind } from '../fleet-file.js';
 
@@ -16,6 +16,7 @@ import type { HostKind } from '../fleet-file.js';
  *   times and never longer than `maxWaitMs` at once: a longer wait fails the repository at once,
  *   naming when to rerun (`--only-failed`);
  * - retries a GET that failed in transit or with 502/503/504 (1 s, then doubling);
+ * - gives each attempt `requestTimeoutMs` (a host that never answers fails the repository);
  * - reads at most `maxResponseBytes` of an answer.
  *
  * The facts and their sources are in docs/pull-requests.md.
@@ -29,6 +30,8 @@ export interface HostPolicy {
   /** Minimum time between two writes to the host (0: no pacing). */
   writeIntervalMs: number;
   maxResponseBytes: number;
+  /** One attempt, from sending to the answer's last byte. */
+  requestTimeoutMs: number;
   /** Seconds pass here (tests pass a clock that only records). */
   sleep: (ms: number) => Promise<void>;
   now: () => number;
@@ -37,6 +40,7 @@ export interface HostPolicy {
 export const DEFAULT_MAX_RETRIES = 3;
 export const DEFAULT_MAX_WAIT_MS = 120_000;
 export const DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
 /** GitHub's best practices: "wait at least one second between each request" that writes. */
 export const DEFAULT_WRITE_INTERVAL_MS: Record<HostKind, number> = { github: 1000, gitlab: 0 };
 
@@ -46,6 +50,7 @@ export function defaultPolicy(kind: HostKind, overrides: Partial<HostPolicy> = {
     maxWaitMs: DEFAULT_MAX_WAIT_MS,
     writeIntervalMs: DEFAULT_WRITE_INTERVAL_MS[kind],
     maxResponseBytes: DEFAULT_MAX_RESPONSE_BYTES,
+    requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     now: Date.now,
     ...overrides,
@@ -145,10 +150,9 @@ const TRANSIENT = new Set([502, 503, 504]);
 
 /**
  * One host (one API URL and token): its shared rate-limit pause and write queue, and the fetch
- * both clients use. Counts the requests it sent (the bench reads it).
+ * both clients use.
  */
 export class HostConnection {
-  requests = 0;
   private pausedUntil = 0;
   private pauseReason = '';
   private writeQueue: Promise<void> = Promise.resolve();
@@ -169,14 +173,28 @@ export class HostConnection {
     for (let attempt = 0; ; attempt++) {
       await this.waitForPause(what);
       if (WRITE_METHODS.has(method)) await this.writeSlot();
-      this.requests++;
       let response: Response;
+      let body: Uint8Array | undefined;
+      // Each attempt its own deadline; the caller's signal still cancels.
+      const timeout = AbortSignal.timeout(this.policy.requestTimeoutMs);
+      const signal =
+        init.signal && typeof AbortSignal.any === 'function'
+          ? AbortSignal.any([init.signal, timeout])
+          : timeout;
       try {
-        response = await fetch(url, init);
+        response = await fetch(url, { ...init, signal });
+        body = await this.readBounded(response, what);
       } catch (error) {
+        if (isCachedDeployError(error)) throw error;
         if ((method === 'GET' || method === 'HEAD') && attempt < this.policy.maxRetries) {
           await this.policy.sleep(1000 * 2 ** attempt);
           continue;
+        }
+        if (timeout.aborted) {
+          throw new CachedDeployError(
+            'IO',
+            `${this.label}: ${what}: no answer within ${duration(this.policy.requestTimeoutMs)}`,
+          );
         }
         const cause = (error as { cause?: { code?: string; message?: string } }).cause;
         throw new CachedDeployError(
@@ -184,7 +202,6 @@ export class HostConnection {
           `${this.label}: ${what}: cannot reach ${new URL(url).origin}: ${hostText(cause?.code ?? cause?.message ?? (error as Error).message, this.secrets)}`,
         );
       }
-      const body = await this.readBounded(response, what);
       const now = this.policy.now();
       const text = body ? new TextDecoder().decode(body.subarray(0, 4096)) : '';
       const wait = rateLimitWait(this.kind, response.status, response.headers, text, attempt, now);
@@ -284,6 +301,10 @@ export class HostConnection {
     }
     return Buffer.concat(chunks);
   }
+}
+
+function duration(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
 }
 
 /** The path of a request URL, for messages (the query may hold a branch name; kept short). */

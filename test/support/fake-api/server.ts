@@ -53,6 +53,8 @@ export interface FaultRule {
   path?: string | RegExp;
   after?: number;
   times?: number;
+  /** Wait this long before answering (a host that hangs). */
+  delayMs?: number;
   respond: FakeResponse | ((request: FakeRequest) => FakeResponse);
 }
 
@@ -170,6 +172,7 @@ export class FakeHttpServer {
       const fault = this.matchFault(request);
       if (fault) {
         call.fault = true;
+        if (fault.delayMs) await sleep(fault.delayMs);
         answer = typeof fault.respond === 'function' ? fault.respond(request) : fault.respond;
       }
     }
