@@ -921,6 +921,47 @@ describe('--open-pr without --write, local repositories, races and hostile hosts
     );
   });
 
+  test('a local repository: written on the branch, pushed to its origin, its pull request targets the branch it was on', async () => {
+    const root = createTempDir();
+    const fixture = await repository(root, 'local-write');
+    git(fixture.source, ['remote', 'set-url', 'origin', `file://${fixture.bare}`]);
+    github.addRepository('acme/local-write', new BareRepository(fixture.bare));
+    const fleet = join(root, 'fleet.yml');
+    writeFileSync(
+      fleet,
+      stringify({
+        repos: [
+          {
+            path: 'local-write-src',
+            host: 'github',
+            project: 'acme/local-write',
+            apiUrl: github.url,
+          },
+        ],
+        pullRequests: { branch: BRANCH, writeIntervalMs: 0 },
+      }),
+    );
+    const result = await runFleet(fleet, {
+      mode: 'write',
+      push: true,
+      openPr: true,
+      gitEnv: GIT_ENV,
+      hosts: { env: { GITHUB_TOKEN } },
+    });
+    expect(statuses(result)).toEqual({ 'local-write-src': ['changed', 'opened'] });
+    // Back on the branch it was on, with a clean tree; the branch and its push are the pull request.
+    expect(git(fixture.source, ['symbolic-ref', '--short', 'HEAD']).trim()).toBe('main');
+    expect(git(fixture.source, ['status', '--porcelain']).trim()).toBe('');
+    const [pull] = github.pulls('acme/local-write');
+    expect(pull).toMatchObject({ head: BRANCH, base: 'main', state: 'open' });
+    expect(git(fixture.bare, ['rev-parse', BRANCH])).toBe(
+      git(fixture.source, ['rev-parse', BRANCH]),
+    );
+    expect(pull?.body).toBe(
+      await markdownDiff({ ...fixture, name: 'local-write-src' }, GITHUB_BODY_LIMIT),
+    );
+  });
+
   test('a hostile host: its echo of the token is cut out, oversized and malformed answers are refused', async () => {
     const target = (kind: 'github' | 'gitlab') =>
       resolveHostTarget(
