@@ -179,7 +179,9 @@ try {
   // Setup: every repository generated for its own names (in sync with a fleet enforcing nothing).
   writeFleet(undefined);
   const setup = await runCli(['--write']);
-  if (setup.status !== 0) throw new Error(`fleet --write exited ${setup.status}\n${setup.stderr.slice(-2000)}`);
+  if (setup.status !== 0) {
+    throw new Error(`fleet --write exited ${setup.status}\n${setup.stderr.slice(-2000)}`);
+  }
 
   writeFleet({ cache: { branchRetentionDays: 21 } });
   await measure('open', ['--open-pr'], 2);
