@@ -94,6 +94,9 @@ const project = new typescript.TypeScriptProject({
     '@inquirer/prompts@^7',
     '@aws-sdk/client-ecr@^3',
     'diff@^8',
+    '@octokit/rest@^22',
+    '@gitbeaker/rest@^43',
+    '@gitbeaker/requester-utils@^43',
   ],
   devDeps: [
     'projen@0.103.25',

@@ -53,11 +53,16 @@ export {
   type FleetOptions,
   type FleetRepo,
   type FleetResult,
+  type FleetStatusResult,
   loadFleetFile,
+  type PullRequestOutcome,
+  type PullRequestSettings,
   parseFleetFile,
+  type RepoPullRequestStatus,
   type RepoResult,
   type RepoStatus,
   runFleet,
+  runFleetStatus,
 } from './fleet/index.js';
 export { ACTION_RELEASES, ACTIONS } from './model/actions.js';
 export { bakeFile } from './model/bake.js';

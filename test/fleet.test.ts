@@ -351,7 +351,7 @@ describe('a mixed fleet', () => {
 
     const usage = captureIo();
     expect(await main(['fleet', fleet, '--check', '--write'], usage.io)).toBe(1);
-    expect(usage.out.stderr).toMatch(/choose one of --check, --diff and --write/);
+    expect(usage.out.stderr).toMatch(/choose one of --check, --diff, --write and --status/);
     expect(await main(['fleet', fleet, '--shard', '3/2'], usage.io)).toBe(1);
     expect(usage.out.stderr).toMatch(/--shard: "3\/2" is not i\/n/);
   });

@@ -133,9 +133,20 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--check', 'write nothing; exit 2 when any repository is out of date (the default)')
     .option('--diff', 'print what --write would change, as one review report for the fleet')
     .option('--write', 'regenerate every repository')
+    .option(
+      '--status',
+      "show each repository's pull request for the branch: state, review, checks; exit 2 while any is open",
+    )
     .option('--force', 'overwrite generated files that were edited by hand')
-    .option('--branch <name>', 'with --write: commit on this branch in each repository')
+    .option(
+      '--branch <name>',
+      "with --write: commit on this branch in each repository; with --open-pr, --status: the pull requests' branch",
+    )
     .option('--push', 'with --branch: push the branch to origin')
+    .option(
+      '--open-pr',
+      'open or update a pull request (GitLab: merge request) per changed repository; close it once in sync',
+    )
     .option('--report <file>', 'also write a markdown report to this file')
     .option('--json', 'print JSON instead of the table (with --diff: instead of the diff)')
     .option('--concurrency <n>', 'repositories processed at once (default: the fleet file)')

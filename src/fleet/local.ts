@@ -40,6 +40,20 @@ export interface RepoResult {
   branch?: string;
   commit?: string;
   pushed?: boolean;
+  /** With `--open-pr`: what happened to its pull request. */
+  pullRequest?: PullRequestOutcome;
+}
+
+/** What `--open-pr` did to a repository's pull request (GitLab: merge request). */
+export interface PullRequestOutcome {
+  /** `none`: no pull request is needed and none was open. */
+  action: 'opened' | 'updated' | 'unchanged' | 'closed' | 'none';
+  kind: 'github' | 'gitlab';
+  /** The host (github.com, gitlab.acme.com) and the project there. */
+  host: string;
+  project: string;
+  number?: number;
+  url?: string;
 }
 
 export interface Outcome {
@@ -155,7 +169,7 @@ export function stateChanged(evaluation: Evaluation): boolean {
  * action but not their contents (which no report prints): on a large fleet that is most of the
  * memory a diff run would hold.
  */
-function toRepoDiff(result: RepoResult, evaluation: Evaluation | undefined): RepoDiff {
+export function toRepoDiff(result: RepoResult, evaluation: Evaluation | undefined): RepoDiff {
   if (!evaluation) {
     return {
       repository: result.repository,
@@ -180,6 +194,15 @@ function toRepoDiff(result: RepoResult, evaluation: Evaluation | undefined): Rep
     changes,
     explanations: explainChanges(evaluation.config, evaluation.plan.changes),
   };
+}
+
+/** The subject of the commit (and the default title of the pull request) for a result. */
+export function commitSubject(result: Pick<RepoResult, 'generatorBefore' | 'generatorAfter'>) {
+  const before = result.generatorBefore;
+  const after = result.generatorAfter;
+  return before !== undefined && before !== after
+    ? `chore(cached-deploy): upgrade generated files to create-cached-deploy ${after}`
+    : `chore(cached-deploy): regenerate files with create-cached-deploy ${after}`;
 }
 
 function summarize(change: FileChange): FileSummary {

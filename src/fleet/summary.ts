@@ -28,7 +28,13 @@ export function formatSummaryTable(result: FleetResult): string {
       .map((cell, column) => (column < 3 ? cell.padEnd(widths[column] ?? 0) : cell))
       .join('  ')
       .trimEnd();
-  return `${[line(header), ...rows.map(line)].join('\n')}\n${formatTotals(result)}\n`;
+  // The failures again, together at the end: the table of a large fleet scrolls them away.
+  const failed = result.results.filter((r) => r.status === 'error');
+  const failures =
+    failed.length === 0
+      ? ''
+      : `Failed (${failed.length}):\n${failed.map((r) => `  ${printable(r.repository)}: ${printable(r.message)}`).join('\n')}\n`;
+  return `${[line(header), ...rows.map(line)].join('\n')}\n${formatTotals(result)}\n${failures}`;
 }
 
 /** The same as a markdown report (for `--report` with `--check` or `--write`). */
