@@ -94,6 +94,9 @@ const project = new typescript.TypeScriptProject({
     '@inquirer/prompts@^7',
     '@aws-sdk/client-ecr@^3',
     'diff@^8',
+    '@octokit/rest@^22',
+    '@gitbeaker/rest@^43',
+    '@gitbeaker/requester-utils@^43',
   ],
   devDeps: [
     'projen@0.103.25',
@@ -107,6 +110,8 @@ const project = new typescript.TypeScriptProject({
     'mdast-util-from-markdown@^2',
     'mdast-util-gfm@^3',
     'micromark-extension-gfm@^3',
+    // Checks the shipped JSON Schemas against the validator (test/json-schema.test.ts).
+    'ajv@^8',
   ],
   bin: {
     'create-cached-deploy': 'bin/create-cached-deploy.js',
@@ -121,7 +126,18 @@ project.gitattributes.addAttributes('/test/fixtures/**', '-text');
 
 project.package.addField('type', 'module');
 project.package.addVersion('0.1.0');
-project.package.addField('files', ['lib/', 'bin/', 'templates/', 'README.md', 'LICENSE']);
+// npm-shrinkwrap.json: written by `prepack`, removed by `postpack` (below). npm 11 packs it only
+// when `files` names it.
+project.package.addField('files', [
+  'lib/',
+  'bin/',
+  'templates/',
+  // JSON Schemas of cached-deploy.yml and fleet.yml, for editors (README "Editor support").
+  'schemas/',
+  'README.md',
+  'LICENSE',
+  'npm-shrinkwrap.json',
+]);
 project.package.addField('exports', {
   '.': { types: './lib/index.d.ts', import: './lib/index.js' },
   // The projen component. `default` lets a CommonJS .projenrc.ts require() it (Node >= 20.19).
@@ -146,12 +162,30 @@ project.testTask.spawn(project.compileTask);
 project.testTask.exec('tsc --noEmit -p tsconfig.dev.json');
 project.testTask.exec('vitest run');
 
+// The published package carries npm-shrinkwrap.json, the runtime part of package-lock.json, so
+// `npx create-cached-deploy@<version>` installs the tree that was tested (docs/supply-chain.md).
+// It exists only while npm packs: package-lock.json stays the repository's one lockfile.
+project.addTask('prepack', {
+  description: 'Write npm-shrinkwrap.json (the runtime tree of package-lock.json) for npm pack',
+  exec: 'tsx scripts/shrinkwrap.ts',
+});
+project.addTask('postpack', {
+  description: 'Remove npm-shrinkwrap.json again after npm pack',
+  exec: 'rm -f npm-shrinkwrap.json',
+});
+project.gitignore.exclude('/npm-shrinkwrap.json');
+
 project
   .addTask('example', {
     description: 'Run the scaffolder on a temp copy of examples/node-service and print the result',
     exec: 'tsx scripts/run-example.ts',
   })
   .prependSpawn(project.compileTask);
+project.addTask('schemas', {
+  description:
+    'Regenerate schemas/*.schema.json from the validator definitions (test/json-schema.test.ts checks them)',
+  exec: 'tsx scripts/json-schemas.ts',
+});
 project
   .addTask('bench', {
     description: 'Measure start-up and generate wall time against bare node start-up',

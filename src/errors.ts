@@ -11,6 +11,8 @@ export type ErrorCode =
   | 'STAGE_NOT_FOUND'
   | 'NO_DOCKERFILE'
   | 'PATH_OUTSIDE_REPO'
+  | 'UNSAFE_PATH' // a symlink, special file or oversized file where the tool reads or writes
+  | 'STATE_INVALID' // the state file is not one this tool wrote (a key it never generates)
   | 'POLICY_INVALID' // a generated lifecycle policy breaks an ECR rule (a bug, caught before writing)
   | 'CONFLICT' // a generated file was edited by hand
   | 'MISSING_VALUE' // a required answer with no TTY to ask it

@@ -22,11 +22,13 @@ export type { ImageSettings, ResolvedConfig } from './config/resolve.js';
 export {
   type CacheStats,
   cacheStats,
-  type ErosionVerdict,
-  erosionVerdict,
+  compareWithSeed,
   healthScore,
+  matchSteps,
   parseCacheConfig,
   parseCacheManifest,
+  reusableWith,
+  type StepsAgainstSeed,
 } from './doctor/cacheconfig.js';
 export {
   type DoctorOptions,
@@ -51,12 +53,18 @@ export {
   type FleetOptions,
   type FleetRepo,
   type FleetResult,
+  type FleetStatusResult,
   loadFleetFile,
+  type PullRequestOutcome,
+  type PullRequestSettings,
   parseFleetFile,
+  type RepoPullRequestStatus,
   type RepoResult,
   type RepoStatus,
   runFleet,
+  runFleetStatus,
 } from './fleet/index.js';
+export { ACTION_RELEASES, ACTIONS } from './model/actions.js';
 export { bakeFile } from './model/bake.js';
 export { branchSlug, cacheScope, cacheTag } from './model/cache-tags.js';
 export { rolePolicy, roleTrustPolicy } from './model/iam.js';

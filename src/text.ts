@@ -40,6 +40,7 @@ export function printable(text: string, options: { multiline?: boolean } = {}): 
  */
 export function quoteForMessage(value: string, max = 120): string {
   const cut = value.length > max ? `${value.slice(0, max)}…` : value;
-  const quoted = JSON.stringify(cut);
+  // JSON escapes C0 controls; printable() the rest (DEL, C1, bidi overrides).
+  const quoted = printable(JSON.stringify(cut));
   return value.length > max ? `${quoted} (${value.length} characters)` : quoted;
 }

@@ -28,6 +28,8 @@ const IMAGE_MANIFEST_MEDIA_TYPES = new Set([
 /** ECR's limits: 1000 per list page, 100 ids per BatchGetImage / BatchDeleteImage. */
 const PAGE_SIZE = 1000;
 const BATCH_SIZE = 100;
+/** Pages of a listing before it is taken for one that never ends. */
+const MAX_PAGES = 1000;
 /** Longer than any GitHub-hosted job may run (6 h), so no build can still be importing it. */
 export const DEFAULT_GRACE_HOURS = 6;
 
@@ -53,7 +55,14 @@ export async function sdkPort(options = {}) {
   const sdk = await import('@aws-sdk/client-ecr');
   // The SDK retries throttling and 5xx with exponential backoff and jitter; a pruner can afford
   // to be patient, so it gets more attempts than the default 3.
-  const client = new sdk.ECRClient({ maxAttempts: 8, retryMode: 'standard', ...options });
+  // A connection that hangs fails (and is retried) instead of holding the deploy job: 10 s to
+  // connect, 60 s of silence on a socket.
+  const client = new sdk.ECRClient({
+    maxAttempts: 8,
+    retryMode: 'standard',
+    requestHandler: { connectionTimeout: 10_000, requestTimeout: 60_000 },
+    ...options,
+  });
   return {
     describeImages: (input) => client.send(new sdk.DescribeImagesCommand(input)),
     batchGetImage: (input) => client.send(new sdk.BatchGetImageCommand(input)),
@@ -61,16 +70,31 @@ export async function sdkPort(options = {}) {
   };
 }
 
-/** Every image of a repository, one DescribeImages page of up to 1000 at a time. */
-export async function listImages(ecr, repositoryName) {
+/**
+ * Every image of a repository, one DescribeImages page of up to 1000 at a time. The token is the
+ * server's: one that comes back, or pages that never end (MAX_PAGES, 10x ECR's default image
+ * quota at 1000 a page), stop with an error instead of looping. Entries are appended one by one:
+ * spreading a huge page into push() overflows the stack.
+ */
+export async function listImages(ecr, repositoryName, { maxPages = MAX_PAGES } = {}) {
   const images = [];
+  const seen = new Set();
   let nextToken;
-  do {
+  for (let count = 1; ; count++) {
     const page = await ecr.describeImages({ repositoryName, maxResults: PAGE_SIZE, nextToken });
-    images.push(...(page.imageDetails ?? []));
+    for (const image of page.imageDetails ?? []) images.push(image);
     nextToken = page.nextToken;
-  } while (nextToken);
-  return images;
+    if (!nextToken) return images;
+    if (seen.has(nextToken))
+      throw new Error(
+        `DescribeImages on ${repositoryName}: ECR answered a nextToken it had already given (page ${count}); stopped instead of looping`,
+      );
+    if (count >= maxPages)
+      throw new Error(
+        `DescribeImages on ${repositoryName}: more than ${maxPages} pages; stopped (a listing that does not end)`,
+      );
+    seen.add(nextToken);
+  }
 }
 
 function chunks(items, size = BATCH_SIZE) {
@@ -133,7 +157,12 @@ export function selectDeletions({ images, children, superseded, sweep, graceMs, 
   return { remove, skipped };
 }
 
-/** Digests referenced by any index (multi-platform list) in the repository. */
+/**
+ * Digests referenced by any index (multi-platform list) in the repository. Every index must be
+ * read: one that fails, that BatchGetImage leaves out of its answer altogether, or whose manifest
+ * names no list of children may hide children, so the repository is skipped (an error), and
+ * nothing in it is deleted.
+ */
 async function indexChildren(ecr, repositoryName, images) {
   const children = new Set();
   const indexes = images.filter((image) => INDEX_MEDIA_TYPES.has(image.imageManifestMediaType));
@@ -144,17 +173,40 @@ async function indexChildren(ecr, repositoryName, images) {
       imageIds,
       acceptedMediaTypes: [...INDEX_MEDIA_TYPES],
     });
-    for (const image of result.images ?? []) {
-      for (const child of JSON.parse(image.imageManifest).manifests ?? [])
-        children.add(child.digest);
+    const manifests = new Map();
+    for (const image of result.images ?? [])
+      manifests.set(image.imageId?.imageDigest, image.imageManifest);
+    const unread = [];
+    for (const { imageDigest } of imageIds) {
+      const list = indexManifests(manifests.get(imageDigest));
+      if (!list) unread.push(imageDigest);
+      else for (const child of list) children.add(child);
     }
-    // An index we could not read may hide children: keep everything it could reference.
-    if ((result.failures ?? []).length > 0)
+    if (unread.length > 0) {
+      const failed = (result.failures ?? []).length;
       throw new Error(
-        `could not read ${result.failures.length} index manifest(s) in ${repositoryName}`,
+        `could not read ${unread.length} index manifest(s) in ${repositoryName} (${failed} failed, ${unread.length - failed} missing from the answer or unreadable, e.g. ${unread[0]}): their children are unknown, so nothing in this repository is deleted`,
       );
+    }
   }
   return children;
+}
+
+/** The child digests an index manifest lists, or undefined when it is not a readable index. */
+function indexManifests(text) {
+  let manifest;
+  try {
+    manifest = typeof text === 'string' ? JSON.parse(text) : undefined;
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(manifest?.manifests)) return undefined;
+  const digests = [];
+  for (const entry of manifest.manifests) {
+    if (typeof entry?.digest !== 'string') return undefined;
+    digests.push(entry.digest);
+  }
+  return digests;
 }
 
 /**
@@ -235,7 +287,7 @@ async function deleteDigests(ecr, repositoryName, entries, summary) {
         summary.skipped.push({ repository: repositoryName, ...entry, reason: 'index-child' });
       } else {
         const error = failure
-          ? `${failure.failureCode}: ${failure.failureReason ?? ''}`.trim()
+          ? printable(`${failure.failureCode}: ${failure.failureReason ?? ''}`.trim())
           : 'not reported as deleted';
         summary.errors.push({ repository: repositoryName, digest: entry.digest, error });
       }
@@ -270,7 +322,37 @@ async function taggedNow(ecr, repositoryName, entries) {
 }
 
 function errorText(error) {
-  return `${error?.name ?? 'Error'}: ${error?.message ?? String(error)}`;
+  return printable(`${error?.name ?? 'Error'}: ${error?.message ?? String(error)}`);
+}
+
+/**
+ * Text from ECR (an error message, a failure reason) made safe for a terminal and a log: control
+ * characters and bidi overrides escaped, one line, cut to 300 characters.
+ */
+export function printable(text) {
+  const line = String(text).replace(
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: these are exactly what we escape
+    /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g,
+    (char) => `\\u{${char.codePointAt(0).toString(16)}}`,
+  );
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
+}
+
+/** A branch's cache tag, `br-<slug>.<image>`, as the workflow computes it; nothing else. */
+const BRANCH_TAG = /^br-[A-Za-z0-9_.-]+\.[A-Za-z0-9_-]+$/;
+const MAX_TAG_LENGTH = 128;
+
+/** Throws unless every tag is a branch's cache tag: delete-branch never touches main.*, seed.*. */
+export function checkBranchTags(targets) {
+  const outside = targets.flatMap(({ repository, tags }) =>
+    tags
+      .filter((tag) => !(BRANCH_TAG.test(tag) && tag.length <= MAX_TAG_LENGTH))
+      .map((tag) => `${repository}:${printable(tag)}`),
+  );
+  if (outside.length > 0)
+    throw new Error(
+      `delete-branch only deletes branch cache tags (br-<branch>.<image>); refusing ${outside.slice(0, 5).join(', ')}${outside.length > 5 ? ` and ${outside.length - 5} more` : ''}; nothing was deleted`,
+    );
 }
 
 /**
@@ -290,7 +372,7 @@ export async function prune(ecr, options) {
   const names = [...new Set([...Object.keys(recorded.repositories ?? {}), ...repositories])];
   for (const repositoryName of names) {
     try {
-      const images = await listImages(ecr, repositoryName);
+      const images = await listImages(ecr, repositoryName, { maxPages: options.maxPages });
       const before = recorded.repositories?.[repositoryName] ?? {};
       const current = tagDigests(images, Object.keys(before));
       const superseded = Object.entries(before)
@@ -325,6 +407,7 @@ export async function prune(ecr, options) {
  * too, which is what we want here: only that branch's builds imported it, and there are no more.
  */
 export async function deleteBranchTags(ecr, targets, { dryRun = false } = {}) {
+  checkBranchTags(targets);
   const summary = { dryRun, deleted: [], skipped: [], errors: [], bytesReclaimed: 0 };
   for (const { repository, tags } of targets) {
     if (dryRun) {
@@ -355,7 +438,7 @@ export async function deleteBranchTags(ecr, targets, { dryRun = false } = {}) {
             summary.errors.push({
               repository,
               tag: failure.imageId?.imageTag,
-              error: `${failure.failureCode}: ${failure.failureReason ?? ''}`.trim(),
+              error: printable(`${failure.failureCode}: ${failure.failureReason ?? ''}`.trim()),
             });
         }
       } catch (error) {
@@ -417,6 +500,7 @@ export function parseArgs(argv) {
     throw new Error(`prune --sweep needs --repository or --state\n${USAGE}`);
   if (command !== 'prune' && options.targets.length === 0)
     throw new Error(`${command} needs --repository\n${USAGE}`);
+  if (command === 'delete-branch') checkBranchTags(options.targets);
   return options;
 }
 
@@ -432,8 +516,10 @@ export function formatSummary(summary) {
     );
   const reasons = {};
   for (const entry of summary.skipped) reasons[entry.reason] = (reasons[entry.reason] ?? 0) + 1;
-  for (const entry of summary.errors)
-    lines.push(`error ${entry.repository} ${entry.digest ?? entry.tag ?? ''}: ${entry.error}`);
+  for (const entry of summary.errors) {
+    const id = entry.digest ?? entry.tag;
+    lines.push(`error ${entry.repository}${id ? ` ${id}` : ''}: ${entry.error}`);
+  }
   const kept = Object.entries(reasons)
     .map(([reason, count]) => `${count} ${reason}`)
     .join(', ');

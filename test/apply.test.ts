@@ -598,6 +598,92 @@ describe('apply', () => {
   });
 });
 
+describe('apply: a hostile ECR', () => {
+  it('a preview whose nextToken comes back fails the run, writing nothing', async () => {
+    const dir = await repo();
+    seedInSync(dir);
+    server.state.setLifecyclePolicy(CACHE_REPO, undefined);
+    pushCache('br-old.api', 100);
+    server.faults.nextTokenLoop('GetLifecyclePolicyPreview');
+    const { report } = await apply(dir, options());
+    expect(report.status).toBe('failed');
+    expect(report.error).toBe(
+      `GetLifecyclePolicyPreview on ${CACHE_REPO}: ECR answered a nextToken it had already given (page 2); stopped instead of looping`,
+    );
+    // One IN_PROGRESS poll, the COMPLETE page, the page that repeated its token.
+    expect(server.callCount('GetLifecyclePolicyPreview')).toBe(3);
+    expect(ops(writes(recent()))).toEqual(['StartLifecyclePolicyPreview']);
+  });
+
+  it('a listing of the newest images whose nextToken comes back fails the run', async () => {
+    const dir = await repo(`${CONFIG}deployImages:\n  keep: 3\n`);
+    seedInSync(dir);
+    const path = 'ecr/image-lifecycle-policy.json';
+    writeFileSync(join(dir, path), read(dir, path).replace('"countNumber": 3', '"countNumber": 1'));
+    for (const days of [5, 4, 3, 2, 1]) pushImage(`sha-${days}`, days);
+    server.faults.nextTokenLoop('DescribeImages');
+    const { report } = await apply(dir, options());
+    expect(report.status).toBe('failed');
+    expect(report.error).toMatch(
+      new RegExp(`^DescribeImages on ${IMAGE_REPO}: ECR answered a nextToken it had already given`),
+    );
+    expect(server.callCount('DescribeImages')).toBe(2);
+    expect(ops(writes(recent()))).toEqual(['StartLifecyclePolicyPreview']);
+  });
+
+  it('a preview page of 200,000 results does not overflow the stack', async () => {
+    const dir = await repo();
+    seedInSync(dir);
+    server.state.setLifecyclePolicy(CACHE_REPO, undefined);
+    pushCache('br-old.api', 100);
+    const { sdkPort } = await import('../src/ecr/port.js');
+    const real = await sdkPort({
+      region: 'us-east-1',
+      endpoint: server.endpoint,
+      clientOptions: options().clientOptions,
+    });
+    try {
+      const padding = Array.from({ length: 200_000 }, (_, i) => ({
+        imageDigest: `sha256:${i.toString(16).padStart(64, '0')}`,
+        imageTags: [],
+        action: { type: 'EXPIRE' },
+      }));
+      const port: typeof real = {
+        ...real,
+        // The real answer, then one more page: 200,000 results.
+        getLifecyclePolicyPreview: async (input) => {
+          if (input.nextToken === 'padding') return { status: 'COMPLETE', previewResults: padding };
+          const page = await real.getLifecyclePolicyPreview(input);
+          return page.status === 'COMPLETE' ? { ...page, nextToken: 'padding' } : page;
+        },
+      };
+      const { report } = await apply(dir, options({ port, dryRun: true }));
+      expect(report.status).toBe('pending');
+      const cache = report.repositories.find((r) => r.name === CACHE_REPO);
+      expect(cache?.preview?.expiring).toHaveLength(200_001);
+    } finally {
+      real.destroy();
+    }
+  });
+
+  it('ECR error text with terminal escapes is escaped and cut in the report', async () => {
+    const dir = await repo();
+    server.faults.add({
+      ops: 'DescribeRepositories',
+      error: {
+        status: 400,
+        type: 'AccessDeniedException',
+        message: `\u001b[2J${'z'.repeat(2000)}`,
+      },
+    });
+    const { report } = await apply(dir, options());
+    expect(report.status).toBe('failed');
+    expect(report.error).not.toContain('\u001b');
+    expect(report.error).toMatch(/^AccessDeniedException: \\u\{1b\}\[2Jz+…$/);
+    expect(report.error?.length).toBeLessThan(400);
+  });
+});
+
 describe('the apply command', () => {
   async function cli(args: string[]) {
     const out: string[] = [];

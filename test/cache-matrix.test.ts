@@ -34,12 +34,13 @@ import {
 } from './support/bake.js';
 
 /**
- * The cache strategy end to end: whether a run builds main is decided by running the generated
- * workflow's own `main` step with bash, the branch's scope and its cache repositories by running
- * its `cache` step with that answer, exactly as the runner would, and those are fed to the
- * generated bake file, which is evaluated as bake would. Nothing here re-implements the slug: the
- * TypeScript `cacheScope()` is only ever compared with what the shell produced. main.* and seed.*
- * live in each image's cache repository, every branch's scope in its branch-cache repository.
+ * The cache strategy end to end (docs/cache-strategy.md, docs/erosion-and-seed.md): whether a run
+ * builds main is decided by running the generated workflow's own `main` step with bash, the
+ * branch's scope and its cache repositories by running its `cache` step with that answer, exactly
+ * as the runner would, and those are fed to the generated bake file, which is evaluated as bake
+ * would. Nothing here re-implements the slug: the TypeScript `cacheScope()` is only ever compared
+ * with what the shell produced. main.* and seed.* live in each image's cache repository, every
+ * branch's scope in its branch-cache repository.
  */
 
 // Docker's tag grammar (distribution/reference).
@@ -364,7 +365,7 @@ function assertStrategy(
     } else {
       expect(mainRepositories.has(exported.repository)).toBe(true);
     }
-    // One location is never written twice in one build.
+    // One location is never written twice in one build (docs/cache-strategy.md).
     const location = `${exported.repository}:${exported.tag}`;
     expect(exportLocations.has(location)).toBe(false);
     exportLocations.add(location);
@@ -373,26 +374,38 @@ function assertStrategy(
 
 /**
  * The seed job's cold build: the bake file evaluated with CACHE_SCOPE=seed and the job's `set`
- * overrides imports nothing from the registry and exports only seed.<image>, per target.
+ * overrides (then `--no-cache`, as bake-action passes it) imports nothing at all, outputs only to
+ * the cache, and exports only seed.<image>, per target, without `ignore-error`: a failed seed
+ * export fails the job.
  */
 function assertSeedBuild(fixture: Fixture): void {
   expect(fixture.seedEnv.CACHE_SCOPE).toBe(SEED_SCOPE);
   const evaluated = evaluateBake(fixture.bake, fixture.seedEnv);
-  const targets = applyBakeSet(evaluated.targets, fixture.seedSet);
+  const targets = applyBakeSet(evaluated.targets, [...fixture.seedSet, '*.no-cache=true']);
   const registry = registryHost(fixture.config.aws.accountId, fixture.config.aws.region);
   expect(Object.keys(targets).sort()).toEqual([...fixture.imageNames].sort());
+  const { 'ignore-error': ignoreError, ...seedExportOptions } = EXPORT_OPTIONS;
+  expect(ignoreError).toBe('true');
   for (const image of fixture.config.images) {
     const target = targets[image.name] as EvaluatedTarget;
-    expect(target['cache-from']).toHaveLength(1);
-    expect(target['cache-from']?.[0]).toMatch(/^type=local,src=[^,]+$/);
+    expect(target['cache-from']).toBeUndefined();
+    expect(target.output).toEqual(['type=cacheonly']);
+    expect(target['no-cache']).toBe(true);
     const to = (target['cache-to'] ?? []).map(parseCacheRef);
     expect(to.map((ref) => Object.fromEntries(ref.attributes))).toEqual([
       {
         type: 'registry',
         ref: `${registry}/${image.cacheRepository}:${SEED_SCOPE}.${image.name}`,
-        ...EXPORT_OPTIONS,
+        ...seedExportOptions,
       },
     ]);
+  }
+  // The same file without the overrides, as every other build resolves it: ignore-error stays.
+  const ordinary = applyBakeSet(evaluated.targets, []);
+  for (const image of fixture.config.images) {
+    const [exported] = (ordinary[image.name]?.['cache-to'] ?? []).map(parseCacheRef);
+    expect(exported?.attributes.get('ignore-error')).toBe('true');
+    expect(ordinary[image.name]?.output).toBeUndefined();
   }
 }
 
@@ -995,6 +1008,109 @@ describe('the bake evaluator', () => {
     );
     expect(() => evaluateBake(call, {})).toThrow(/unsupported interpolation/);
     await expect(parseBake('target "t" {\n  inherits = ["u"]\n}\n')).rejects.toThrow(/inherits/);
+  });
+
+  describe('--set, as buildx applies it', () => {
+    const TARGETS = `
+target "a" {
+  cache-from = ["type=registry,ref=r/c:seed", "type=registry,ref=r/c:main", "type=registry,ref=r/c:main"]
+  cache-to   = ["type=registry,ref=r/c:main,mode=max,ignore-error=true"]
+  tags       = ["r/a:1", "r/a:1"]
+  platforms  = ["linux/amd64"]
+}
+target "ab" {
+  cache-from = ["type=registry,ref=r/c:main"]
+}
+target "b" {
+}
+`;
+    const resolve = async (overrides: string[]) =>
+      applyBakeSet(evaluateBake(await parseBake(TARGETS), {}).targets, overrides);
+
+    it('normalises every target, with or without overrides: duplicates go, empty lists vanish', async () => {
+      const targets = await resolve([]);
+      expect(targets.a?.['cache-from']).toEqual([
+        'type=registry,ref=r/c:seed',
+        'type=registry,ref=r/c:main',
+      ]);
+      expect(targets.a?.tags).toEqual(['r/a:1']);
+      expect(targets.b).toEqual({});
+    });
+
+    it('an empty value clears a list: no import at all', async () => {
+      const targets = await resolve(['*.cache-from=']);
+      expect(targets.a?.['cache-from']).toBeUndefined();
+      expect(targets.ab?.['cache-from']).toBeUndefined();
+      expect(targets.a?.['cache-to']).toHaveLength(1);
+    });
+
+    it('repeated lines for one key build one list, which replaces the attribute', async () => {
+      const targets = await resolve([
+        'a.cache-to=type=registry,ref=r/c:seed,mode=max',
+        'a.cache-to=type=local,dest=/tmp/x',
+      ]);
+      expect(targets.a?.['cache-to']).toEqual([
+        'type=registry,ref=r/c:seed,mode=max',
+        'type=local,dest=/tmp/x',
+      ]);
+    });
+
+    it('+= merges: appended, then duplicates dropped by type and attributes, not by text', async () => {
+      const targets = await resolve([
+        'a.cache-from+=ref=r/c:seed,type=registry',
+        'a.cache-from+=type=registry,ref=r/c:br',
+        'b.cache-from+=r/c:x,r/c:y',
+      ]);
+      expect(targets.a?.['cache-from']).toEqual([
+        'type=registry,ref=r/c:seed',
+        'type=registry,ref=r/c:main',
+        'type=registry,ref=r/c:br',
+      ]);
+      // A value without "=" is a list of registry refs.
+      expect(targets.b?.['cache-from']).toEqual(['r/c:x', 'r/c:y']);
+    });
+
+    it('the last line of a key decides between replace and merge (one Append flag per key)', async () => {
+      const merged = await resolve([
+        'a.cache-to=type=local,dest=/x',
+        'a.cache-to+=type=local,dest=/y',
+      ]);
+      expect(merged.a?.['cache-to']).toEqual([
+        'type=registry,ref=r/c:main,mode=max,ignore-error=true',
+        'type=local,dest=/x',
+        'type=local,dest=/y',
+      ]);
+      const replaced = await resolve([
+        'a.cache-to+=type=local,dest=/x',
+        'a.cache-to=type=local,dest=/y',
+      ]);
+      expect(replaced.a?.['cache-to']).toEqual(['type=local,dest=/x', 'type=local,dest=/y']);
+    });
+
+    it('patterns: an exact name first, else a glob; output, push and no-cache', async () => {
+      const targets = await resolve(['a*.output=type=cacheonly', 'b.push=true', 'a.no-cache=true']);
+      expect(targets.a?.output).toEqual(['type=cacheonly']);
+      expect(targets.ab?.output).toEqual(['type=cacheonly']);
+      expect(targets.a?.['no-cache']).toBe(true);
+      expect(targets.b?.output).toEqual(['type=image,push=true']);
+      const exact = await resolve(['a.output=type=cacheonly']);
+      expect(exact.ab?.output).toBeUndefined();
+    });
+
+    it('rejects what buildx rejects, and what it does not model', async () => {
+      await expect(resolve(['*.platforms=linux/arm64'])).rejects.toThrow(/unknown key: platforms/);
+      await expect(resolve(['*.outputs=type=cacheonly'])).rejects.toThrow(/unknown key: outputs/);
+      await expect(resolve(['c*.tags=x'])).rejects.toThrow(
+        /could not find any target matching 'c\*'/,
+      );
+      await expect(resolve(['a.cache-to=mode=max'])).rejects.toThrow(/type required/);
+      await expect(resolve(['a.no-cache=yes'])).rejects.toThrow(/boolean key no-cache/);
+      await expect(resolve(['a.tags'])).rejects.toThrow(/expected target.key=value/);
+      await expect(resolve(['*.secrets=id=x'])).rejects.toThrow(/not modelled/);
+      await expect(resolve(['a.push=true', 'a.output=type=cacheonly'])).rejects.toThrow(
+        /push and output/,
+      );
+    });
   });
 
   it('keeps a generated file literal where the config holds ${ (no accidental interpolation)', async () => {

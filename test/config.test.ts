@@ -1,10 +1,11 @@
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { loadConfig, parseConfig } from '../src/config/load.js';
 import { parseDockerfileStages } from '../src/detect/dockerfile.js';
 import { CachedDeployError, type ErrorCode } from '../src/errors.js';
+import { schemaError } from './support/json-schemas.js';
 import { createTempDir } from './support/temp-repo.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: the tests build deliberately invalid configs
@@ -67,6 +68,27 @@ const remove =
     delete target[path.at(-1) as string | number];
   };
 
+/**
+ * The verdict of the shipped JSON Schema (schemas/cached-deploy.schema.json, what editors check)
+ * on a cached-deploy.yml text: every example here gets one, so the schema and the validator are
+ * compared on all of them.
+ */
+function expectSchemaAccepts(text: string): void {
+  expect(schemaError('cached-deploy', parse(text)), text).toBeUndefined();
+}
+function expectSchemaRejects(text: string): void {
+  expect(schemaError('cached-deploy', parse(text)), `the schema accepts:\n${text}`).toBeDefined();
+}
+
+/**
+ * Invalid values that JSON Schema cannot express, so only the validator rejects them (the schema's
+ * description says so): keep this list to what truly needs code.
+ */
+const BEYOND_JSON_SCHEMA = new Set([
+  // A range's start after its end: a regular expression cannot compare two numbers.
+  'a seed schedule with a reversed range',
+]);
+
 function errorOf(run: () => unknown): CachedDeployError {
   try {
     run();
@@ -93,6 +115,7 @@ function expectConfigError(
 
 describe('a valid config', () => {
   test('the full config parses and resolves', () => {
+    expectSchemaAccepts(stringify(validConfig()));
     const config = parseConfig(stringify(validConfig()));
     expect(config.images.map((image) => image.cacheRepository)).toEqual([
       'shop-buildcache',
@@ -141,6 +164,7 @@ describe('a valid config', () => {
     ],
   ])('accepts %s', (_what, mutate) => {
     expect(parseConfig(textOf(mutate)).aws.accountId).toBe('123456789012');
+    expectSchemaAccepts(textOf(mutate));
   });
 });
 
@@ -192,6 +216,7 @@ describe('unknown fields', () => {
 
   test.each(cases)('%s', (path, mutate, allowed) => {
     const error = expectConfigError(() => parseConfig(textOf(mutate)), 'CONFIG_INVALID', path);
+    expectSchemaRejects(textOf(mutate));
     const match = /^cached-deploy\.yml: (\S+): unknown field \(allowed: ([\w, ]+)\)$/.exec(
       error.message,
     );
@@ -472,12 +497,17 @@ describe('invalid values', () => {
     ['a workflow that is a list', set(['workflow'], ['x']), 'workflow', /expected a mapping/],
   ];
 
-  test.each(cases)('%s', (_what, mutate, path, mentions) => {
+  test.each(cases)('%s', (what, mutate, path, mentions) => {
     const error = expectConfigError(() => parseConfig(textOf(mutate)), 'CONFIG_INVALID', path);
     expect(error.message).toMatch(mentions);
+    if (BEYOND_JSON_SCHEMA.has(what)) expectSchemaAccepts(textOf(mutate));
+    else expectSchemaRejects(textOf(mutate));
   });
 
+  // Checks across fields: the validator's alone (JSON Schema compares no two values), so the schema
+  // accepts these.
   test('a duplicate image name names the second image and the first', () => {
+    expectSchemaAccepts(textOf(set(['images', 1, 'name'], 'web')));
     const error = expectConfigError(
       () => parseConfig(textOf(set(['images', 1, 'name'], 'web'))),
       'CONFIG_INVALID',
@@ -487,6 +517,7 @@ describe('invalid values', () => {
   });
 
   test('a cache repository equal to another image repository', () => {
+    expectSchemaAccepts(textOf(set(['images', 1, 'cacheRepository'], 'shop')));
     const error = expectConfigError(
       () => parseConfig(textOf(set(['images', 1, 'cacheRepository'], 'shop'))),
       'CONFIG_INVALID',
@@ -628,6 +659,7 @@ describe('invalid values', () => {
     ]) {
       const error = errorOf(() => parseConfig(text as string));
       expect(error.code).toBe('CONFIG_INVALID');
+      expectSchemaRejects(text as string);
       expect(error.message).toBe(`cached-deploy.yml: expected a mapping, got ${got}`);
     }
   });
@@ -687,6 +719,7 @@ describe('paths outside the repository', () => {
     ['paths.stateFile', set(['paths', 'stateFile'], '/etc/state.json')],
   ])('%s', (path, mutate) => {
     const error = expectConfigError(() => parseConfig(textOf(mutate)), 'PATH_OUTSIDE_REPO', path);
+    expectSchemaRejects(textOf(mutate));
     expect(error.message).toContain('points outside the repository');
   });
 });
@@ -699,6 +732,9 @@ describe('checks against the repository (loadConfig)', () => {
     writeFileSync(join(dir, 'Dockerfile'), 'FROM node:20 AS base\nFROM base AS runtime\n');
     writeFileSync(join(dir, 'worker', 'Dockerfile'), 'FROM python:3.12 AS Runtime\n');
     writeFileSync(join(dir, 'cached-deploy.yml'), textOf(config));
+    // What fails below is the repository, not the file: the schema (which cannot see the
+    // repository) accepts every one of these.
+    expectSchemaAccepts(textOf(config));
     return dir;
   }
 
@@ -726,10 +762,11 @@ describe('checks against the repository (loadConfig)', () => {
     expectConfigError(() => loadConfig(dir), 'PATH_OUTSIDE_REPO', 'images[0].context');
   });
 
-  test('an output path under a symlinked folder that points outside (the file does not exist yet)', () => {
+  test('an output path under a symlinked folder (the file does not exist yet): never written through', () => {
     const dir = repoWith(() => {});
     symlinkSync(createTempDir(), join(dir, '.github'), 'dir');
-    expectConfigError(() => loadConfig(dir), 'PATH_OUTSIDE_REPO', 'workflow.file');
+    const error = expectConfigError(() => loadConfig(dir), 'UNSAFE_PATH', 'workflow.file');
+    expect(error.message).toContain('goes through a symbolic link (.github)');
   });
 
   test('a symlink that stays inside the repository is fine', () => {

@@ -7,12 +7,10 @@
 import { execFileSync } from 'node:child_process';
 import {
   appendFileSync,
-  chmodSync,
   cpSync,
   existsSync,
   mkdirSync,
   readFileSync,
-  rmSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -36,6 +34,7 @@ import {
   shardOf,
 } from '../src/fleet/run-fleet.js';
 import { formatSummaryMarkdown, formatSummaryTable } from '../src/fleet/summary.js';
+import { schemaError } from './support/json-schemas.js';
 import {
   commitAll,
   createSuiteTempRepo,
@@ -176,13 +175,23 @@ describe('merge (defaults under the repository, enforce and overrides over it)',
 });
 
 describe('fleet.yml', () => {
-  const parse = (fleet: object) => parseFleetFile(stringify(fleet), '/fleets/fleet.yml');
+  // Every fleet file here also goes to the shipped JSON Schema (schemas/fleet.schema.json), which
+  // must agree, except on repositories listed twice: that compares entries, which only the
+  // validator does.
+  const parse = (fleet: object) => {
+    const parsed = parseFleetFile(stringify(fleet), '/fleets/fleet.yml');
+    expect(schemaError('fleet', fleet)).toBeUndefined();
+    return parsed;
+  };
   const error = (fleet: object) => {
     try {
-      parse(fleet);
+      parseFleetFile(stringify(fleet), '/fleets/fleet.yml');
     } catch (caught) {
       expect(caught).toBeInstanceOf(CachedDeployError);
-      return (caught as Error).message;
+      const message = (caught as Error).message;
+      if (/is already listed/.test(message)) expect(schemaError('fleet', fleet)).toBeUndefined();
+      else expect(schemaError('fleet', fleet), message).toBeDefined();
+      return message;
     }
     throw new Error('expected an error');
   };
@@ -343,7 +352,7 @@ describe('a mixed fleet', () => {
 
     const usage = captureIo();
     expect(await main(['fleet', fleet, '--check', '--write'], usage.io)).toBe(1);
-    expect(usage.out.stderr).toMatch(/choose one of --check, --diff and --write/);
+    expect(usage.out.stderr).toMatch(/choose one of --check, --diff, --write and --status/);
     expect(await main(['fleet', fleet, '--shard', '3/2'], usage.io)).toBe(1);
     expect(usage.out.stderr).toMatch(/--shard: "3\/2" is not i\/n/);
   });
@@ -561,13 +570,15 @@ describe('--write --branch (and --push)', () => {
     editConfig(local, (doc) => doc.setIn(['deployImages', 'keep'], 7));
     commitAll(local, 'keep 7 images');
     const head = git(local, ['rev-parse', 'HEAD']);
-    const hook = join(local, '.git', 'hooks', 'pre-commit');
-    writeFileSync(hook, '#!/bin/sh\nexit 1\n');
-    chmodSync(hook, 0o755);
     const fleet = writeFleet(root, { repos: ['local'] });
     const options = fleetOptions({ mode: 'write', branch: 'fleet/keep' });
 
-    const failed = await runFleet(fleet, options);
+    // The fleet runs no hooks (see fleet-git-hardening.test.ts): an author date git cannot parse
+    // is what makes only the commit fail.
+    const failed = await runFleet(fleet, {
+      ...options,
+      gitEnv: { ...GIT_ENV, GIT_AUTHOR_DATE: 'not a date' },
+    });
     expect(failed.results[0]?.status).toBe('error');
     expect(failed.results[0]?.message).toMatch(/^git commit failed/);
     expect(git(local, ['symbolic-ref', '--short', 'HEAD']).trim()).toBe('main');
@@ -576,7 +587,6 @@ describe('--write --branch (and --push)', () => {
     expect(git(local, ['branch', '--list', 'fleet/keep'])).toBe('');
 
     // Nothing is left in the way of the next run.
-    rmSync(hook);
     const retried = await runFleet(fleet, options);
     expect(retried.results[0]?.status).toBe('changed');
     expect(git(local, ['show', 'fleet/keep:ecr/image-lifecycle-policy.json'])).toContain(

@@ -115,6 +115,20 @@ describe('previewPolicy', () => {
   });
 });
 
+describe('200,000 images', () => {
+  test('previewing a policy does not overflow the stack', () => {
+    const images = Array.from({ length: 200_000 }, (_, i) =>
+      image(`${i}`, i % 10 === 0 ? [`br-${i}.app`] : [], daysAgo(i % 60), 1),
+    );
+    const preview = previewPolicy(cacheLifecyclePolicy(CONFIG), images, NOW, {
+      repository: 'acme/app-buildcache',
+      policyFile: 'ecr/cache-lifecycle-policy.json',
+    });
+    expect(preview.images).toBe(200_000);
+    expect(preview.expired.count).toBeGreaterThan(0);
+  });
+});
+
 describe('parseListing', () => {
   test('pages, epoch or ISO push times, grouping by repositoryName, one entry per digest', () => {
     const pages = [
@@ -414,6 +428,90 @@ describe('policy preview --live (ECR test server)', () => {
       expired: { count: 2, bytes: 3011 },
     });
     expect(server.callCount('BatchGetImage')).toBe(1);
+  });
+
+  /** The AWS environment the CLI reads, pointed at the test server for this test. */
+  function useServerEnv() {
+    const saved = { ...process.env };
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL_ECR: server.endpoint,
+      AWS_ACCESS_KEY_ID: 'test',
+      AWS_SECRET_ACCESS_KEY: 'test',
+      AWS_CONFIG_FILE: '/dev/null',
+      AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+      AWS_EC2_METADATA_DISABLED: 'true',
+    });
+    onTestFinished(() => {
+      for (const key of Object.keys(process.env)) if (!(key in saved)) delete process.env[key];
+      Object.assign(process.env, saved);
+    });
+  }
+
+  test('a nextToken that comes back: the CLI stops after two calls with one line', async () => {
+    seed();
+    useServerEnv();
+    server.faults.nextTokenLoop('DescribeImages');
+    const started = performance.now();
+    const result = await run(['policy', 'preview', makeRepo(), '--live']);
+    expect(performance.now() - started).toBeLessThan(10_000);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toBe(
+      'create-cached-deploy: reading ECR repository "acme/app" in us-east-1: DescribeImages on acme/app: ECR answered a nextToken it had already given (page 2); stopped instead of looping\n',
+    );
+    expect(server.callCount('DescribeImages')).toBe(2);
+  });
+
+  test('pages that never end stop at the page bound', async () => {
+    seed();
+    server.faults.endlessPages('DescribeImages');
+    await expect(
+      readLiveListing('acme/app', { ...server.clientConfig(), pageSize: 1, maxPages: 10 }),
+    ).rejects.toThrow(/DescribeImages on acme\/app: more than 10 pages; stopped/);
+    expect(server.callCount('DescribeImages')).toBe(10);
+  });
+
+  test('diff --live with a looping listing is an error, not a hang', async () => {
+    seed();
+    const dir = makeRepo();
+    await generate(dir);
+    const yml = join(dir, 'cached-deploy.yml');
+    writeFileSync(yml, `${readFileSync(yml, 'utf8')}cache:\n  branchRetentionDays: 30\n`);
+    server.faults.nextTokenLoop('DescribeImages');
+    await expect(
+      diffRepository(dir, {
+        now: NOW,
+        live: { endpoint: server.endpoint, credentials: server.clientConfig().credentials },
+      }),
+    ).rejects.toThrow(/nextToken it had already given/);
+    expect(server.callCount('DescribeImages')).toBe(2);
+  });
+
+  test('an index that reads as no index leaves its children unknown, never expired', async () => {
+    seed();
+    server.faults.add({
+      ops: 'BatchGetImage',
+      rewrite: {
+        response: (output) => ({
+          ...output,
+          images: ((output.images ?? []) as Record<string, unknown>[]).map((entry) => ({
+            ...entry,
+            imageManifest: '{"schemaVersion":2,"manifests":{"digest":"sha256:nope"}}',
+          })),
+        }),
+      },
+    });
+    const images = await readLiveListing('acme/app', { ...server.clientConfig() });
+    const index = images.find((entry) => entry.tags.includes('v1'));
+    expect(index?.children).toBeUndefined();
+    const preview = previewPolicy(imageLifecyclePolicy(CONFIG), images, NOW, {
+      repository: 'acme/app',
+      policyFile: 'ecr/image-lifecycle-policy.json',
+    });
+    expect(preview.unresolvedIndexes).toBe(1);
+    // The untagged platform images (and the orphan) may be children: uncertain, not expired.
+    expect(preview.expired.count).toBe(0);
+    expect(preview.uncertain.count).toBe(3);
   });
 
   test('diff --live: the impact of a policy change on the images in ECR', async () => {

@@ -71,6 +71,7 @@ interface Pruner {
       graceHours?: number;
       dryRun?: boolean;
       now?: number;
+      maxPages?: number;
     },
   ): Promise<Summary>;
   deleteBranchTags(
@@ -78,6 +79,11 @@ interface Pruner {
     targets: Target[],
     options?: { dryRun?: boolean },
   ): Promise<Summary>;
+  listImages(
+    ecr: EcrPort,
+    repositoryName: string,
+    options?: { maxPages?: number },
+  ): Promise<Record<string, unknown>[]>;
   selectDeletions(input: {
     images: Record<string, unknown>[];
     children: Set<string>;
@@ -857,6 +863,199 @@ describe('prune: failures[] from BatchDeleteImage and BatchGetImage', () => {
   });
 });
 
+describe('prune: a hostile ECR', () => {
+  const sweepOptions = { repositories: [REPO], sweep: true, graceHours: 6, now: NOW };
+  const old = (salt: string) =>
+    server.state.putImage(REPO, {
+      manifest: buildCacheManifest({ salt, layerSizes: [100] }),
+      pushedAt: new Date(NOW - 24 * HOUR),
+    });
+
+  it('a nextToken that comes back is an error for that repository, after two calls', async () => {
+    old('a');
+    server.state.createRepository('other');
+    const fine = server.state.putImage('other', {
+      manifest: buildCacheManifest({ salt: 'b' }),
+      pushedAt: new Date(NOW - 24 * HOUR),
+    });
+    server.faults.add({
+      ops: 'DescribeImages',
+      rewrite: {
+        request: (input) =>
+          input.repositoryName === REPO ? { ...input, nextToken: undefined } : input,
+        response: (output, input) =>
+          input.repositoryName === REPO ? { ...output, nextToken: 'SAME' } : output,
+      },
+    });
+    const summary = await pruner.prune(await port(), {
+      ...sweepOptions,
+      repositories: [REPO, 'other'],
+    });
+    expect(summary.errors).toEqual([
+      {
+        repository: REPO,
+        error: `Error: DescribeImages on ${REPO}: ECR answered a nextToken it had already given (page 2); stopped instead of looping`,
+      },
+    ]);
+    expect(
+      server.callsTo('DescribeImages').filter((c) => c.request.repositoryName === REPO),
+    ).toHaveLength(2);
+    expect(server.callsTo('BatchDeleteImage').map((c) => c.request.repositoryName)).toEqual([
+      'other',
+    ]);
+    expect(digestsOf(summary.deleted)).toEqual([fine]);
+  });
+
+  it('pages that never end stop at the page bound', async () => {
+    old('a');
+    server.faults.endlessPages('DescribeImages');
+    const summary = await pruner.prune(await port(), { ...sweepOptions, maxPages: 20 });
+    expect(summary.errors).toEqual([
+      {
+        repository: REPO,
+        error: `Error: DescribeImages on ${REPO}: more than 20 pages; stopped (a listing that does not end)`,
+      },
+    ]);
+    expect(server.callCount('DescribeImages')).toBe(20);
+    expect(summary.deleted).toEqual([]);
+  });
+
+  it('record with a looping listing records nothing; the later prune only sweeps', async () => {
+    server.faults.nextTokenLoop('DescribeImages');
+    const state = join(
+      await mkdtemp(join(ROOT, 'node_modules', '.cache', 'prune-loop-')),
+      'd.json',
+    );
+    try {
+      const err: string[] = [];
+      const code = await pruner.main(
+        ['record', '--repository', REPO, '--tag', 'main.api', '--state', state],
+        {
+          ecr: await port(),
+          stdout: () => {},
+          stderr: (t) => err.push(t),
+        },
+      );
+      expect(code).toBe(0);
+      expect(err.join('')).toMatch(
+        /could not record cache digests: .*nextToken it had already given/,
+      );
+      expect(JSON.parse(await readFile(state, 'utf8'))).toEqual({
+        formatVersion: 1,
+        repositories: {},
+      });
+      expect(server.callCount('DescribeImages')).toBe(2);
+    } finally {
+      await rm(join(state, '..'), { recursive: true, force: true });
+    }
+  });
+
+  it('an index BatchGetImage leaves out of its answer skips the repository: nothing deleted there', async () => {
+    const child = old('child');
+    const stray = old('stray');
+    const index = server.state.putImage(REPO, {
+      manifest: buildIndexManifest([child]),
+      pushedAt: new Date(NOW - 24 * HOUR),
+    });
+    server.faults.omitFromBatchGet([index]);
+    const summary = await pruner.prune(await port(), sweepOptions);
+    expect(summary.deleted).toEqual([]);
+    expect(summary.errors).toEqual([
+      {
+        repository: REPO,
+        error: `Error: could not read 1 index manifest(s) in ${REPO} (0 failed, 1 missing from the answer or unreadable, e.g. ${index}): their children are unknown, so nothing in this repository is deleted`,
+      },
+    ]);
+    expect(server.callCount('BatchDeleteImage')).toBe(0);
+    expect(server.state.image(REPO, child)).toBeDefined();
+    expect(server.state.image(REPO, stray)).toBeDefined();
+  });
+
+  it('an index that fails to read, or reads as no index, skips the repository too', async () => {
+    const child = old('child');
+    const index = server.state.putImage(REPO, {
+      manifest: buildIndexManifest([child]),
+      pushedAt: new Date(NOW - 24 * HOUR),
+    });
+    server.faults.add({
+      ops: 'BatchGetImage',
+      times: 1,
+      rewrite: {
+        response: (output) => ({
+          ...output,
+          images: [],
+          failures: [
+            { imageId: { imageDigest: index }, failureCode: 'KmsError', failureReason: 'x' },
+          ],
+        }),
+      },
+    });
+    const failed = await pruner.prune(await port(), sweepOptions);
+    expect(failed.deleted).toEqual([]);
+    expect(failed.errors[0]?.error).toMatch(
+      /could not read 1 index manifest\(s\) in cache \(1 failed, 0 missing/,
+    );
+
+    server.faults.add({
+      ops: 'BatchGetImage',
+      times: 1,
+      rewrite: {
+        response: (output) => ({
+          ...output,
+          images: ((output.images ?? []) as Record<string, unknown>[]).map((image) => ({
+            ...image,
+            imageManifest: '{"schemaVersion":2,"manifests":"not a list"}',
+          })),
+        }),
+      },
+    });
+    const garbled = await pruner.prune(await port(), sweepOptions);
+    expect(garbled.deleted).toEqual([]);
+    expect(garbled.errors[0]?.error).toMatch(/0 failed, 1 missing from the answer or unreadable/);
+    expect(server.callCount('BatchDeleteImage')).toBe(0);
+  });
+
+  it('a 200,000-entry listing page does not overflow the stack', async () => {
+    const real = [old('a'), old('b')];
+    server.faults.hugePage(200_000);
+    const summary = await pruner.prune(await port(), sweepOptions);
+    expect(summary.errors).toEqual([]);
+    expect(digestsOf(summary.deleted).sort()).toEqual([...real].sort());
+    // The padding: untagged, but no cache artifacts.
+    expect(summary.skipped).toHaveLength(200_000);
+    expect(new Set(summary.skipped.map((entry) => entry.reason))).toEqual(
+      new Set(['not-cache-artifact']),
+    );
+  }, 60_000);
+
+  it('failure reasons with terminal escapes are escaped in the summary', async () => {
+    const digest = old('a');
+    server.faults.add({
+      ops: 'BatchDeleteImage',
+      rewrite: {
+        response: () => ({
+          imageIds: [],
+          failures: [
+            {
+              imageId: { imageDigest: digest },
+              failureCode: 'KmsError',
+              failureReason: '\u001b[2J\u001b]0;owned\u0007',
+            },
+          ],
+        }),
+      },
+    });
+    const out: string[] = [];
+    await pruner.main(['prune', '--repository', REPO, '--sweep', '--grace-hours', '6'], {
+      ecr: await port(),
+      stdout: (t) => out.push(t),
+    });
+    const text = out.join('');
+    expect(text).not.toContain('\u001b');
+    expect(text).toContain(`error ${REPO} ${digest}: KmsError: \\u{1b}[2J\\u{1b}]0;owned\\u{7}`);
+  });
+});
+
 describe('selectDeletions', () => {
   it('keeps an image whose push time is unknown, as if it were young', () => {
     const image = (digest: string, imagePushedAt?: unknown) => ({
@@ -929,6 +1128,45 @@ describe('delete-branch', () => {
     ]);
     expect(server.state.images(REPO).map((image) => [image.digest, [...image.tags]])).toEqual([
       [shared, ['main.api']],
+    ]);
+  });
+});
+
+describe('delete-branch: only branch cache tags', () => {
+  it.each([
+    [['main.api']],
+    [['seed.api']],
+    [['br-x.api', 'main.api']],
+    [['latest']],
+    [['br-']],
+    [['br-x']],
+    [['pr-7.web']],
+  ])('refuses %j: one line, nothing deleted, no ECR call', async (tags) => {
+    const tagged = server.state.putImage(REPO, {
+      manifest: buildCacheManifest({ salt: 'kept' }),
+      tags: ['main.api', 'seed.api', 'br-x.api', 'latest', 'pr-7.web'],
+    });
+    const err: string[] = [];
+    const argv = ['delete-branch', '--repository', REPO, ...tags.flatMap((tag) => ['--tag', tag])];
+    const code = await pruner.main(argv, {
+      ecr: await port(),
+      stdout: () => {},
+      stderr: (t) => err.push(t),
+    });
+    expect(code).toBe(1);
+    expect(err.join('')).toMatch(
+      /^prune-ecr-cache: delete-branch only deletes branch cache tags \(br-<branch>\.<image>\); refusing cache:.*; nothing was deleted\n$/,
+    );
+    await expect(
+      pruner.deleteBranchTags(await port(), [{ repository: REPO, tags }]),
+    ).rejects.toThrow(/delete-branch only deletes branch cache tags/);
+    expect(server.calls).toEqual([]);
+    expect([...(server.state.image(REPO, tagged)?.tags ?? [])].sort()).toEqual([
+      'br-x.api',
+      'latest',
+      'main.api',
+      'pr-7.web',
+      'seed.api',
     ]);
   });
 });
@@ -1217,6 +1455,20 @@ describe('the shipped script and the CLI', () => {
     expect(server.state.image(REPO, seeded.stray)).toBeUndefined();
     expect(server.state.image(REPO, seeded.young)).toBeDefined();
   }, 60_000);
+
+  it('a looping nextToken: the script stops at once with one error line, exit 1 with --fail-on-error', async () => {
+    server.faults.nextTokenLoop('DescribeImages');
+    const started = performance.now();
+    const result = await run([script, 'prune', '--repository', REPO, '--sweep', '--fail-on-error']);
+    expect(performance.now() - started).toBeLessThan(10_000);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toBe(
+      `error ${REPO}: Error: DescribeImages on ${REPO}: ECR answered a nextToken it had already given (page 2); stopped instead of looping\n` +
+        'Deleted 0, reclaimed 0.0 MB; kept 0; errors 1.\n',
+    );
+    expect(server.callCount('DescribeImages')).toBe(2);
+  }, 30_000);
 
   it('usage errors exit 1 from the script and from the CLI', async () => {
     for (const args of [

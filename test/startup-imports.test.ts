@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -16,6 +16,9 @@ async function modulesLoadedBy(args: string[], cwd: string): Promise<string[]> {
   await run('node', ['--import', hook, bin, ...args], {
     cwd,
     env: { ...process.env, IMPORT_LOG: log },
+  }).catch((error: { code?: unknown }) => {
+    // Exit 2 (out of date) is an answer, not a failure.
+    if (error.code !== 2) throw error;
   });
   const urls = readFileSync(log, 'utf8').trim().split('\n');
   rmSync(log);
@@ -53,6 +56,15 @@ describe('start-up cost', () => {
     expect(urls.some((url) => url.includes('/node_modules/yaml/'))).toBe(true);
     expect(urls.filter((url) => url.includes('@aws-sdk') || url.includes('@smithy'))).toEqual([]);
     expect(urls.filter((url) => url.includes('@inquirer'))).toEqual([]);
+    // Nor the code hosts' clients, which only --open-pr and --status load.
+    expect(urls.filter((url) => /@octokit|@gitbeaker/.test(url))).toEqual([]);
+  });
+
+  it('fleet --check loads neither code host client (only --open-pr and --status do)', async () => {
+    writeFileSync(join(work, 'fleet.yml'), 'repos: ["."]\npullRequests: { branch: upgrade }\n');
+    const urls = await modulesLoadedBy(['fleet', 'fleet.yml', '--check'], work);
+    expect(urls.some((url) => url.endsWith('/lib/fleet/run-fleet.js'))).toBe(true);
+    expect(urls.filter((url) => /@octokit|@gitbeaker|\/fleet\/hosts\//.test(url))).toEqual([]);
   });
 
   it('--version loads no template engine, YAML parser, SDK or prompts', async () => {

@@ -19,6 +19,7 @@ import { repositorySettings } from '../src/model/ecr-repositories.js';
 import { ciRoles } from '../src/model/roles.js';
 import { generatedPaths, renderFiles } from '../src/render/render-files.js';
 import { AWS_PROVIDER_CONSTRAINT, renderTerraform } from '../src/render/terraform.js';
+import { needSystemTool } from './support/system-tools.js';
 import { createTempDir, snapshotChanges, snapshotDir } from './support/temp-repo.js';
 
 const CONFIG = `# Our deploys. This comment must survive generate --iac.
@@ -123,15 +124,6 @@ function fmtViolations(text: string): string[] {
   if (depth !== 0) problems.push(`unbalanced braces (${depth})`);
   return problems;
 }
-
-const hasTerraform = (() => {
-  try {
-    execFileSync('terraform', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
 
 describe('ecr/main.tf', () => {
   it('is generated only with iac: terraform', () => {
@@ -349,12 +341,13 @@ describe('ecr/main.tf', () => {
     expect(fmtViolations('a {\n  x = {\n    y = 1\n  }\n  zz = 2\n}\n')).toEqual([]);
   });
 
-  it.skipIf(!hasTerraform)('passes terraform fmt -check', () => {
+  it('passes terraform fmt -check', (context) => {
+    const terraform = needSystemTool(context, 'terraform');
     for (const extra of ['', 'ecr:\n  cacheTagMutability: IMMUTABLE_WITH_EXCLUSION\n']) {
       const dir = createTempDir();
       writeFileSync(join(dir, 'main.tf'), mainTf(`${CONFIG}iac: terraform\n${extra}`));
       // Exit 0 and no file listed: nothing to reformat.
-      const out = execFileSync('terraform', ['fmt', '-check', '-list=true', dir], {
+      const out = execFileSync(terraform, ['fmt', '-check', '-list=true', dir], {
         encoding: 'utf8',
         env: { ...process.env, TF_CLI_CONFIG_FILE: '/dev/null' },
       });

@@ -1,5 +1,3 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { CONFIG_FILE, type ResolvedConfig } from '../config/resolve.js';
 import {
@@ -20,6 +18,7 @@ import {
   validateLifecyclePolicy,
 } from '../policy/validate-lifecycle.js';
 import { generatedPaths, renderFiles } from '../render/render-files.js';
+import { RepoFiles } from '../repo-files.js';
 
 export interface ApplyOptions extends ApplyEcrOptions {
   /** The ECR calls; default: @aws-sdk/client-ecr in the config's region. */
@@ -101,14 +100,13 @@ export async function apply(dir: string, options: ApplyOptions = {}): Promise<Ap
 
 /** The committed policy file: it must exist, be JSON, and pass every check the generator makes. */
 function readPolicyFile(dir: string, path: string, keepTags: readonly string[]): string {
-  const file = join(dir, path);
-  if (!existsSync(file)) {
+  const text = new RepoFiles(dir).read(path);
+  if (text === undefined) {
     throw new CachedDeployError(
       'IO',
       `${path}: not found; run \`create-cached-deploy generate\` and commit it before apply`,
     );
   }
-  const text = readFileSync(file, 'utf8');
   let policy: unknown;
   try {
     policy = JSON.parse(text);

@@ -3,8 +3,10 @@ import { checkConfigAgainstRepo, loadConfig, parseConfig } from '../config/load.
 import { CONFIG_FILE, type ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError } from '../errors.js';
 import { type Plan, pendingChanges } from '../plan/plan.js';
-import { planForConfig, readRepoText, throwOnConflicts } from '../plan/plan-repository.js';
+import { planForConfig, throwOnConflicts } from '../plan/plan-repository.js';
 import { renderFiles } from '../render/render-files.js';
+import { RepoFiles } from '../repo-files.js';
+import { quoteForMessage } from '../text.js';
 import { writePlan } from '../write/write-files.js';
 
 export interface GenerateOptions {
@@ -63,10 +65,10 @@ function withIac(dir: string, iac: string): { before: string; after: string } {
   if (!(IAC_TOOLS as readonly string[]).includes(iac)) {
     throw new CachedDeployError(
       'USAGE',
-      `--iac: ${JSON.stringify(iac)} is not allowed (allowed: ${IAC_TOOLS.join(', ')})`,
+      `--iac: ${quoteForMessage(iac)} is not allowed (allowed: ${IAC_TOOLS.join(', ')})`,
     );
   }
-  const before = readRepoText(dir, CONFIG_FILE) as string;
+  const before = new RepoFiles(dir).read(CONFIG_FILE) as string;
   const document = parseDocument(before);
   if (document.get('iac') === iac) return { before, after: before };
   document.set('iac', iac);

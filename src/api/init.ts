@@ -1,10 +1,18 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Document, parseDocument } from 'yaml';
 import type { Prompter } from '../cli/prompts.js';
 import { checkConfigAgainstRepo, parseConfig } from '../config/load.js';
 import { CONFIG_FILE } from '../config/resolve.js';
-import { ACCOUNT_ID, ECR_REPOSITORY, GITHUB_REPOSITORY, REGION } from '../config/schema.js';
+import {
+  ACCOUNT_ID,
+  BRANCH_NAME,
+  DEPLOY_COMMAND,
+  ECR_REPOSITORY,
+  GITHUB_REPOSITORY,
+  IAM_ROLE_NAME,
+  REGION,
+} from '../config/schema.js';
+import { type Checker, string } from '../config/validate.js';
 import {
   detectRepo,
   hasPreferredStage,
@@ -17,6 +25,8 @@ import type { Plan } from '../plan/plan.js';
 import { planForConfig, throwOnConflicts } from '../plan/plan-repository.js';
 import type { ProjenrcEdit } from '../projen/projenrc.js';
 import { renderFiles } from '../render/render-files.js';
+import { RepoFiles } from '../repo-files.js';
+import { quoteForMessage } from '../text.js';
 import { GENERATOR_VERSION } from '../version.js';
 import { writePlan } from '../write/write-files.js';
 
@@ -53,6 +63,14 @@ export interface InitResult {
 
 /** Detects, asks what it must, writes cached-deploy.yml and every artifact, all or nothing. */
 export async function init(dir: string, options: InitOptions = {}): Promise<InitResult> {
+  // Flags reach cached-deploy.yml, then the workflow: checked here, named by their flag.
+  checkFlag('--main-branch', options.mainBranch, BRANCH_NAME);
+  checkFlag('--deploy-command', options.deployCommand, DEPLOY_COMMAND);
+  checkFlag(
+    '--role-name',
+    options.roleName,
+    string({ pattern: IAM_ROLE_NAME, hint: 'a valid IAM role name' }),
+  );
   if (options.projen) (await import('../projen/projenrc.js')).findProjenrc(dir);
   const facts = detectRepo(dir, options.env);
   if (facts.dockerfiles.length === 0) {
@@ -62,7 +80,7 @@ export async function init(dir: string, options: InitOptions = {}): Promise<Init
     );
   }
   const configPath = join(dir, CONFIG_FILE);
-  const existingText = existsSync(configPath) ? readFileSync(configPath, 'utf8') : undefined;
+  const existingText = new RepoFiles(dir).read(CONFIG_FILE);
   const existing =
     existingText === undefined
       ? undefined
@@ -76,7 +94,7 @@ export async function init(dir: string, options: InitOptions = {}): Promise<Init
     question: { message: string; pattern: RegExp; hint: string },
   ): Promise<string> => {
     const validate = (value: string) =>
-      question.pattern.test(value) || `${JSON.stringify(value)} is not ${question.hint}`;
+      question.pattern.test(value) || `${quoteForMessage(value)} is not ${question.hint}`;
     if (given !== undefined) {
       const verdict = validate(given);
       if (verdict !== true) throw new CachedDeployError('USAGE', `${flag}: ${verdict}`);
@@ -164,6 +182,7 @@ export async function init(dir: string, options: InitOptions = {}): Promise<Init
       ? (await ask.input({
           message: 'Deploy command run on the main branch after the push (empty for none)',
           default: '',
+          validate: (value) => (value === '' ? true : (flagProblem(value, DEPLOY_COMMAND) ?? true)),
         })) || undefined
       : undefined);
 
@@ -195,6 +214,23 @@ export async function init(dir: string, options: InitOptions = {}): Promise<Init
   await throwOnConflicts(plan);
   writePlan(dir, plan);
   return { plan, configPath };
+}
+
+/** Why `value` fails `check` (the schema's message without its prefix), or undefined. */
+function flagProblem(value: string, check: Checker<string>): string | undefined {
+  try {
+    check(value, '', '');
+    return undefined;
+  } catch (error) {
+    if (!(error instanceof CachedDeployError)) throw error;
+    return error.message.replace(/^: /, '');
+  }
+}
+
+function checkFlag(flag: string, value: string | undefined, check: Checker<string>): void {
+  if (value === undefined) return;
+  const problem = flagProblem(value, check);
+  if (problem !== undefined) throw new CachedDeployError('USAGE', `${flag}: ${problem}`);
 }
 
 interface ExistingConfig {
@@ -246,5 +282,41 @@ function configText(existingText: string | undefined, answers: Answers): string 
   if (!document.hasIn(['images'])) document.setIn(['images'], answers.images);
   if (answers.deployCommand)
     document.setIn(['workflow', 'deploy', 'command'], answers.deployCommand);
-  return document.toString({ lineWidth: 0 });
+  return withSchemaComments(document.toString({ lineWidth: 0 }), answers.version);
+}
+
+/**
+ * The JSON Schema of cached-deploy.yml for editors, pinned to the version that wrote the file, so
+ * the editor knows exactly the fields this version accepts. A URL rather than a path into
+ * node_modules: most repositories that deploy containers have no node_modules (init runs through
+ * npx). A published npm version never changes, so editors can keep the schema once fetched.
+ */
+export function configSchemaUrl(version: string): string {
+  return `https://unpkg.com/create-cached-deploy@${version}/schemas/cached-deploy.schema.json`;
+}
+
+/**
+ * The comments that name it: Red Hat's YAML language server (VS Code and others) reads the
+ * `yaml-language-server` modeline, JetBrains IDEs the `$schema:` comment.
+ */
+export function schemaComments(version: string): string[] {
+  const url = configSchemaUrl(version);
+  return [`# yaml-language-server: $schema=${url}`, `# $schema: ${url}`];
+}
+
+const SCHEMA_COMMENT = /^# (?:yaml-language-server: \$schema=|\$schema: )(\S*)[ \t]*$/;
+const OUR_SCHEMA =
+  /^https:\/\/unpkg\.com\/create-cached-deploy@[^/]+\/schemas\/cached-deploy\.schema\.json$/;
+
+/**
+ * `text` starting with the schema comments of this version: ours for another version are
+ * replaced; a schema comment naming another schema is the user's choice, and then nothing changes.
+ */
+function withSchemaComments(text: string, version: string): string {
+  const lines = text.split('\n');
+  const schemaOf = (line: string) => SCHEMA_COMMENT.exec(line)?.[1];
+  const named = lines.map(schemaOf).filter((url) => url !== undefined);
+  if (named.some((url) => !OUR_SCHEMA.test(url))) return text;
+  const rest = lines.filter((line) => schemaOf(line) === undefined);
+  return [...schemaComments(version), ...rest].join('\n');
 }

@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import type { GenerateResult } from '../api/generate.js';
 import { isCachedDeployError } from '../errors.js';
 import { conflictReason, type FileChange } from '../plan/plan.js';
+import { printable } from '../text.js';
 import { GENERATOR_VERSION } from '../version.js';
 
 export interface Io {
@@ -17,7 +18,7 @@ const defaultIo: Io = {
   interactive: Boolean(process.stdin.isTTY && process.stdout.isTTY),
 };
 
-/** Exit codes (DESIGN.md): 0 ok / in sync, 1 error, 2 drift or pending changes. */
+/** Exit codes (docs/exit-codes.md): 0 ok / in sync, 1 error, 2 drift or pending changes. */
 export const EXIT = { ok: 0, error: 1, drift: 2 } as const;
 
 /**
@@ -137,9 +138,20 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--check', 'write nothing; exit 2 when any repository is out of date (the default)')
     .option('--diff', 'print what --write would change, as one review report for the fleet')
     .option('--write', 'regenerate every repository')
+    .option(
+      '--status',
+      "show each repository's pull request for the branch: state, review, checks; exit 2 while any is open",
+    )
     .option('--force', 'overwrite generated files that were edited by hand')
-    .option('--branch <name>', 'with --write: commit on this branch in each repository')
+    .option(
+      '--branch <name>',
+      "with --write: commit on this branch in each repository; with --open-pr, --status: the pull requests' branch",
+    )
     .option('--push', 'with --branch: push the branch to origin')
+    .option(
+      '--open-pr',
+      'open or update a pull request (GitLab: merge request) per changed repository; close it once in sync',
+    )
     .option('--report <file>', 'also write a markdown report to this file')
     .option('--json', 'print JSON instead of the table (with --diff: instead of the diff)')
     .option('--concurrency <n>', 'repositories processed at once (default: the fleet file)')
@@ -161,7 +173,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
   program
     .command('doctor')
     .description(
-      'measure the health of each cache (main, seed, a branch) and recommend or trigger a reseed',
+      "judge each image's seed (age, completeness, imported?) and main (steps builds can reuse), and recommend or trigger a reseed",
     )
     .argument('[dir]', 'repository root', '.')
     .option('--registry-url <url>', 'read from this OCI registry (distribution API) instead of ECR')
@@ -170,8 +182,15 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--reseed', 'when a reseed is recommended, trigger it (workflow_dispatch reseed=true)')
     .option('--github-token <token>', 'token for --reseed (default: $GITHUB_TOKEN)')
     .option('--github-api-url <url>', 'GitHub API base URL (default: https://api.github.com)')
-    .option('--min-retained <fraction>', "main is eroded below this share of the seed's results")
+    .option(
+      '--min-retained <fraction>',
+      'main is eroded when builds can reuse less than this share of its steps (default 0.75)',
+    )
     .option('--now <iso-date>', 'measure ages against this time instead of the clock')
+    .option(
+      '--timeout <seconds>',
+      'give up on the registry and GitHub after this long (default 300)',
+    )
     .action(async (dir: string, options: import('../doctor/cli.js').DoctorCommandOptions) => {
       const { doctorCommand } = await import('../doctor/cli.js');
       exitCode = await doctorCommand(dir, options, io);
@@ -281,16 +300,20 @@ function reportError(io: Io, error: unknown, debug: boolean): number {
     return error.exitCode === 0 ? EXIT.ok : EXIT.error;
   }
   if (error instanceof Error && error.name === 'ExitPromptError') return 130; // Ctrl-C at a prompt
+  // Messages quote files, registries and APIs: printed with every control character escaped, so
+  // none of them can move the cursor, recolour or rewrite what the terminal shows.
   if (isCachedDeployError(error)) {
-    io.stderr(`create-cached-deploy: ${error.message}\n`);
-    if (error.details) io.stderr(`${error.details}\n`);
-    if (debug) io.stderr(`${error.stack}\n`);
+    io.stderr(`create-cached-deploy: ${printable(error.message)}\n`);
+    if (error.details) io.stderr(`${printable(error.details, { multiline: true })}\n`);
+    if (debug) io.stderr(`${printable(String(error.stack), { multiline: true })}\n`);
     return EXIT.error;
   }
   const message = error instanceof Error ? error.message : String(error);
   io.stderr(
-    `create-cached-deploy: unexpected error: ${message.split('\n')[0]}${debug ? '' : ' (rerun with --debug for details)'}\n`,
+    `create-cached-deploy: unexpected error: ${printable(message.split('\n')[0] ?? '')}${debug ? '' : ' (rerun with --debug for details)'}\n`,
   );
-  if (debug && error instanceof Error) io.stderr(`${error.stack}\n`);
+  if (debug && error instanceof Error) {
+    io.stderr(`${printable(String(error.stack), { multiline: true })}\n`);
+  }
   return EXIT.error;
 }

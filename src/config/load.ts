@@ -1,8 +1,10 @@
-import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { parseDockerfileStages } from '../detect/dockerfile.js';
 import { CachedDeployError } from '../errors.js';
 import { cacheRepositoryVariable } from '../model/cache-tags.js';
+import { RepoFiles, UnsafePathError } from '../repo-files.js';
+import { quoteForMessage } from '../text.js';
 import { parseYamlValue } from './parse-yaml.js';
 import {
   CONFIG_FILE,
@@ -129,27 +131,48 @@ function checkRoleNames(raw: RawConfig, source: string): void {
 
 /** Reads `<dir>/cached-deploy.yml`, validates it, and checks it against the repository's files. */
 export function loadConfig(dir: string): ResolvedConfig {
-  const file = join(dir, CONFIG_FILE);
-  if (!existsSync(file)) {
+  const text = new RepoFiles(dir).read(CONFIG_FILE);
+  if (text === undefined) {
     throw new CachedDeployError(
       'CONFIG_NOT_FOUND',
-      `${file}: not found (run \`create-cached-deploy init\` first)`,
+      `${join(dir, CONFIG_FILE)}: not found (run \`create-cached-deploy init\` first)`,
     );
   }
-  const config = parseConfig(readFileSync(file, 'utf8'), CONFIG_FILE);
+  const config = parseConfig(text, CONFIG_FILE);
   checkConfigAgainstRepo(config, dir);
   return config;
 }
 
 /**
- * The checks that need the repository: every path stays inside it (after resolving symlinks),
- * every Dockerfile exists and every target stage is a stage of its Dockerfile.
+ * The checks that need the repository: every generated file is reached through real directories
+ * (no symlink could lead a write out of the repository or into .git), every input stays inside it
+ * (after resolving symlinks), every Dockerfile exists and every target stage is a stage of its
+ * Dockerfile.
  */
 export function checkConfigAgainstRepo(
   config: ResolvedConfig,
   dir: string,
   source = CONFIG_FILE,
+  repo = new RepoFiles(dir),
 ): void {
+  const output = (field: string, path: string, isDirectory = false) => {
+    try {
+      if (isDirectory) repo.checkDirectory(path);
+      else repo.checkParentDirectories(path);
+    } catch (error) {
+      if (!(error instanceof UnsafePathError)) throw error;
+      throw new CachedDeployError(
+        'UNSAFE_PATH',
+        `${source}: ${field}: ${quoteForMessage(path)} ${error.why}`,
+      );
+    }
+  };
+  output('workflow.file', config.workflow.file);
+  output('paths.bakeFile', config.paths.bakeFile);
+  output('paths.ecrDir', config.paths.ecrDir, true);
+  output('paths.stateFile', config.paths.stateFile);
+  output('paths.pruneScript', config.paths.pruneScript);
+
   const root = realpathSync(dir);
   const inside = (field: string, path: string) => {
     const absolute = resolve(root, path);
@@ -160,11 +183,6 @@ export function checkConfigAgainstRepo(
     }
     return absolute;
   };
-  inside('workflow.file', config.workflow.file);
-  inside('paths.bakeFile', config.paths.bakeFile);
-  inside('paths.ecrDir', config.paths.ecrDir);
-  inside('paths.stateFile', config.paths.stateFile);
-  inside('paths.pruneScript', config.paths.pruneScript);
   config.images.forEach((image, index) => {
     const context = inside(`images[${index}].context`, image.context);
     if (!existsSync(context) || !statSync(context).isDirectory()) {
@@ -178,7 +196,7 @@ export function checkConfigAgainstRepo(
       );
     }
     if (image.target !== undefined) {
-      const stages = parseDockerfileStages(readFileSync(dockerfile, 'utf8'));
+      const stages = parseDockerfileStages(repo.readInput(image.dockerfile) ?? '');
       const named = stages.flatMap((stage) => (stage.name ? [stage.name] : []));
       if (!named.includes(image.target.toLowerCase())) {
         throw new CachedDeployError(

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
+import { type ActionPins, resolveActionPins } from '../model/actions.js';
 import type { RawConfig } from './schema.js';
 
-/** The BuildKit image the workflow pins when the config does not say (DOMAIN.md §2). */
+/** The BuildKit image the workflow pins when the config does not say (docs/cache-strategy.md). */
 export const DEFAULT_BUILDKIT_IMAGE = 'moby/buildkit:v0.27.0';
 export const CONFIG_FILE = 'cached-deploy.yml';
 
@@ -43,6 +44,8 @@ export interface ResolvedConfig {
     runsOn: string;
     on: { push: string[]; pullRequest: boolean; workflowDispatch: boolean };
     deploy: { command: string; environment: string | undefined } | undefined;
+    /** The commit each action is pinned to; `false` (the default) keeps the `@vN` tags. */
+    pinActions: ActionPins;
   };
   seed: { enabled: boolean; schedule: string };
   prune: { sweep: boolean; graceHours: number; failOnError: boolean };
@@ -126,6 +129,7 @@ export function resolveConfig(raw: RawConfig): ResolvedConfig {
       deploy: workflow.deploy
         ? { command: workflow.deploy.command, environment: workflow.deploy.environment }
         : undefined,
+      pinActions: resolveActionPins(workflow.pinActions),
     },
     seed: { ...DEFAULTS.seed, ...raw.seed },
     prune: { ...DEFAULTS.prune, ...raw.prune },

@@ -1,9 +1,15 @@
 import { CachedDeployError } from '../errors.js';
+import { ACTION_REPOSITORIES, type ActionRepository, COMMIT_SHA } from '../model/actions.js';
+import { quoteForMessage } from '../text.js';
+import { jsonPattern, nullable } from './json-schema.js';
+import { CONFIG_FILE } from './resolve.js';
 import {
   boolean,
-  type Checker,
+  checker,
+  describe,
   fail,
   integer,
+  join,
   list,
   literal,
   object,
@@ -34,26 +40,81 @@ export const PINNED_IMAGE =
   /^[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::(?!latest$)[\w][\w.-]{0,127}(?:@sha256:[a-f0-9]{64})?|@sha256:[a-f0-9]{64})$/;
 export const DOCKERFILE_STAGE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
-const relativePath: Checker<string> = (value, path, source) => {
+const checkRelativePath = (value: unknown, path: string, source: string): string => {
   const text = string()(value, path, source);
   if (text.startsWith('/') || /^[A-Za-z]:[\\/]/.test(text) || text.split(/[\\/]/).includes('..')) {
     throw pathOutsideRepo(source, path, text);
   }
   // Paths reach YAML, HCL and (quoted) shell lines of the workflow: letters, digits and a few
   // punctuation marks only, so no `$`, quote, backslash or `${{` can turn one into code.
-  if (!/^[A-Za-z0-9._@+/ -]+$/.test(text)) {
+  if (!SAFE_PATH.test(text)) {
     fail(
       source,
       path,
-      `${JSON.stringify(text)} may only contain letters, digits, spaces and . _ @ + / -`,
+      `${quoteForMessage(text)} may only contain letters, digits, spaces and . _ @ + / -`,
+    );
+  }
+  // .git holds hooks and config that git runs: a generated file there is code execution, and no
+  // input belongs there either. Any spelling a filesystem might fold to ".git" counts.
+  if (text.split('/').some((part) => /^\.git[. ]*$/i.test(part))) {
+    fail(
+      source,
+      path,
+      `${quoteForMessage(text)} is inside .git; create-cached-deploy never reads or writes there`,
     );
   }
   return text;
 };
 
+const SAFE_PATH = /^[A-Za-z0-9._@+/ -]+$/;
+const relativePath = checker(checkRelativePath, {
+  type: 'string',
+  minLength: 1,
+  // Not absolute, no ".." segment (a drive letter or a backslash fails SAFE_PATH anyway), no
+  // component that a filesystem may fold to ".git".
+  pattern: `^(?!/)(?!(?:.*/)?\\.\\.(?:/|$))(?!(?:.*/)?\\.[gG][iI][tT][. ]*(?:/|$))${jsonPattern(SAFE_PATH).slice(1)}`,
+  description:
+    'A path relative to the repository root, without ".." and not inside .git: letters, digits, spaces and . _ @ + / - only.',
+});
+
+/** A path the tool writes: a relative path that is not cached-deploy.yml itself. */
+const outputPath = checker(
+  (value, path, source) => {
+    const text = relativePath(value, path, source);
+    const normalized = text
+      .split('/')
+      .filter((part) => part !== '' && part !== '.')
+      .join('/');
+    if (normalized === CONFIG_FILE) {
+      fail(source, path, `"${text}" would overwrite ${CONFIG_FILE}; choose another path`);
+    }
+    return text;
+  },
+  {
+    ...relativePath.jsonSchema,
+    // cached-deploy.yml however it is spelt: `./cached-deploy.yml`, `cached-deploy.yml/`.
+    not: { pattern: '^(?:\\.?/)*cached-deploy\\.yml(?:/\\.?)*$' },
+    description: `${relativePath.jsonSchema.description} Not ${CONFIG_FILE} itself.`,
+  },
+);
+
+/**
+ * One line of text that reaches the workflow's YAML and GitHub's expression evaluation (a name, a
+ * runner label): no `${{` (an expression GitHub would evaluate, with whatever it can read), no
+ * newline or other control character (which would end the YAML value or hide text on a terminal).
+ */
+function oneLineText(maxLength: number, what: string) {
+  return string({
+    maxLength,
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
+    pattern: /^(?![\s\S]*\$\{\{)[^\u0000-\u001f\u007f-\u009f\u2028\u2029]+$/,
+    hint: `${what}: one line, without control characters or \${{ }} expressions`,
+  });
+}
+
 export function pathOutsideRepo(source: string, path: string, text: string) {
   return new PathOutsideRepoError(
-    `${source}: ${path}: ${JSON.stringify(text)} points outside the repository (use a path relative to the repository root, without "..")`,
+    `${source}: ${path}: ${quoteForMessage(text)} points outside the repository (use a path relative to the repository root, without "..")`,
   );
 }
 
@@ -66,15 +127,26 @@ class PathOutsideRepoError extends CachedDeployError {
 // Branch names as git accepts them (git check-ref-format --branch), minus what never makes sense
 // for a deploy branch. Only used for names we write into triggers and comparisons, so `${{` (which
 // GitHub would read as the start of an expression there) is refused too.
-const BRANCH_NAME = string({
+export const BRANCH_NAME = string({
   pattern:
-    /^(?!-)(?!.*(?:\.\.|@\{|\/\/|\/\.|\.lock(?:\/|$)|\$\{\{))[^\0-\x20\x7f~^:?*[\\]+(?<![./])$/,
+    /^(?!-)(?!.*(?:\.\.|@\{|\/\/|\/\.|\.lock(?:\/|$)|\$\{\{))[^\0-\x20\x7f-\x9f~^:?*[\\]+(?<![./])$/,
   hint: 'a valid git branch name without "${{"',
 });
 // Branch filters in `on.push.branches` may use GitHub's glob characters.
 const BRANCH_FILTER = string({
-  pattern: /^(?!.*\$\{\{)[^\0-\x20\x7f~^:\\]+$/,
+  pattern: /^(?!.*\$\{\{)[^\0-\x20\x7f-\x9f~^:\\]+$/,
   hint: 'a branch name or GitHub branch filter pattern without "${{"',
+});
+
+// The deploy job's shell command.
+export const DEPLOY_COMMAND = string({
+  maxLength: 10000,
+  // Newlines and tabs are shell; other control characters (escape sequences, CR) only
+  // ever hide what the command does from someone reading it.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
+  pattern: /^(?![\s\S]*\$\{\{)[^\u0000-\u0008\u000b-\u001f\u007f-\u009f]+$/,
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: names GitHub's syntax, not a template
+  hint: 'a shell command without ${{ }} expressions or control characters other than newlines and tabs (read REGISTRY and IMAGE_TAG from the environment)',
 });
 
 /**
@@ -96,14 +168,14 @@ const CRON_FIELDS: readonly { name: string; min: number; max: number; names?: st
   { name: 'day of week', min: 0, max: 6, names: ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] },
 ];
 
-const cronSchedule: Checker<string> = (value, path, source) => {
+const checkCronSchedule = (value: unknown, path: string, source: string): string => {
   const text = string()(value, path, source);
   const fields = text.trim().split(/\s+/);
   if (fields.length !== 5) {
     fail(
       source,
       path,
-      `${JSON.stringify(text)} is not a cron expression with five fields, such as "0 4 * * 1"`,
+      `${quoteForMessage(text)} is not a cron expression with five fields, such as "0 4 * * 1"`,
     );
   }
   fields.forEach((field, index) => {
@@ -112,12 +184,39 @@ const cronSchedule: Checker<string> = (value, path, source) => {
       fail(
         source,
         path,
-        `${JSON.stringify(text)}: the ${spec?.name} field "${field}" is not valid (${spec?.min}-${spec?.max})`,
+        `${quoteForMessage(text)}: the ${spec?.name} field ${quoteForMessage(field, 20)} is not valid (${spec?.min}-${spec?.max})`,
       );
     }
   });
   return text;
 };
+
+const cronSchedule = checker(checkCronSchedule, {
+  type: 'string',
+  minLength: 1,
+  pattern: cronPattern(),
+  description:
+    'Five cron fields (minute hour day-of-month month day-of-week), as GitHub\'s `schedule` takes them, such as "0 4 * * 1". Whether a range ends before it starts is checked by create-cached-deploy only.',
+});
+
+/**
+ * checkCronSchedule's rules as one regular expression, for the JSON Schema: every field's numbers
+ * in range (leading zeros allowed, as Number() reads them), names in any case, ranges, lists and
+ * steps. The one rule it leaves out is that a range's start is not after its end.
+ */
+function cronPattern(): string {
+  const field = (spec: (typeof CRON_FIELDS)[number]) => {
+    const numbers: string[] = [];
+    for (let n = spec.max; n >= spec.min; n--) numbers.push(String(n));
+    const names = (spec.names ?? []).map((name) =>
+      [...name].map((c) => `[${c}${c.toUpperCase()}]`).join(''),
+    );
+    const value = `(?:0*(?:${numbers.join('|')})${names.map((name) => `|${name}`).join('')})`;
+    const item = `(?:\\*|${value}(?:-${value})?)(?:/[1-9][0-9]*)?`;
+    return `${item}(?:,${item})*`;
+  };
+  return `^\\s*${CRON_FIELDS.map(field).join('\\s+')}\\s*$`;
+}
 
 function cronFieldIsValid(field: string, spec: (typeof CRON_FIELDS)[number]): boolean {
   const value = (part: string) => {
@@ -136,6 +235,55 @@ function cronFieldIsValid(field: string, spec: (typeof CRON_FIELDS)[number]): bo
     return inRange(value(from)) && inRange(value(to)) && value(from) <= value(to);
   });
 }
+
+const commitSha = string({
+  pattern: COMMIT_SHA,
+  hint: 'a full commit SHA (40 lowercase hex digits, as `git rev-parse` prints it)',
+});
+
+/**
+ * `workflow.pinActions`: `true` pins every action to the commit of the release this package
+ * ships, or a mapping from action (`actions/checkout`) to the user's own commit SHA. Only full
+ * SHAs: a tag or a short SHA can be made to point at other code.
+ */
+const actionPins = checker(
+  (value, path, source): boolean | Partial<Record<ActionRepository, string>> => {
+    if (typeof value === 'boolean') return value;
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      fail(
+        source,
+        path,
+        `expected true, false or a mapping from action to commit SHA, got ${describe(value)}`,
+      );
+    }
+    const pins: Partial<Record<ActionRepository, string>> = {};
+    for (const [action, sha] of Object.entries(value)) {
+      const where = join(path, action);
+      if (!(ACTION_REPOSITORIES as readonly string[]).includes(action)) {
+        fail(
+          source,
+          where,
+          `not an action the workflow uses (known: ${ACTION_REPOSITORIES.join(', ')})`,
+        );
+      }
+      if (sha === null || sha === undefined) continue;
+      pins[action as ActionRepository] = commitSha(sha, where, source);
+    }
+    return pins;
+  },
+  {
+    anyOf: [
+      { type: 'boolean' },
+      {
+        type: 'object',
+        properties: Object.fromEntries(
+          ACTION_REPOSITORIES.map((action) => [action, nullable(commitSha.jsonSchema)]),
+        ),
+        additionalProperties: false,
+      },
+    ],
+  },
+);
 
 const imageSchema = object(
   {
@@ -162,7 +310,7 @@ const imageSchema = object(
 export const configSchema = object(
   {
     version: literal(1),
-    generator: string(),
+    generator: string({ pattern: /^[\w.+-]{1,64}$/, hint: 'a version such as 0.1.0' }),
     aws: object(
       {
         accountId: string({ pattern: ACCOUNT_ID, hint: 'a 12-digit AWS account id' }),
@@ -209,9 +357,9 @@ export const configSchema = object(
     ),
     workflow: object(
       {
-        file: relativePath,
-        name: string({ maxLength: 100 }),
-        runsOn: string({ maxLength: 200 }),
+        file: outputPath,
+        name: oneLineText(100, 'a workflow name'),
+        runsOn: oneLineText(200, 'a runner label'),
         on: object(
           {
             push: list(BRANCH_FILTER, { unique: true }),
@@ -223,19 +371,15 @@ export const configSchema = object(
         deploy: object(
           {
             // Expressions inside run: are how script injection happens; the deploy step gets
-            // REGISTRY and IMAGE_TAG through env instead.
-            command: string({
-              maxLength: 10000,
-              pattern: /^(?![\s\S]*\$\{\{)[\s\S]+$/,
-              // biome-ignore lint/suspicious/noTemplateCurlyInString: names GitHub's syntax, not a template
-              hint: 'a shell command without ${{ }} expressions (read REGISTRY and IMAGE_TAG from the environment)',
-            }),
+            // REGISTRY and IMAGE_TAG through env instead (see DEPLOY_COMMAND).
+            command: DEPLOY_COMMAND,
             environment: string({ pattern: /^[\w. -]{1,255}$/, hint: 'a GitHub environment name' }),
           },
           ['environment'],
         ),
+        pinActions: actionPins,
       },
-      ['file', 'name', 'runsOn', 'on', 'deploy'],
+      ['file', 'name', 'runsOn', 'on', 'deploy', 'pinActions'],
     ),
     seed: object(
       {
@@ -254,10 +398,10 @@ export const configSchema = object(
     ),
     paths: object(
       {
-        bakeFile: relativePath,
-        ecrDir: relativePath,
-        stateFile: relativePath,
-        pruneScript: relativePath,
+        bakeFile: outputPath,
+        ecrDir: outputPath,
+        stateFile: outputPath,
+        pruneScript: outputPath,
       },
       ['bakeFile', 'ecrDir', 'stateFile', 'pruneScript'],
     ),

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
+import { RepoFiles } from '../repo-files.js';
 import { type DockerfileStage, parseDockerfileStages } from './dockerfile.js';
 
 /** What init can learn about a repository without asking. */
@@ -55,11 +56,12 @@ export function findDockerfiles(dir: string): string[] {
 }
 
 export function detectRepo(dir: string, env: NodeJS.ProcessEnv = process.env): RepoFacts {
+  const repo = new RepoFiles(dir);
   const workflowsDir = join(dir, '.github', 'workflows');
   return {
     dockerfiles: findDockerfiles(dir).map((path) => ({
       path,
-      stages: parseDockerfileStages(readFileSync(join(dir, path), 'utf8')),
+      stages: parseDockerfileStages(repo.readInput(path) ?? ''),
     })),
     githubRepository: parseGithubRemote(git(dir, ['remote', 'get-url', 'origin'])),
     defaultBranch: detectDefaultBranch(dir),

@@ -1,6 +1,8 @@
 import { createEcrClient } from '../ecr/client.js';
+import { PaginationError, pages } from '../ecr/paginate.js';
 import { CachedDeployError } from '../errors.js';
 import { INDEX_MEDIA_TYPES, isIndexMediaType, type PreviewImage } from '../policy/preview.js';
+import { printable, quoteForMessage } from '../text.js';
 
 /**
  * `policy preview --live`: one repository's images read from ECR (DescribeImages, every page),
@@ -17,6 +19,8 @@ export interface LiveListingOptions {
   credentials?: { accessKeyId: string; secretAccessKey: string };
   /** DescribeImages page size (default 1000, ECR's maximum). */
   pageSize?: number;
+  /** Pages read before giving up (default MAX_PAGES of ecr/paginate.ts). */
+  maxPages?: number;
 }
 
 export async function readLiveListing(
@@ -31,16 +35,20 @@ export async function readLiveListing(
   try {
     const images: PreviewImage[] = [];
     const seen = new Set<string>();
-    let nextToken: string | undefined;
-    do {
-      const page = await client.send(
-        new sdk.DescribeImagesCommand({
-          repositoryName: repository,
-          registryId: options.registryId,
-          maxResults: options.pageSize ?? 1000,
-          nextToken,
-        }),
-      );
+    const listing = pages(
+      `DescribeImages on ${repository}`,
+      (nextToken) =>
+        client.send(
+          new sdk.DescribeImagesCommand({
+            repositoryName: repository,
+            registryId: options.registryId,
+            maxResults: options.pageSize ?? 1000,
+            nextToken,
+          }),
+        ),
+      { maxPages: options.maxPages },
+    );
+    for await (const page of listing) {
       for (const detail of page.imageDetails ?? []) {
         if (!detail.imageDigest || seen.has(detail.imageDigest)) continue;
         seen.add(detail.imageDigest);
@@ -53,8 +61,7 @@ export async function readLiveListing(
           mediaType: detail.imageManifestMediaType,
         });
       }
-      nextToken = page.nextToken;
-    } while (nextToken);
+    }
 
     const indexes = images.filter((image) => isIndexMediaType(image.mediaType));
     for (let start = 0; start < indexes.length; start += 100) {
@@ -72,31 +79,41 @@ export async function readLiveListing(
       );
       for (const index of chunk) {
         const manifest = manifests.get(index.digest);
-        // An index deleted between the two calls: its children are unknown, as in a file listing.
-        if (manifest === undefined) continue;
-        index.children = childDigests(manifest);
+        // An index deleted between the two calls, left out of the answer or unreadable: its
+        // children are unknown, as in a file listing (the preview counts them as uncertain).
+        const children = manifest === undefined ? undefined : childDigests(manifest);
+        if (children) index.children = children;
       }
     }
     return images;
   } catch (error) {
     if (error instanceof CachedDeployError) throw error;
-    const name = (error as { name?: string }).name ?? 'Error';
-    throw new CachedDeployError(
-      'IO',
-      `reading ECR repository "${repository}" in ${options.region}: ${name}: ${(error as Error).message}`,
-    );
+    const where = `reading ECR repository "${repository}" in ${options.region}`;
+    if (error instanceof PaginationError) {
+      throw new CachedDeployError('IO', `${where}: ${error.message}`);
+    }
+    // ECR's words (or a hostile endpoint's): escaped and cut.
+    const name = printable(String((error as { name?: string }).name ?? 'Error').slice(0, 100));
+    const message = printable(quoteForMessage(String((error as Error).message), 300));
+    throw new CachedDeployError('IO', `${where}: ${name}: ${message}`);
   } finally {
     client.destroy();
   }
 }
 
-function childDigests(manifest: string): string[] {
+/** An index's children, or undefined when the manifest cannot say (then they stay unknown). */
+function childDigests(manifest: string): string[] | undefined {
   try {
-    const value = JSON.parse(manifest) as { manifests?: { digest?: unknown }[] };
-    return (value.manifests ?? [])
-      .map((entry) => entry.digest)
-      .filter((digest): digest is string => typeof digest === 'string');
+    const value = JSON.parse(manifest) as { manifests?: unknown };
+    if (!Array.isArray(value.manifests)) return undefined;
+    const digests: string[] = [];
+    for (const entry of value.manifests) {
+      const digest = (entry as { digest?: unknown } | null)?.digest;
+      if (typeof digest !== 'string') return undefined;
+      digests.push(digest);
+    }
+    return digests;
   } catch {
-    return [];
+    return undefined;
   }
 }

@@ -1,23 +1,34 @@
 /**
- * Reading a BuildKit registry cache and judging its health (DOMAIN.md §9). Pure: text in, numbers
+ * Reading a BuildKit registry cache and judging its health (docs/doctor.md). Pure: text in, numbers
  * and verdicts out; fetching is registry-client.ts's job.
  *
  * A cache artifact is an OCI image manifest (`image-manifest=true`) whose config, of media type
  * `application/vnd.buildkit.cacheconfig.v0`, is the cacheconfig: `layers[]` (blobs) and
- * `records[]` (build steps). A record keeps a *result* when it lists `layers` (or `chains`): only
- * then can a build reuse that step without running it. The older layout (an OCI index listing the
- * cacheconfig among its `manifests[]`) holds the same cacheconfig and is read the same way.
+ * `records[]` (cache keys, linked into chains by their `inputs`). A record keeps a *result* when it
+ * lists `layers` (or `chains`): only then can a build reuse that step without running it. The
+ * older layout (an OCI index listing the cacheconfig among its `manifests[]`) holds the same
+ * cacheconfig and is read the same way.
  *
- * Fields follow moby/buildkit `cache/remotecache/v1/spec.go`.
+ * A record is a *step* when it takes inputs or carries a result; the others are *sources* (the
+ * base image, checksums of build-context files or of another stage's output), which never carry
+ * results. A step is identified by its digest together with its inputs chain, not by its digest
+ * alone: the digest is the operation's own cache key, so `RUN npm ci` after a changed
+ * package-lock.json has the digest it had before, and only its inputs chain tells the two apart
+ * (docs/doctor.md).
+ *
+ * Fields follow moby/buildkit `cache/remotecache/v1/types/spec.go`.
  */
+
+import { quoteForMessage } from '../text.js';
 
 export const CACHE_CONFIG_MEDIA_TYPE = 'application/vnd.buildkit.cacheconfig.v0';
 
 /**
- * Main is *eroded* when it keeps fewer than this fraction of the seed's records with results. On
- * the measured data (12 → 9 → 7 → 6 → 5 → 4) one fresh-runner re-export keeps 9/12 = 75 % and
- * passes; two already keep 7/12 = 58 % and fail, which is where a dependency change started to
- * rebuild everything.
+ * Main is *eroded* when builds can reuse fewer than this fraction of its steps, counting a step
+ * as reusable when main or, for builds that import it, the seed holds its result. On the measured
+ * data (12 → 9 → 7 → 6 → 5 → 4 steps with results, without a seed to fall back on) one
+ * fresh-runner re-export keeps 9/12 = 75 % and passes; two keep 7/12 = 58 % and fail, which is
+ * where a dependency change started to rebuild everything.
  */
 export const DEFAULT_MIN_RETAINED = 0.75;
 
@@ -46,11 +57,21 @@ export interface CacheResult {
   createdAt?: string;
 }
 
+/** One way to reach an input: the record it links to, seen through an optional selector. */
+export interface CacheInput {
+  /** A path selector (its digest) when the step reads only part of the input. */
+  selector?: string;
+  /** Index of the linked record in `records[]`. */
+  link: number;
+}
+
 export interface CacheConfigRecord {
-  digest?: string;
+  /** The operation's cache key, without its inputs. */
+  digest: string;
   layers?: CacheResult[];
   chains?: { layers: number[]; createdAt?: string }[];
-  inputs?: unknown;
+  /** Per input of the operation, the records that can stand for it (any one matches). */
+  inputs?: CacheInput[][];
 }
 
 export interface CacheConfig {
@@ -63,13 +84,17 @@ export interface CacheStats {
   layers: number;
   /** Sum of the manifest's layer sizes: what a build may pull. */
   bytes: number;
-  /** Build steps the cache describes. */
+  /** Records in the cacheconfig: steps and sources. */
   records: number;
-  /** Steps a build can reuse without running them. */
+  /** Records that keep a result (only steps do). */
   recordsWithResults: number;
+  /** Records that are build steps: they take inputs or carry a result (sources never do). */
+  steps: number;
+  /** Steps a build can reuse without running them. */
+  reusableSteps: number;
   /** The newest `createdAt` of any result (ISO 8601), when one is recorded. */
   newestResultAt: string | undefined;
-  /** recordsWithResults / records, in [0, 1]; see healthScore. */
+  /** reusableSteps / steps, in [0, 1]: 1 right after a cold build; see healthScore. */
   health: number;
 }
 
@@ -133,7 +158,7 @@ export function parseCacheManifest(input: string | Uint8Array): CacheManifest {
   const config = descriptor(doc.config, 'config');
   if (config.mediaType !== CACHE_CONFIG_MEDIA_TYPE) {
     throw new CacheFormatError(
-      `config.mediaType is ${config.mediaType}, not ${CACHE_CONFIG_MEDIA_TYPE}: not a BuildKit cache`,
+      `config.mediaType is ${quoteForMessage(config.mediaType)}, not ${CACHE_CONFIG_MEDIA_TYPE}: not a BuildKit cache`,
     );
   }
   const layers = doc.layers ?? [];
@@ -143,8 +168,9 @@ export function parseCacheManifest(input: string | Uint8Array): CacheManifest {
 
 function layerIndex(value: unknown, path: string, layerCount: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value >= layerCount) {
+    const shown = JSON.stringify(value) ?? String(value);
     throw new CacheFormatError(
-      `${path}: ${JSON.stringify(value)} is not an index of layers[] (${layerCount} layers)`,
+      `${path}: ${shown.length > 60 ? `${shown.slice(0, 60)}…` : shown} is not an index of layers[] (${layerCount} layers)`,
     );
   }
   return value;
@@ -179,9 +205,12 @@ export function parseCacheConfig(input: string | Uint8Array): CacheConfig {
   const records = rawRecords.map((record, i): CacheConfigRecord => {
     const path = `records[${i}]`;
     if (!isObject(record)) throw new CacheFormatError(`${path}: not an object`);
-    const out: CacheConfigRecord = {};
-    if (typeof record.digest === 'string') out.digest = record.digest;
-    if (record.inputs !== undefined) out.inputs = record.inputs;
+    if (typeof record.digest !== 'string' || record.digest === '')
+      throw new CacheFormatError(`${path}.digest: missing`);
+    const out: CacheConfigRecord = { digest: record.digest };
+    if (record.inputs !== undefined) {
+      out.inputs = parseInputs(record.inputs, `${path}.inputs`, rawRecords.length);
+    }
     if (record.layers !== undefined) {
       if (!Array.isArray(record.layers)) throw new CacheFormatError(`${path}.layers: not a list`);
       out.layers = record.layers.map((result, j) => {
@@ -207,7 +236,66 @@ export function parseCacheConfig(input: string | Uint8Array): CacheConfig {
     }
     return out;
   });
+  inputsFirstOrder(records);
   return { layers, records };
+}
+
+function parseInputs(value: unknown, path: string, recordCount: number): CacheInput[][] {
+  if (!Array.isArray(value)) throw new CacheFormatError(`${path}: not a list`);
+  return value.map((alternatives, i) => {
+    // BuildKit refuses an input with no record to stand for it ("invalid empty input").
+    if (!Array.isArray(alternatives) || alternatives.length === 0)
+      throw new CacheFormatError(`${path}[${i}]: not a non-empty list`);
+    return alternatives.map((input, j): CacheInput => {
+      const at = `${path}[${i}][${j}]`;
+      if (!isObject(input)) throw new CacheFormatError(`${at}: not an object`);
+      const link = input.link;
+      if (typeof link !== 'number' || !Number.isInteger(link) || link < 0 || link >= recordCount) {
+        throw new CacheFormatError(
+          `${at}.link: ${JSON.stringify(link)} is not an index of records[] (${recordCount} records)`,
+        );
+      }
+      if (input.selector !== undefined && typeof input.selector !== 'string')
+        throw new CacheFormatError(`${at}.selector: not a string`);
+      return input.selector ? { selector: input.selector, link } : { link };
+    });
+  });
+}
+
+/**
+ * The records in an order where every record comes after the records it links to. Throws when
+ * inputs loop (BuildKit refuses "invalid looping record" too). Iterative: a hostile file may
+ * chain many thousands of records.
+ */
+export function inputsFirstOrder(records: readonly CacheConfigRecord[]): number[] {
+  const order: number[] = [];
+  const state = new Uint8Array(records.length); // 0 new, 1 on the current path, 2 done
+  for (let start = 0; start < records.length; start++) {
+    if (state[start] !== 0) continue;
+    const stack: [number, number][] = [[start, 0]];
+    state[start] = 1;
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1] as [number, number];
+      const [index, next] = top;
+      const links = (records[index]?.inputs ?? []).flat().map((input) => input.link);
+      if (next >= links.length) {
+        state[index] = 2;
+        order.push(index);
+        stack.pop();
+        continue;
+      }
+      top[1] = next + 1;
+      const link = links[next] as number;
+      if (state[link] === 1) {
+        throw new CacheFormatError(`records[${link}]: its inputs loop back to itself`);
+      }
+      if (state[link] === 0) {
+        state[link] = 1;
+        stack.push([link, 0]);
+      }
+    }
+  }
+  return order;
 }
 
 /** A record keeps a result when a build can take its output from the cache instead of running it. */
@@ -215,15 +303,20 @@ export function hasResult(record: CacheConfigRecord): boolean {
   return (record.layers?.length ?? 0) > 0 || (record.chains?.length ?? 0) > 0;
 }
 
+/** A record is a build step when it takes inputs or carries a result; sources do neither. */
+export function isStep(record: CacheConfigRecord): boolean {
+  return (record.inputs?.length ?? 0) > 0 || hasResult(record);
+}
+
 /**
- * The health score: the fraction of records that keep a result. It falls by one step every time a
- * fresh runner re-exports an imported cache (DOMAIN.md §9). A cold build does not reach 1: records
- * of sources (the build context, base image metadata) never carry layers; on the measured service
- * a fresh cold build scores 12/20 = 0.60. That is why the verdict compares main with the seed (the
- * same build, cold) rather than with 1.
+ * The health score: the fraction of a cache's steps that keep a result, 1 right after a cold
+ * build. Sources (the base image, checksums of build-context files or of another stage's output)
+ * never carry results and do not count: on the measured service a cold build holds 20 records,
+ * 12 of them steps, all 12 reusable. It falls every time a fresh runner re-exports an imported
+ * cache (12 → 9 → 7 → 6 → 5 → 4, docs/doctor.md).
  */
-export function healthScore(stats: Pick<CacheStats, 'records' | 'recordsWithResults'>): number {
-  return stats.records === 0 ? 0 : stats.recordsWithResults / stats.records;
+export function healthScore(stats: Pick<CacheStats, 'steps' | 'reusableSteps'>): number {
+  return stats.steps === 0 ? 0 : stats.reusableSteps / stats.steps;
 }
 
 export function cacheStats(manifest: CacheManifest, config: CacheConfig): CacheStats {
@@ -243,43 +336,125 @@ export function cacheStats(manifest: CacheManifest, config: CacheConfig): CacheS
       }
     }
   }
-  const records = config.records.length;
-  const recordsWithResults = config.records.filter(hasResult).length;
+  const steps = config.records.filter(isStep);
+  const reusableSteps = steps.filter(hasResult).length;
   return {
     layers: config.layers.length,
     bytes: manifest.layers.reduce((sum, layer) => sum + layer.size, 0),
-    records,
-    recordsWithResults,
+    records: config.records.length,
+    recordsWithResults: config.records.filter(hasResult).length,
+    steps: steps.length,
+    reusableSteps,
     newestResultAt: newest,
-    health: healthScore({ records, recordsWithResults }),
+    health: healthScore({ steps: steps.length, reusableSteps }),
   };
 }
 
-export type ErosionVerdict =
-  /** main keeps at least minRetained of the seed's results */
-  | { status: 'healthy'; retained: number }
-  /** main keeps fewer: a reseed (cold build) restores it */
-  | { status: 'eroded'; retained: number }
-  /** no main cache: every build of main starts cold */
-  | { status: 'main-missing' }
-  /** no seed: nothing guards main against erosion, and nothing to compare it with */
-  | { status: 'seed-missing' }
-  /** the seed itself keeps no results: it was not written by a cold build */
-  | { status: 'seed-empty' };
+/**
+ * Which records of `cache` are the same build step as each record of `reference`: the same
+ * digest, and for every input some linked record (through the same selector) that is itself the
+ * same on both sides, down to the sources. This is how a build finds a step in an imported cache,
+ * so a step whose inputs changed upstream is another step, whatever its digest.
+ * Returns, per reference record index, the matching record indexes of `cache`.
+ */
+export function matchSteps(reference: CacheConfig, cache: CacheConfig): number[][] {
+  const byDigest = new Map<string, number[]>();
+  cache.records.forEach((record, index) => {
+    const list = byDigest.get(record.digest);
+    if (list) list.push(index);
+    else byDigest.set(record.digest, [index]);
+  });
+  // Inputs first, so every linked record's matches are known when a record is matched.
+  const matches: Set<number>[] = reference.records.map(() => new Set());
+  for (const r of inputsFirstOrder(reference.records)) {
+    const record = reference.records[r] as CacheConfigRecord;
+    const inputs = record.inputs ?? [];
+    for (const c of byDigest.get(record.digest) ?? []) {
+      const other = cache.records[c]?.inputs ?? [];
+      const same =
+        inputs.length === other.length &&
+        inputs.every((alternatives, i) =>
+          alternatives.some((x) =>
+            (other[i] ?? []).some(
+              (y) => x.selector === y.selector && (matches[x.link]?.has(y.link) ?? false),
+            ),
+          ),
+        );
+      if (same) matches[r]?.add(c);
+    }
+  }
+  return matches.map((set) => [...set].sort((a, b) => a - b));
+}
+
+/** A cache's steps against the seed's, matched step by step (matchSteps). */
+export interface StepsAgainstSeed {
+  /** The seed's reusable steps: the denominator of kept, lost and different. */
+  seedReusable: number;
+  /** Of those, steps this cache holds with their result. */
+  kept: number;
+  /** Steps this cache holds without their result (lost on fresh runners). */
+  lost: number;
+  /** Steps this cache does not hold at all: an input changed upstream, so here they are other steps. */
+  different: number;
+  /** This cache's steps that are not the seed's (changed inputs, or steps the seed never built). */
+  own: number;
+  /** Of those, the ones that keep a result. */
+  ownReusable: number;
+  /** The digests of the seed's reusable steps, by what became of them here. */
+  digests: { kept: string[]; lost: string[]; different: string[] };
+}
+
+export function compareWithSeed(seed: CacheConfig, cache: CacheConfig): StepsAgainstSeed {
+  const matches = matchSteps(seed, cache);
+  const out: StepsAgainstSeed = {
+    seedReusable: 0,
+    kept: 0,
+    lost: 0,
+    different: 0,
+    own: 0,
+    ownReusable: 0,
+    digests: { kept: [], lost: [], different: [] },
+  };
+  // Which of this cache's records are one of the seed's steps.
+  const seedStep = new Set<number>();
+  seed.records.forEach((record, r) => {
+    const here = matches[r] ?? [];
+    if (isStep(record)) for (const c of here) seedStep.add(c);
+    if (!hasResult(record)) return;
+    out.seedReusable++;
+    const kind = here.some((c) => hasResult(cache.records[c] as CacheConfigRecord))
+      ? 'kept'
+      : here.length > 0
+        ? 'lost'
+        : 'different';
+    out[kind]++;
+    out.digests[kind].push(record.digest);
+  });
+  cache.records.forEach((record, c) => {
+    if (!isStep(record)) return;
+    if (!seedStep.has(c)) {
+      out.own++;
+      if (hasResult(record)) out.ownReusable++;
+    }
+  });
+  return out;
+}
 
 /**
- * The erosion rule: main is degraded when it is missing, or when it keeps fewer than
- * `minRetained` (default 75 %) of the seed's records with results. A missing or empty seed is
- * degraded too: the periodic cold build that writes it has not run.
+ * How many of `cache`'s steps a build that imports `cache` and every cache of `imported` can
+ * reuse: the step's result is in `cache`, or the same step (matchSteps) keeps one in an import.
  */
-export function erosionVerdict(
-  main: Pick<CacheStats, 'recordsWithResults'> | undefined,
-  seed: Pick<CacheStats, 'recordsWithResults'> | undefined,
-  minRetained = DEFAULT_MIN_RETAINED,
-): ErosionVerdict {
-  if (!main) return { status: 'main-missing' };
-  if (!seed) return { status: 'seed-missing' };
-  if (seed.recordsWithResults === 0) return { status: 'seed-empty' };
-  const retained = main.recordsWithResults / seed.recordsWithResults;
-  return { status: retained < minRetained ? 'eroded' : 'healthy', retained };
+export function reusableWith(cache: CacheConfig, imported: readonly CacheConfig[]): number {
+  const elsewhere = imported.map((other) => ({ other, matches: matchSteps(cache, other) }));
+  let reusable = 0;
+  cache.records.forEach((record, r) => {
+    if (!isStep(record)) return;
+    const found =
+      hasResult(record) ||
+      elsewhere.some(({ other, matches }) =>
+        (matches[r] ?? []).some((c) => hasResult(other.records[c] as CacheConfigRecord)),
+      );
+    if (found) reusable++;
+  });
+  return reusable;
 }

@@ -1,4 +1,5 @@
 import { CachedDeployError } from '../errors.js';
+import { quoteForMessage } from '../text.js';
 import { DOCTOR_EXIT, doctor } from './doctor.js';
 import { formatDoctorReport } from './format.js';
 
@@ -12,6 +13,7 @@ export interface DoctorCommandOptions {
   githubApiUrl?: string;
   minRetained?: string;
   now?: string;
+  timeout?: string;
 }
 
 export interface DoctorIo {
@@ -37,6 +39,7 @@ export async function doctorCommand(
     githubApiUrl: options.githubApiUrl,
     minRetained: options.minRetained === undefined ? undefined : fraction(options.minRetained),
     now: options.now === undefined ? undefined : date(options.now),
+    timeoutMs: options.timeout === undefined ? undefined : seconds(options.timeout) * 1000,
   });
   io.stdout(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatDoctorReport(report));
   return DOCTOR_EXIT[report.status];
@@ -46,6 +49,17 @@ function fraction(text: string): number {
   const value = Number(text);
   if (text.trim() === '' || !Number.isFinite(value)) {
     throw new CachedDeployError('USAGE', `--min-retained: "${text}" is not a number`);
+  }
+  return value;
+}
+
+function seconds(text: string): number {
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value <= 0) {
+    throw new CachedDeployError(
+      'USAGE',
+      `--timeout: ${quoteForMessage(text)} is not a positive number of seconds`,
+    );
   }
   return value;
 }

@@ -1,27 +1,43 @@
 /**
  * `doctor`: reads every image's main, seed and (optionally) branch cache from the registry,
- * measures them (cacheconfig.ts), says whether main has eroded against the seed (DOMAIN.md §9),
- * and recommends, or triggers, a reseed. The report is data; format.ts prints it.
+ * matches their steps against the seed's (cacheconfig.ts), and judges what matters for the next
+ * builds (docs/doctor.md, docs/erosion-and-seed.md): whether the seed is there, complete and fresh for its schedule, whether
+ * builds import it, and how many of main's steps builds can still reuse. It names the cause and
+ * recommends, or triggers, what fixes it. The report is data; format.ts prints it.
  */
 import { basename } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError, isCachedDeployError } from '../errors.js';
 import { cacheScope, cacheTag, MAIN_SCOPE, SEED_SCOPE } from '../model/cache-tags.js';
+import { createHttpClient, type HttpClient } from '../net/bounded-fetch.js';
+import { RepoFiles } from '../repo-files.js';
+import { printable } from '../text.js';
 import {
+  type CacheConfig,
   CacheFormatError,
   type CacheStats,
   cacheStats,
+  compareWithSeed,
   DEFAULT_MIN_RETAINED,
-  type ErosionVerdict,
-  erosionVerdict,
   parseCacheConfig,
   parseCacheManifest,
+  reusableWith,
+  type StepsAgainstSeed,
 } from './cacheconfig.js';
+import { formatAge } from './format.js';
 import { DEFAULT_GITHUB_API_URL, dispatchReseed } from './github.js';
 import { type CacheRegistry, ecrRegistry, ociRegistry } from './registry-client.js';
+import { CronError, schedulePeriodMs } from './schedule.js';
+import { type SeedImport, seedImportOf } from './seed-import.js';
 
-export const DOCTOR_FORMAT_VERSION = 1;
+/**
+ * 2: health counts steps, not records (a cold build is 100%); main and branch are matched step by
+ * step against the seed (`againstSeed`); the seed is judged on its own (`seed`); main's verdict
+ * is what builds can reuse (`main`); `erosion` and `retained` are gone, `problems` and
+ * `recommendations` (a list) replace `recommendation`.
+ */
+export const DOCTOR_FORMAT_VERSION = 2;
 
 export interface DoctorOptions {
   /** Also inspect this branch's cache. */
@@ -34,15 +50,30 @@ export interface DoctorOptions {
   ecrClientConfig?: Record<string, unknown>;
   /** The clock ages are measured against. Default: now. */
   now?: Date;
-  /** The erosion threshold, in (0, 1]. Default DEFAULT_MIN_RETAINED (0.75). */
+  /**
+   * Main is eroded when builds can reuse less than this share of its steps, in (0, 1].
+   * Default DEFAULT_MIN_RETAINED (0.75).
+   */
   minRetained?: number;
+  /**
+   * The repository's bake file, to tell whether builds import the seed. `doctor(dir)` reads it;
+   * without it, the file generated from the configuration is assumed.
+   */
+  bakeText?: string;
   /** Trigger a reseed through workflow_dispatch when one is recommended. Needs githubToken. */
   reseed?: boolean;
   githubToken?: string;
   /** Default https://api.github.com */
   githubApiUrl?: string;
-  /** For the GitHub API and blob downloads. Default: the global fetch. */
+  /** The transport under every HTTP read (registry, blobs, GitHub API). Default: fetch. */
   fetch?: typeof fetch;
+  /**
+   * The whole run's deadline (registry reads, ECR calls, the reseed): after it every read fails
+   * at once. Default 300 s.
+   */
+  timeoutMs?: number;
+  /** One request's deadline, from sending it to its last byte. Default 60 s (at most timeoutMs). */
+  requestTimeoutMs?: number;
 }
 
 export type Health = 'healthy' | 'degraded' | 'error';
@@ -58,9 +89,52 @@ export interface CacheReport {
   /** Seconds since the newest result the cache holds was created. */
   ageSeconds?: number;
   stats?: CacheStats;
-  /** recordsWithResults as a fraction of the seed's (main and branch, when both were read). */
-  retained?: number;
+  /** Main and branch: their steps against the seed's, step by step (when both were read). */
+  againstSeed?: StepsAgainstSeed;
+  /**
+   * Main and branch: how many of its steps a build can reuse, counting the results of the caches
+   * that build also imports (the seed, when builds import it; for a branch, main too).
+   */
+  reusableByBuilds?: number;
   error?: string;
+}
+
+export interface SeedVerdict {
+  status: 'fresh' | 'stale' | 'missing' | 'incomplete' | 'unscheduled' | 'unknown-age' | 'error';
+  /** `seed.schedule` */
+  schedule: string;
+  /** The longest gap between two runs of the schedule; absent when it never runs. */
+  periodSeconds?: number;
+  /** Older than this (two periods), the seed is stale. */
+  staleAfterSeconds?: number;
+  ageSeconds?: number;
+  /** Whether ordinary builds import the seed, and how doctor knows. */
+  imported: SeedImport;
+}
+
+export interface MainVerdict {
+  status: 'healthy' | 'eroded' | 'missing' | 'error';
+  /** Share of main's steps builds can reuse (reusableByBuilds / steps). */
+  reusable?: number;
+}
+
+export type ProblemCode =
+  | 'seed-missing'
+  | 'seed-stale'
+  | 'seed-incomplete'
+  | 'seed-unscheduled'
+  | 'seed-not-imported'
+  | 'main-missing'
+  | 'main-eroded';
+
+export type Action = 'reseed' | 'regenerate' | 'enable-seed' | 'build-main';
+
+export interface Problem {
+  code: ProblemCode;
+  /** What fixes it. */
+  action: Action;
+  /** The cause, in a few words, for the recommendation ("seed.web is 21 d old"). */
+  cause: string;
 }
 
 export interface ImageReport {
@@ -70,14 +144,19 @@ export interface ImageReport {
   branchCacheRepository: string;
   status: Health;
   caches: CacheReport[];
-  /** Main against the seed; absent when either could not be read or the seed is disabled. */
-  erosion?: ErosionVerdict;
+  /** Absent when the seed is disabled. */
+  seed?: SeedVerdict;
+  main: MainVerdict;
+  /** What makes this image degraded, each with the action that fixes it. */
+  problems: Problem[];
   /** One sentence each, most important first. */
   findings: string[];
 }
 
 export interface Recommendation {
-  action: 'reseed' | 'build-main';
+  action: Action;
+  /** The images it is for. */
+  images: string[];
   text: string;
 }
 
@@ -95,15 +174,23 @@ export interface DoctorReport {
   seedEnabled: boolean;
   status: Health;
   images: ImageReport[];
-  recommendation?: Recommendation;
+  /** Most important first: reseed, then fixes to the files, then building main. */
+  recommendations: Recommendation[];
   reseed?: ReseedOutcome;
 }
 
-/** Exit codes of `doctor` (DESIGN.md): 0 healthy, 1 error, 2 degraded. */
+/** Exit codes of `doctor` (docs/exit-codes.md): 0 healthy, 1 error, 2 degraded. */
 export const DOCTOR_EXIT: Record<Health, number> = { healthy: 0, error: 1, degraded: 2 };
 
 export async function doctor(dir: string, options: DoctorOptions = {}): Promise<DoctorReport> {
-  return doctorWithConfig(loadConfig(dir), options);
+  const config = loadConfig(dir);
+  const bakeText = options.bakeText ?? readBakeFile(dir, config);
+  return doctorWithConfig(config, { ...options, ...(bakeText === undefined ? {} : { bakeText }) });
+}
+
+/** The bake file as the repository holds it, read like every generated file (RepoFiles). */
+function readBakeFile(dir: string, config: ResolvedConfig): string | undefined {
+  return new RepoFiles(dir).read(config.paths.bakeFile);
 }
 
 /** The same, for a configuration already loaded (the projen component, fleet runs, tests). */
@@ -118,16 +205,23 @@ export async function doctorWithConfig(
   const now = options.now ?? new Date();
   if (Number.isNaN(now.getTime())) throw new CachedDeployError('USAGE', '--now: not a date');
   if (options.reseed) checkCanReseed(config, options);
+  const periodMs = config.seed.enabled ? periodOf(config.seed.schedule) : undefined;
 
+  // One bounded client for the whole run: its overall deadline covers every read and the reseed.
+  const http = createHttpClient({
+    fetch: options.fetch,
+    totalMs: options.timeoutMs,
+    requestMs: options.requestTimeoutMs,
+  });
   const registry =
     options.registry ??
     (options.registryUrl !== undefined
-      ? ociRegistry(options.registryUrl, { fetch: options.fetch })
+      ? ociRegistry(options.registryUrl, { http })
       : await ecrRegistry({
           registryId: config.aws.accountId,
           region: config.aws.region,
           clientConfig: options.ecrClientConfig,
-          fetch: options.fetch,
+          http,
         }));
   const imageNames = config.images.map((image) => image.name);
   const branchScope =
@@ -142,12 +236,25 @@ export async function doctorWithConfig(
       const wanted: [CacheKind, string, string][] = [['main', MAIN_SCOPE, image.cacheRepository]];
       if (config.seed.enabled) wanted.push(['seed', SEED_SCOPE, image.cacheRepository]);
       if (branchScope) wanted.push(['branch', branchScope, image.branchCacheRepository]);
-      const caches = await Promise.all(
+      const read = await Promise.all(
         wanted.map(([kind, scope, repository]) =>
           inspectCache(registry, repository, kind, cacheTag(scope, image.name), now),
         ),
       );
-      images.push(judgeImage(image, caches, config, minRetained, options.branch));
+      images.push(
+        judgeImage({
+          image: image.name,
+          cacheRepository: image.cacheRepository,
+          branchCacheRepository: image.branchCacheRepository,
+          read,
+          config,
+          minRetained,
+          branch: options.branch,
+          now,
+          periodMs,
+          imported: seedImportOf(config, image.name, options.bakeText),
+        }),
+      );
     }
   } finally {
     // An adapter passed in belongs to the caller.
@@ -155,7 +262,7 @@ export async function doctorWithConfig(
   }
 
   const status = worst(images.map((image) => image.status));
-  const recommendation = recommend(config, images);
+  const recommendations = recommend(config, images);
   const report: DoctorReport = {
     formatVersion: DOCTOR_FORMAT_VERSION,
     registry: registry.description,
@@ -164,11 +271,23 @@ export async function doctorWithConfig(
     seedEnabled: config.seed.enabled,
     status,
     images,
-    ...(recommendation ? { recommendation } : {}),
+    recommendations,
   };
-  if (options.reseed) report.reseed = await reseed(config, options, recommendation);
+  if (options.reseed) report.reseed = await reseed(config, options, recommendations, http);
   if (report.reseed?.status === 'failed') report.status = 'error';
   return report;
+}
+
+/** The schedule's period; a schedule that never runs has none. */
+function periodOf(schedule: string): number | undefined {
+  try {
+    return schedulePeriodMs(schedule);
+  } catch (error) {
+    if (error instanceof CronError) {
+      throw new CachedDeployError('CONFIG_INVALID', `seed.schedule: ${error.message}`);
+    }
+    throw error;
+  }
 }
 
 function checkCanReseed(config: ResolvedConfig, options: DoctorOptions): void {
@@ -189,9 +308,10 @@ function checkCanReseed(config: ResolvedConfig, options: DoctorOptions): void {
 async function reseed(
   config: ResolvedConfig,
   options: DoctorOptions,
-  recommendation: Recommendation | undefined,
+  recommendations: Recommendation[],
+  http: HttpClient,
 ): Promise<ReseedOutcome> {
-  if (recommendation?.action !== 'reseed') return { status: 'not-needed' };
+  if (!recommendations.some((each) => each.action === 'reseed')) return { status: 'not-needed' };
   try {
     const { url } = await dispatchReseed({
       apiUrl: options.githubApiUrl ?? DEFAULT_GITHUB_API_URL,
@@ -199,7 +319,7 @@ async function reseed(
       workflowFile: basename(config.workflow.file),
       ref: config.github.mainBranch,
       token: options.githubToken ?? '',
-      fetch: options.fetch,
+      http,
     });
     return { status: 'triggered', url };
   } catch (error) {
@@ -208,16 +328,22 @@ async function reseed(
   }
 }
 
+/** A cache as read: the report, and its cacheconfig for matching steps. */
+interface ReadCache {
+  report: CacheReport;
+  config?: CacheConfig;
+}
+
 async function inspectCache(
   registry: CacheRegistry,
   repository: string,
   kind: CacheKind,
   tag: string,
   now: Date,
-): Promise<CacheReport> {
+): Promise<ReadCache> {
   try {
     const fetched = await registry.getManifest(repository, tag);
-    if (!fetched) return { kind, repository, tag, status: 'missing' };
+    if (!fetched) return { report: { kind, repository, tag, status: 'missing' } };
     const manifest = parseCacheManifest(fetched.text);
     const blob = await registry.getBlob(repository, manifest.config.digest);
     if (blob.byteLength !== manifest.config.size) {
@@ -225,133 +351,303 @@ async function inspectCache(
         `the cacheconfig is ${blob.byteLength} bytes, the manifest says ${manifest.config.size}`,
       );
     }
-    const stats = cacheStats(manifest, parseCacheConfig(blob));
+    const config = parseCacheConfig(blob);
+    const stats = cacheStats(manifest, config);
     const ageSeconds =
       stats.newestResultAt === undefined
         ? undefined
         : Math.max(0, Math.round((now.getTime() - Date.parse(stats.newestResultAt)) / 1000));
     return {
-      kind,
-      repository,
-      tag,
-      status: 'ok',
-      digest: fetched.digest,
-      ...(ageSeconds === undefined ? {} : { ageSeconds }),
-      stats,
-    };
-  } catch (error) {
-    if (error instanceof CacheFormatError) {
-      return {
+      report: {
         kind,
         repository,
         tag,
-        status: 'error',
-        error: `${repository}:${tag}: ${error.message}`,
+        status: 'ok',
+        digest: fetched.digest,
+        ...(ageSeconds === undefined ? {} : { ageSeconds }),
+        stats,
+      },
+      config,
+    };
+  } catch (error) {
+    // Messages may quote what the registry sent: escaped here, whatever made them.
+    if (error instanceof CacheFormatError) {
+      return {
+        report: {
+          kind,
+          repository,
+          tag,
+          status: 'error',
+          error: `${repository}:${tag}: ${printable(error.message)}`,
+        },
       };
     }
     if (isCachedDeployError(error)) {
-      return { kind, repository, tag, status: 'error', error: error.message };
+      return {
+        report: { kind, repository, tag, status: 'error', error: printable(error.message) },
+      };
     }
     throw error;
   }
 }
 
 const percent = (fraction: number) => `${Math.round(fraction * 100)}%`;
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
-function judgeImage(
-  { name: image, cacheRepository, branchCacheRepository }: ResolvedConfig['images'][number],
-  caches: CacheReport[],
-  config: ResolvedConfig,
-  minRetained: number,
-  branch: string | undefined,
-): ImageReport {
-  const find = (kind: CacheKind) => caches.find((cache) => cache.kind === kind);
+interface JudgeInput {
+  image: string;
+  cacheRepository: string;
+  branchCacheRepository: string;
+  read: ReadCache[];
+  config: ResolvedConfig;
+  minRetained: number;
+  branch: string | undefined;
+  now: Date;
+  periodMs: number | undefined;
+  imported: SeedImport;
+}
+
+function judgeImage(input: JudgeInput): ImageReport {
+  const { config, read } = input;
+  const find = (kind: CacheKind) => read.find((cache) => cache.report.kind === kind);
   const main = find('main');
   const seed = find('seed');
-  const branchCache = find('branch');
+  const branch = find('branch');
+  const problems: Problem[] = [];
   const findings: string[] = [];
-  const errors = caches.filter((cache) => cache.status === 'error');
-  for (const cache of errors) findings.push(`cannot read ${cache.tag}: ${cache.error}`);
-
-  const seedStats = seed?.stats;
-  for (const cache of [main, branchCache]) {
-    if (cache?.stats && seedStats && seedStats.recordsWithResults > 0) {
-      cache.retained = cache.stats.recordsWithResults / seedStats.recordsWithResults;
-    }
+  for (const cache of read.filter((each) => each.report.status === 'error')) {
+    findings.push(`cannot read ${cache.report.tag}: ${cache.report.error}`);
   }
 
-  let erosion: ErosionVerdict | undefined;
-  let degraded = false;
-  if (main && main.status !== 'error' && (!config.seed.enabled || seed?.status !== 'error')) {
-    if (config.seed.enabled) {
-      erosion = erosionVerdict(main.stats, seed?.stats, minRetained);
-      degraded = erosion.status !== 'healthy';
-      findings.push(describeErosion(erosion, main, seed, minRetained));
-      // The verdict names main first; a bad seed beside a missing main is a finding of its own.
-      const seedProblem = erosion.status === 'main-missing' ? badSeed(seed) : undefined;
-      if (seedProblem)
-        findings.push(describeErosion({ status: seedProblem }, main, seed, minRetained));
-    } else if (main.status === 'missing') {
-      degraded = true;
-      findings.push(
-        `no main cache (${main.tag}): every build of ${config.github.mainBranch} starts cold until one exports it`,
-      );
-    } else {
-      findings.push(
-        'the seed is disabled (seed.enabled: false): main can erode on fresh runners and nothing restores it; enable the seed',
-      );
-    }
+  // The seed, on its own.
+  let seedVerdict: SeedVerdict | undefined;
+  if (config.seed.enabled && seed) {
+    seedVerdict = judgeSeed(input, seed, problems, findings);
   }
-  if (branchCache && branchCache.status === 'missing') {
-    findings.push(
-      `no cache for branch ${branch} (${branchCacheRepository}:${branchCache.tag}) yet: its first build imports main${config.seed.enabled ? ' and the seed' : ''}`,
-    );
-  } else if (branchCache?.stats && branchCache.retained !== undefined) {
-    findings.push(
-      `branch ${branch} keeps ${branchCache.stats.recordsWithResults} of the seed's ${seedStats?.recordsWithResults} reusable steps (${percent(branchCache.retained)})`,
-    );
+  const seedUsable =
+    seedVerdict !== undefined &&
+    seedVerdict.imported.imported !== false &&
+    seed?.config !== undefined;
+
+  // Main and branch, step by step against the seed.
+  for (const cache of [main, branch]) {
+    if (!cache?.config) continue;
+    if (seed?.config) cache.report.againstSeed = compareWithSeed(seed.config, cache.config);
+    const imports = [
+      ...(seedUsable && seed?.config ? [seed.config] : []),
+      ...(cache === branch && main?.config ? [main.config] : []),
+    ];
+    cache.report.reusableByBuilds = reusableWith(cache.config, imports);
   }
-  const status: Health = errors.length > 0 ? 'error' : degraded ? 'degraded' : 'healthy';
+
+  const mainVerdict = judgeMain(input, main, seed, seedUsable, problems, findings);
+  if (branch && branch.report.status !== 'error') {
+    findings.push(describeBranch(input, branch, seedUsable));
+  }
+
+  const hasError = read.some((cache) => cache.report.status === 'error');
+  const status: Health = hasError ? 'error' : problems.length > 0 ? 'degraded' : 'healthy';
   return {
-    image,
-    cacheRepository,
-    branchCacheRepository,
+    image: input.image,
+    cacheRepository: input.cacheRepository,
+    branchCacheRepository: input.branchCacheRepository,
     status,
-    caches,
-    ...(erosion ? { erosion } : {}),
+    caches: read.map((cache) => cache.report),
+    ...(seedVerdict ? { seed: seedVerdict } : {}),
+    main: mainVerdict,
+    problems,
     findings,
   };
 }
 
-function describeErosion(
-  erosion: ErosionVerdict,
-  main: CacheReport,
-  seed: CacheReport | undefined,
-  minRetained: number,
-): string {
-  const kept = main.stats?.recordsWithResults;
-  const seeded = seed?.stats?.recordsWithResults;
-  switch (erosion.status) {
-    case 'main-missing':
-      return badSeed(seed)
-        ? `no main cache (${main.tag}): builds of the main branch start cold until one exports it`
-        : `no main cache (${main.tag}): builds of the main branch rely on the seed alone until one exports it`;
-    case 'seed-missing':
-      return `no seed cache (${seed?.tag}): nothing guards main against erosion, and its health cannot be measured; reseed`;
-    case 'seed-empty':
-      return `the seed cache (${seed?.tag}) keeps no reusable steps: it was not written by a cold build; reseed`;
-    case 'eroded':
-      return `main has eroded: it keeps ${kept} of the seed's ${seeded} reusable steps (${percent(erosion.retained)} < ${percent(minRetained)}); builds that miss the seed rebuild what main lost`;
-    case 'healthy':
-      return `main keeps ${kept} of the seed's ${seeded} reusable steps (${percent(erosion.retained)}, at least ${percent(minRetained)})`;
+function judgeSeed(
+  input: JudgeInput,
+  seed: ReadCache,
+  problems: Problem[],
+  findings: string[],
+): SeedVerdict {
+  const { config, periodMs, imported } = input;
+  const { tag } = seed.report;
+  const schedule = config.seed.schedule;
+  const base = {
+    schedule,
+    ...(periodMs === undefined
+      ? {}
+      : { periodSeconds: periodMs / 1000, staleAfterSeconds: (2 * periodMs) / 1000 }),
+    ...(seed.report.ageSeconds === undefined ? {} : { ageSeconds: seed.report.ageSeconds }),
+    imported,
+  };
+  const verdict = (status: SeedVerdict['status']): SeedVerdict => ({ status, ...base });
+
+  // Whether builds import it matters whatever state it is in.
+  if (imported.imported === false && imported.reason === 'not listed') {
+    problems.push({
+      code: 'seed-not-imported',
+      action: 'regenerate',
+      cause: `${config.paths.bakeFile} does not import ${tag}`,
+    });
+    findings.push(
+      `builds do not import ${tag}: the cache-from of target "${input.image}" in ${config.paths.bakeFile} does not list it (edited by hand, or written by an older version), so nothing restores what main loses; regenerate`,
+    );
+  } else if (imported.imported === 'unknown') {
+    findings.push(
+      `cannot tell whether builds import ${tag}: ${imported.reason}; judged as if they do`,
+    );
   }
+
+  if (seed.report.status === 'error') return verdict('error');
+  if (seed.report.status === 'missing') {
+    problems.push({ code: 'seed-missing', action: 'reseed', cause: `no ${tag}` });
+    findings.push(
+      `no seed cache (${tag}): the seed job has not run, or could not export it, so nothing guards main against erosion; reseed`,
+    );
+    return verdict('missing');
+  }
+  const stats = seed.report.stats as CacheStats;
+  if (stats.reusableSteps < stats.steps || stats.steps === 0) {
+    problems.push({
+      code: 'seed-incomplete',
+      action: 'reseed',
+      cause: `${tag} lacks results for ${stats.steps - stats.reusableSteps} of its ${plural(stats.steps, 'step')}`,
+    });
+    findings.push(
+      stats.reusableSteps === 0
+        ? `${tag} keeps no reusable steps: it was not written by a cold build; reseed`
+        : `${tag} keeps results for only ${stats.reusableSteps} of its ${plural(stats.steps, 'step')} (${percent(stats.health)}): it was not written by a cold build (a cold build keeps them all); reseed`,
+    );
+    return verdict('incomplete');
+  }
+  if (periodMs === undefined) {
+    problems.push({
+      code: 'seed-unscheduled',
+      action: 'reseed',
+      cause: `seed.schedule (${schedule}) never runs`,
+    });
+    findings.push(
+      `seed.schedule (${schedule}) never runs, so nothing refreshes ${tag}: fix the schedule in cached-deploy.yml, and reseed by hand meanwhile`,
+    );
+    return verdict('unscheduled');
+  }
+  const age = seed.report.ageSeconds;
+  const period = formatAge(Math.round(periodMs / 1000));
+  const staleAfter = formatAge(Math.round((2 * periodMs) / 1000));
+  if (age === undefined) {
+    findings.push(`${tag} records no build times, so its age against its schedule is unknown`);
+    return verdict('unknown-age');
+  }
+  // Milliseconds, so that "exactly two periods" is not stale and a moment more is.
+  const ageMs = input.now.getTime() - Date.parse(stats.newestResultAt as string);
+  if (ageMs > 2 * periodMs) {
+    problems.push({
+      code: 'seed-stale',
+      action: 'reseed',
+      cause: `${tag} is ${formatAge(age)} old, stale after ${staleAfter}`,
+    });
+    findings.push(
+      `${tag} is stale: ${formatAge(age)} old, more than twice the ${period} between runs of its schedule (${schedule}), so the seed job has stopped refreshing it; reseed, and check the job's runs`,
+    );
+    return verdict('stale');
+  }
+  findings.push(
+    `${tag} is a complete cold build, ${formatAge(age)} old; its schedule (${schedule}) runs at least every ${period}, so it is stale after ${staleAfter}`,
+  );
+  return verdict('fresh');
 }
 
-/** What is wrong with a seed that was read (missing, or keeping no results); undefined if nothing. */
-function badSeed(seed: CacheReport | undefined): 'seed-missing' | 'seed-empty' | undefined {
-  if (seed?.status === 'missing') return 'seed-missing';
-  if (seed?.stats && seed.stats.recordsWithResults === 0) return 'seed-empty';
-  return undefined;
+function judgeMain(
+  input: JudgeInput,
+  main: ReadCache | undefined,
+  seed: ReadCache | undefined,
+  seedUsable: boolean,
+  problems: Problem[],
+  findings: string[],
+): MainVerdict {
+  const { config, minRetained } = input;
+  if (!main || main.report.status === 'error') return { status: 'error' };
+  // Main is judged with the seed it falls back on: an unreadable seed leaves nothing to judge by.
+  if (seed?.report.status === 'error') return { status: 'error' };
+  const seedOk = seedUsable && seed?.report.status === 'ok';
+  if (main.report.status === 'missing') {
+    problems.push({ code: 'main-missing', action: 'build-main', cause: `no ${main.report.tag}` });
+    findings.push(
+      seedOk
+        ? `no main cache (${main.report.tag}): builds of the main branch rely on the seed alone until one exports it`
+        : `no main cache (${main.report.tag}): builds of the main branch start cold until one exports it`,
+    );
+    return { status: 'missing' };
+  }
+  const stats = main.report.stats as CacheStats;
+  const reusable = main.report.reusableByBuilds ?? stats.reusableSteps;
+  const share = stats.steps === 0 ? 1 : reusable / stats.steps;
+  const against = main.report.againstSeed;
+  const tag = main.report.tag;
+
+  if (against && against.different > 0) {
+    findings.push(
+      `main differs from the seed in ${plural(against.different, 'step')}: an input changed since the seed was built (a source file, the dependencies), so main has ${plural(against.own, 'step')} of its own, ${against.ownReusable} with results`,
+    );
+  }
+  if (share < minRetained) {
+    const unrecoverable = stats.steps - reusable;
+    const seedImported = config.seed.enabled && input.imported.imported !== false;
+    const action: Action = !config.seed.enabled
+      ? 'enable-seed'
+      : !seedImported
+        ? 'regenerate'
+        : 'reseed';
+    problems.push({
+      code: 'main-eroded',
+      action,
+      cause: `builds of ${tag} can reuse ${reusable} of its ${stats.steps} steps`,
+    });
+    const eroded = `main has eroded: builds can reuse only ${reusable} of its ${plural(stats.steps, 'step')} (${percent(share)} < ${percent(minRetained)})`;
+    findings.push(
+      action !== 'reseed'
+        ? `${eroded}, and nothing restores the other ${unrecoverable}: builds do not import a seed`
+        : seed?.report.status === 'ok'
+          ? `${eroded}: ${unrecoverable} of main's steps lost their results and the seed does not hold them (main changed since the seed was built); reseed`
+          : `${eroded}: ${unrecoverable} of main's steps lost their results and there is no seed to take them from; reseed`,
+    );
+    return { status: 'eroded', reusable: share };
+  }
+  if (against && seedOk) {
+    if (against.lost > 0) {
+      findings.push(
+        `main lacks results for ${against.lost} of the seed's ${against.seedReusable} reusable steps; every build imports the seed and reuses them from there, and the next build of main writes them back: nothing to do`,
+      );
+    } else if (against.different === 0) {
+      findings.push(`${tag} keeps all ${against.seedReusable} of the seed's reusable steps`);
+    }
+  }
+  if (!config.seed.enabled) {
+    findings.push(
+      'the seed is disabled (seed.enabled: false): main can erode on fresh runners and nothing restores it; enable the seed',
+    );
+  }
+  findings.push(
+    `builds of main can reuse ${reusable} of its ${plural(stats.steps, 'step')} (${percent(share)}, at least ${percent(minRetained)})`,
+  );
+  return { status: 'healthy', reusable: share };
+}
+
+function describeBranch(input: JudgeInput, branch: ReadCache, seedUsable: boolean): string {
+  const name = input.branch;
+  const { report } = branch;
+  if (!report.stats) {
+    return `no cache for branch ${name} (${report.repository}:${report.tag}) yet: its first build imports main${seedUsable ? ' and the seed' : ''}`;
+  }
+  const stats = report.stats;
+  const against = report.againstSeed;
+  const reusable = report.reusableByBuilds ?? stats.reusableSteps;
+  const share = percent(stats.steps === 0 ? 1 : reusable / stats.steps);
+  const builds = `its builds can reuse ${reusable} of its ${plural(stats.steps, 'step')} (${share})`;
+  if (!against) return `branch ${name}: ${builds}`;
+  const lost = against.lost > 0 ? `, lacks results for ${against.lost}` : '';
+  const different =
+    against.different > 0
+      ? `, and ${against.different} are other steps here (an input changed upstream of them, so they were rebuilt, not lost); it has ${plural(against.own, 'step')} of its own, ${against.ownReusable} with results`
+      : '';
+  return `branch ${name}: of the seed's ${against.seedReusable} reusable steps it keeps ${against.kept}${lost}${different}; ${builds}`;
 }
 
 function worst(statuses: Health[]): Health {
@@ -360,35 +656,29 @@ function worst(statuses: Health[]): Health {
   return 'healthy';
 }
 
-function recommend(config: ResolvedConfig, images: ImageReport[]): Recommendation | undefined {
-  // A missing main does not make a missing or empty seed any less in need of its cold build.
-  const needsSeed = images.filter(
-    (image) =>
-      ['eroded', 'seed-missing', 'seed-empty'].includes(image.erosion?.status ?? '') ||
-      (image.erosion?.status === 'main-missing' &&
-        badSeed(image.caches.find((cache) => cache.kind === 'seed')) !== undefined),
-  );
+const ACTION_ORDER: Action[] = ['reseed', 'regenerate', 'enable-seed', 'build-main'];
+
+function recommend(config: ResolvedConfig, images: ImageReport[]): Recommendation[] {
   const workflow = basename(config.workflow.file);
   const ref = config.github.mainBranch;
-  if (needsSeed.length > 0) {
-    return {
-      action: 'reseed',
-      text:
-        `reseed ${needsSeed.map((image) => image.image).join(', ')}: run the seed job (a cold build that rewrites seed.<image>) with ` +
-        `\`create-cached-deploy doctor --reseed\` (token in GITHUB_TOKEN), or \`gh workflow run ${workflow} --ref ${ref} -f reseed=true\``,
-    };
+  const out: Recommendation[] = [];
+  for (const action of ACTION_ORDER) {
+    const causes = images.flatMap((image) => {
+      const own = image.problems.filter((problem) => problem.action === action);
+      return own.length === 0
+        ? []
+        : [{ image: image.image, cause: own.map((problem) => problem.cause).join(', ') }];
+    });
+    if (causes.length === 0) continue;
+    const names = causes.map((each) => each.image);
+    const why = causes.map((each) => each.cause).join('; ');
+    const text = {
+      reseed: `reseed ${names.join(', ')} (${why}): run the seed job (a cold build that rewrites seed.<image>) with \`create-cached-deploy doctor --reseed\` (token in GITHUB_TOKEN), or \`gh workflow run ${workflow} --ref ${ref} -f reseed=true\``,
+      regenerate: `regenerate ${config.paths.bakeFile} (${why}): run \`create-cached-deploy generate\` and commit it, so every build imports the seed`,
+      'enable-seed': `enable the seed for ${names.join(', ')} (${why}): set seed.enabled: true in cached-deploy.yml, run \`create-cached-deploy generate\` and commit`,
+      'build-main': `build ${ref} (push to it, or re-run its last workflow run) to write the main cache of ${names.join(', ')}`,
+    }[action];
+    out.push({ action, images: names, text });
   }
-  const noMain = images.filter(
-    (image) =>
-      image.erosion?.status === 'main-missing' ||
-      (!config.seed.enabled &&
-        image.caches.some((cache) => cache.kind === 'main' && cache.status === 'missing')),
-  );
-  if (noMain.length > 0) {
-    return {
-      action: 'build-main',
-      text: `build ${ref} (push to it, or re-run its last workflow run) to write the main cache of ${noMain.map((image) => image.image).join(', ')}`,
-    };
-  }
-  return undefined;
+  return out;
 }

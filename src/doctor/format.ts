@@ -5,7 +5,17 @@ import { formatBytes } from '../text.js';
  */
 import type { CacheReport, DoctorReport } from './doctor.js';
 
-const COLUMNS = ['cache', 'tag', 'age', 'layers', 'size', 'records', 'with results', 'health'];
+const COLUMNS = [
+  'cache',
+  'tag',
+  'age',
+  'layers',
+  'size',
+  'steps',
+  'reusable',
+  'health',
+  "the seed's steps",
+];
 
 export function formatDoctorReport(report: DoctorReport): string {
   const lines: string[] = [`Registry: ${report.registry}`, ''];
@@ -21,12 +31,14 @@ export function formatDoctorReport(report: DoctorReport): string {
     lines.push('');
   }
   const verdict = {
-    healthy: 'Healthy: every cache keeps its reusable steps.',
-    degraded: 'Degraded: some caches have eroded or are missing.',
+    healthy: 'Healthy: builds can reuse what the caches hold; nothing to do.',
+    degraded: 'Degraded: a seed or main cache needs attention (see above).',
     error: 'Error: some caches could not be read or the reseed failed.',
   }[report.status];
   lines.push(verdict);
-  if (report.recommendation) lines.push(`Recommendation: ${report.recommendation.text}.`);
+  for (const recommendation of report.recommendations) {
+    lines.push(`Recommendation: ${recommendation.text}.`);
+  }
   if (report.reseed) {
     lines.push(
       {
@@ -41,22 +53,31 @@ export function formatDoctorReport(report: DoctorReport): string {
 
 function cacheRow(cache: CacheReport): string[] {
   const stats = cache.stats;
-  if (!stats) return [cache.kind, cache.tag, cache.status, '', '', '', '', ''];
-  const retained = cache.retained === undefined ? '' : ` (${percent(cache.retained)} of seed)`;
+  if (!stats) return [cache.kind, cache.tag, cache.status];
+  const against = cache.againstSeed;
+  const seedSteps = against
+    ? [
+        `${against.kept} kept`,
+        ...(against.lost > 0 ? [`${against.lost} lost`] : []),
+        ...(against.different > 0 ? [`${against.different} differ`] : []),
+      ].join(', ')
+    : '';
   return [
     cache.kind,
     cache.tag,
     cache.ageSeconds === undefined ? '?' : formatAge(cache.ageSeconds),
     String(stats.layers),
     formatBytes(stats.bytes),
-    String(stats.records),
-    `${stats.recordsWithResults}${retained}`,
+    String(stats.steps),
+    String(stats.reusableSteps),
     percent(stats.health),
+    seedSteps,
   ];
 }
 
 const percent = (fraction: number) => `${Math.round(fraction * 100)}%`;
 
+/** Ages and periods for people: the largest unit that keeps a readable number. */
 export function formatAge(seconds: number): string {
   if (seconds < 120) return `${seconds} s`;
   if (seconds < 2 * 3600) return `${Math.round(seconds / 60)} min`;

@@ -1,9 +1,12 @@
 /**
  * Triggers a reseed: a `workflow_dispatch` of the deploy workflow with `reseed=true`, which runs
  * its seed job (a cold build exporting seed.<image>) on the main branch. GitHub REST API
- * "Create a workflow dispatch event".
+ * "Create a workflow dispatch event". Sent through net/bounded-fetch.ts like every other HTTP call:
+ * capped, with deadlines, no redirects (a POST carrying a token goes where it was sent or nowhere).
  */
 import { CachedDeployError } from '../errors.js';
+import { bodyJson, createHttpClient, type HttpClient, KiB } from '../net/bounded-fetch.js';
+import { printable, quoteForMessage } from '../text.js';
 
 export const DEFAULT_GITHUB_API_URL = 'https://api.github.com';
 
@@ -17,7 +20,10 @@ export interface ReseedDispatch {
   /** The branch to run on: the main branch. */
   ref: string;
   token: string;
+  /** The transport under the bounded client. Default: the global fetch. */
   fetch?: typeof fetch;
+  /** The bounded HTTP client (its deadlines); a default one otherwise. */
+  http?: HttpClient;
 }
 
 /** The endpoint the dispatch is POSTed to. */
@@ -36,10 +42,9 @@ const HINTS: Record<number, string> = {
 
 export async function dispatchReseed(dispatch: ReseedDispatch): Promise<{ url: string }> {
   const url = dispatchUrl(dispatch);
-  const doFetch = dispatch.fetch ?? fetch;
-  let response: Response;
-  try {
-    response = await doFetch(url, {
+  const http = dispatch.http ?? createHttpClient({ fetch: dispatch.fetch });
+  const response = await http
+    .request(url, {
       method: 'POST',
       headers: {
         accept: 'application/vnd.github+json',
@@ -49,28 +54,21 @@ export async function dispatchReseed(dispatch: ReseedDispatch): Promise<{ url: s
         'x-github-api-version': '2022-11-28',
       },
       body: JSON.stringify({ ref: dispatch.ref, inputs: { reseed: 'true' } }),
+      // The answer is 204 No Content; anything larger is not GitHub's.
+      maxBytes: 64 * KiB,
+    })
+    .catch((error: unknown) => {
+      if (error instanceof CachedDeployError) {
+        throw new CachedDeployError('IO', `reseed: ${error.message}`);
+      }
+      throw error;
     });
-  } catch (error) {
-    const cause = (error as { cause?: { code?: string } }).cause;
-    throw new CachedDeployError(
-      'IO',
-      `reseed: cannot reach ${new URL(url).origin}: ${cause?.code ?? (error as Error).message}`,
-    );
-  }
-  if (response.ok) {
-    await response.body?.cancel();
-    return { url };
-  }
-  let message = response.statusText;
-  try {
-    const body = (await response.json()) as { message?: unknown };
-    if (typeof body.message === 'string') message = body.message;
-  } catch {
-    // Not JSON: the status line says enough.
-  }
+  if (response.ok) return { url };
+  const body = bodyJson(response) as { message?: unknown } | undefined;
+  const message = typeof body?.message === 'string' ? body.message : '';
   const hint = HINTS[response.status];
   throw new CachedDeployError(
     'IO',
-    `reseed: GitHub refused the dispatch of ${dispatch.workflowFile} in ${dispatch.repository}: HTTP ${response.status} ${message}${hint ? ` (${hint})` : ''}`,
+    `reseed: GitHub refused the dispatch of ${dispatch.workflowFile} in ${dispatch.repository}: HTTP ${response.status}${message ? ` ${printable(quoteForMessage(message, 200))}` : ''}${hint ? ` (${hint})` : ''}`,
   );
 }

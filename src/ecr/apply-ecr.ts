@@ -1,5 +1,6 @@
 import type { RepositoryKind, RepositorySettings } from '../model/ecr-repositories.js';
-import { plural } from '../text.js';
+import { plural, printable } from '../text.js';
+import { PaginationError, pages } from './paginate.js';
 import type {
   EcrApplyPort,
   ExclusionFilterValue,
@@ -111,7 +112,7 @@ export interface ApplyReport {
   error?: string;
 }
 
-/** The CLI's exit code (DESIGN.md): 0 in sync or applied, 1 error or refusal, 2 pending. */
+/** Exit codes (docs/exit-codes.md): 0 in sync or applied, 1 error or refused, 2 pending. */
 export function exitCodeOf(report: ApplyReport): 0 | 1 | 2 {
   if (report.status === 'pending') return 2;
   if (report.status === 'refused' || report.status === 'failed') return 1;
@@ -197,14 +198,17 @@ function fail(report: ApplyReport, error: unknown, repository?: string): ApplyRe
   return { ...report, status: 'failed', error: `${where}${message}${rerun}` };
 }
 
+/** One line for the report. ECR's words (a hostile endpoint's, maybe) are escaped and cut. */
 export function describeError(error: unknown): string {
-  if (error instanceof ApplyError) return error.message;
+  if (error instanceof ApplyError || error instanceof PaginationError) return error.message;
   if (error instanceof Error) {
-    const first = error.message.split('\n')[0];
-    return error.name && error.name !== 'Error' ? `${error.name}: ${first}` : (first ?? '');
+    const first = cut(printable(error.message.split('\n')[0] ?? ''));
+    return error.name && error.name !== 'Error' ? `${cut(printable(error.name))}: ${first}` : first;
   }
-  return String(error);
+  return cut(printable(String(error)));
 }
+
+const cut = (text: string, max = 300) => (text.length > max ? `${text.slice(0, max)}…` : text);
 
 /** A failure of apply's own (as opposed to an ECR error), with a message for the user. */
 export class ApplyError extends Error {
@@ -368,14 +372,19 @@ async function previewPolicy(
       `another lifecycle policy preview replaced apply's on ${desired.name}; rerun apply`,
     );
   }
-  const results: PreviewResult[] = [...(page.previewResults ?? [])];
-  while (page.nextToken) {
-    page = await context.port.getLifecyclePolicyPreview({
-      ...repo,
-      maxResults: PREVIEW_PAGE,
-      nextToken: page.nextToken,
-    });
-    results.push(...(page.previewResults ?? []));
+  // The first page is the poll that saw COMPLETE. Results are appended one by one: a page is
+  // the server's to size, and spreading a huge one into push() overflows the stack.
+  const results: PreviewResult[] = [];
+  let first: typeof page | undefined = page;
+  const previewPages = pages(`GetLifecyclePolicyPreview on ${desired.name}`, (nextToken) => {
+    const ready = first;
+    first = undefined;
+    return ready
+      ? Promise.resolve(ready)
+      : context.port.getLifecyclePolicyPreview({ ...repo, maxResults: PREVIEW_PAGE, nextToken });
+  });
+  for await (const next of previewPages) {
+    for (const result of next.previewResults ?? []) results.push(result);
   }
   return results
     .filter((result) => (result.action?.type ?? 'EXPIRE').toUpperCase() === 'EXPIRE')
@@ -417,15 +426,16 @@ async function protectedAmong(
 
 async function newestTaggedImages(context: Context, name: string, count: number) {
   const images: { digest: string; pushedAt: number }[] = [];
-  let nextToken: string | undefined;
-  do {
-    const page = await context.port.describeImages({
+  const listing = pages(`DescribeImages on ${name}`, (nextToken) =>
+    context.port.describeImages({
       registryId: context.input.registryId,
       repositoryName: name,
       filter: { tagStatus: 'TAGGED' },
       maxResults: IMAGES_PAGE,
       ...(nextToken ? { nextToken } : {}),
-    });
+    }),
+  );
+  for await (const page of listing) {
     for (const detail of page.imageDetails ?? []) {
       if (!detail.imageDigest) continue;
       images.push({
@@ -433,8 +443,7 @@ async function newestTaggedImages(context: Context, name: string, count: number)
         pushedAt: detail.imagePushedAt ? new Date(detail.imagePushedAt).getTime() : 0,
       });
     }
-    nextToken = page.nextToken;
-  } while (nextToken);
+  }
   images.sort((a, b) => b.pushedAt - a.pushedAt || (a.digest < b.digest ? -1 : 1));
   return new Set(images.slice(0, count).map((image) => image.digest));
 }

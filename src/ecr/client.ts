@@ -26,6 +26,9 @@ export async function createEcrClient(
     // run in CI or by hand and can afford to be patient, so 8 attempts instead of 3.
     maxAttempts: 8,
     retryMode: 'standard',
+    // A connection that hangs fails (and is retried) instead of holding the command: 10 s to
+    // connect, 60 s of silence on a socket. doctor also bounds each call as a whole.
+    requestHandler: { connectionTimeout: 10_000, requestTimeout: 60_000 },
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
     ...options.clientConfig,
   });

@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { CachedDeployError } from '../errors.js';
+import { printable } from '../text.js';
 import { createProgress } from './progress.js';
 import { type FleetMode, runFleet } from './run-fleet.js';
 import { formatSummaryJson, formatSummaryMarkdown, formatSummaryTable } from './summary.js';
@@ -9,6 +10,8 @@ export interface FleetCommandOptions {
   check?: boolean;
   diff?: boolean;
   write?: boolean;
+  status?: boolean;
+  openPr?: boolean;
   force?: boolean;
   branch?: string;
   push?: boolean;
@@ -40,24 +43,16 @@ export async function fleetCommand(
   options: FleetCommandOptions,
   io: FleetIo,
 ): Promise<number> {
-  const modes = (['check', 'diff', 'write'] as const).filter((mode) => options[mode]);
+  const modes = (['check', 'diff', 'write', 'status'] as const).filter((mode) => options[mode]);
   if (modes.length > 1) {
     throw new CachedDeployError(
       'USAGE',
-      `choose one of --check, --diff and --write (got --${modes.join(', --')})`,
+      `choose one of --check, --diff, --write and --status (got --${modes.join(', --')})`,
     );
   }
+  if (modes[0] === 'status') return statusCommand(file, options, io);
   const mode: FleetMode = modes[0] ?? 'check';
-  let concurrency: number | undefined;
-  if (options.concurrency !== undefined) {
-    concurrency = Number(options.concurrency);
-    if (!/^\d+$/.test(options.concurrency) || concurrency < 1) {
-      throw new CachedDeployError(
-        'USAGE',
-        `--concurrency: "${options.concurrency}" is not a positive integer`,
-      );
-    }
-  }
+  const concurrency = parseConcurrency(options.concurrency);
   let workers: number | undefined;
   if (options.workers !== undefined) {
     workers = Number(options.workers);
@@ -77,6 +72,7 @@ export async function fleetCommand(
     force: options.force,
     branch: options.branch,
     push: options.push,
+    openPr: options.openPr,
     onlyFailed: options.onlyFailed,
     shard: options.shard,
     concurrency,
@@ -106,6 +102,54 @@ export async function fleetCommand(
     io.stderr(`Results recorded in ${result.resultsFile}; rerun just those with --only-failed.\n`);
   }
   return result.exitCode;
+}
+
+/** `fleet --status`: every repository's pull request, from its code host. Exit 2 while any is open. */
+async function statusCommand(file: string, options: FleetCommandOptions, io: FleetIo) {
+  for (const flag of ['force', 'push', 'openPr', 'onlyFailed', 'workers'] as const) {
+    if (options[flag]) {
+      const name = flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+      throw new CachedDeployError('USAGE', `--${name} does not go with --status`);
+    }
+  }
+  const { runFleetStatus } = await import('./status.js');
+  const format = await import('./status-format.js');
+  const concurrency = parseConcurrency(options.concurrency);
+  let done = 0;
+  const result = await runFleetStatus(file, {
+    ...(options.branch !== undefined ? { branch: options.branch } : {}),
+    ...(options.shard !== undefined ? { shard: options.shard } : {}),
+    ...(concurrency !== undefined ? { concurrency } : {}),
+    onDone: (repository, state, message) => {
+      done++;
+      if (io.progressTTY) {
+        io.stderr(`\r\x1b[2K[${done}] ${state} ${printable(repository)}`.slice(0, 120));
+      } else {
+        io.stderr(
+          `[${done}] ${state.padEnd(6)} ${printable(repository)}${message ? `: ${printable(message)}` : ''}\n`,
+        );
+      }
+    },
+  });
+  if (io.progressTTY) io.stderr('\r\x1b[2K');
+  const table = format.formatStatusTable(result);
+  if (options.json) {
+    io.stdout(format.formatStatusJson(result));
+    io.stderr(table);
+  } else {
+    io.stdout(table);
+  }
+  if (options.report) writeReport(options.report, format.formatStatusMarkdown(result));
+  return result.exitCode;
+}
+
+function parseConcurrency(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const concurrency = Number(value);
+  if (!/^\d+$/.test(value) || concurrency < 1) {
+    throw new CachedDeployError('USAGE', `--concurrency: "${value}" is not a positive integer`);
+  }
+  return concurrency;
 }
 
 function writeReport(file: string, text: string): void {

@@ -1,5 +1,3 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { checkConfigAgainstRepo, validateRawConfig } from '../config/load.js';
 import { type FleetLayers, isMapping, mergeFleetConfig } from '../config/merge.js';
 import { parseYamlValue } from '../config/parse-yaml.js';
@@ -8,6 +6,7 @@ import { CachedDeployError } from '../errors.js';
 import type { Plan } from '../plan/plan.js';
 import { planForConfig } from '../plan/plan-repository.js';
 import { renderFiles } from '../render/render-files.js';
+import { RepoFiles } from '../repo-files.js';
 
 export interface Evaluation {
   config: ResolvedConfig;
@@ -29,25 +28,25 @@ export function evaluateRepository(
   layers: FleetLayers,
   options: { version: string; force?: boolean },
 ): Evaluation {
-  let text: string;
-  try {
-    text = readFileSync(join(dir, CONFIG_FILE), 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new CachedDeployError(
-        'CONFIG_NOT_FOUND',
-        `${CONFIG_FILE}: not found (run \`create-cached-deploy init\` in the repository first)`,
-      );
-    }
-    throw new CachedDeployError('IO', `${CONFIG_FILE}: ${(error as Error).message}`);
+  // One RepoFiles for the whole evaluation: each directory is checked once.
+  const repo = new RepoFiles(dir);
+  const text = repo.read(CONFIG_FILE);
+  if (text === undefined) {
+    throw new CachedDeployError(
+      'CONFIG_NOT_FOUND',
+      `${CONFIG_FILE}: not found (run \`create-cached-deploy init\` in the repository first)`,
+    );
   }
   const own = parseYamlValue(text, CONFIG_FILE);
   // A file that is not a mapping at all gets the schema's own message, not a merged surprise.
   if (own !== null && own !== undefined && !isMapping(own)) validateRawConfig(own, CONFIG_FILE);
   const raw = validateRawConfig(mergeFleetConfig(own, layers), CONFIG_FILE);
   const config = resolveConfig(raw);
-  checkConfigAgainstRepo(config, dir, CONFIG_FILE);
-  const plan = planForConfig(dir, config, renderFiles(config, options.version), options);
+  checkConfigAgainstRepo(config, dir, CONFIG_FILE, repo);
+  const plan = planForConfig(dir, config, renderFiles(config, options.version), {
+    ...options,
+    repo,
+  });
   return {
     config,
     plan,

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { devNull, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CachedDeployError } from '../errors.js';
 
@@ -8,23 +9,151 @@ import { CachedDeployError } from '../errors.js';
  * The few git operations a fleet needs, each one `git` child process (asynchronous, so the pool
  * can run several repositories' network operations at once). Never a shell: arguments are passed
  * as a list and URLs and refs were validated in fleet-file.ts (none can start with `-`).
+ *
+ * The repositories are not ours, so neither is their git config: every git process runs hardened
+ * (`hardenedGit`). No system or global config (read once, before, for the commit identity and
+ * credential helpers only); hooks, fsmonitor, commit signing and the repository's own ssh command,
+ * askpass, credential helpers and upload/receive-pack commands are switched off on the command line
+ * (which beats the repository's config); transports are limited to https and ssh, plus file only
+ * for repositories the fleet file names by a local path or file:// URL (GIT_ALLOW_PROTOCOL beats
+ * any protocol.*.allow a repository sets, so `ext::` never runs a command); no prompts. What stays
+ * the repository's: filter drivers its config defines for its own .gitattributes, and
+ * core.worktree.
  */
 
 export interface GitOptions {
-  /** Environment for git (default: this process's, with prompts disabled). */
+  /** Environment for git (default: this process's). Hardened before use. */
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
+  /** Allow the file transport (a local repository, or a file:// URL in the fleet file). */
+  allowFile?: boolean;
+  /** What `readUserGitSettings` found; without it, commits use the default identity. */
+  user?: UserGitSettings;
+}
+
+/** The only settings taken from the user's own (global) git config: who commits, how to log in. */
+export interface UserGitSettings {
+  name: string;
+  email: string;
+  credentialHelpers: string[];
+}
+
+export const DEFAULT_IDENTITY = {
+  name: 'create-cached-deploy',
+  email: 'create-cached-deploy@noreply.invalid',
+};
+
+/**
+ * Reads user.name, user.email and credential.helper from the user's global git config, once per
+ * run and outside any repository, so the hardened git processes can commit as the user and push
+ * with the user's credentials without reading that config themselves.
+ */
+export async function readUserGitSettings(
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<UserGitSettings> {
+  const get = async (key: string, all = false) => {
+    try {
+      const out = await run(tmpdir(), ['config', '--global', all ? '--get-all' : '--get', key], {
+        env: withoutRepository(env),
+        timeoutMs: 10_000,
+      });
+      return out.split('\n').filter((line) => line !== '');
+    } catch {
+      return [];
+    }
+  };
+  const [name, email, credentialHelpers] = await Promise.all([
+    get('user.name'),
+    get('user.email'),
+    get('credential.helper', true),
+  ]);
+  return {
+    name: name[0] ?? DEFAULT_IDENTITY.name,
+    email: email[0] ?? DEFAULT_IDENTITY.email,
+    credentialHelpers,
+  };
+}
+
+/** The git command line and environment every fleet git process runs with. */
+export function hardenedGit(
+  args: string[],
+  options: GitOptions,
+): { args: string[]; env: NodeJS.ProcessEnv } {
+  const user = options.user ?? { ...DEFAULT_IDENTITY, credentialHelpers: [] };
+  const settings: [string, string][] = [
+    ['core.hooksPath', devNull],
+    ['core.fsmonitor', 'false'],
+    ['core.askPass', ''],
+    ['core.sshCommand', 'ssh'],
+    ['commit.gpgSign', 'false'],
+    ['tag.gpgSign', 'false'],
+    ['submodule.recurse', 'false'],
+    ['remote.origin.uploadpack', 'git-upload-pack'],
+    ['remote.origin.receivepack', 'git-receive-pack'],
+    ['protocol.allow', 'never'],
+    ['protocol.https.allow', 'always'],
+    ['protocol.ssh.allow', 'always'],
+    ['protocol.file.allow', options.allowFile ? 'always' : 'never'],
+    ['user.name', user.name],
+    ['user.email', user.email],
+    // An empty value resets the list (the repository's helpers), then the user's own.
+    ['credential.helper', ''],
+    ...user.credentialHelpers.map((helper): [string, string] => ['credential.helper', helper]),
+  ];
+  const env: NodeJS.ProcessEnv = {
+    ...withoutRepository(options.env ?? process.env),
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_CONFIG_GLOBAL: devNull,
+    GIT_ALLOW_PROTOCOL: options.allowFile ? 'https:ssh:file' : 'https:ssh',
+    // Never wait for a password prompt nobody will answer, nor run a program to ask for one.
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_ASKPASS: '',
+    SSH_ASKPASS_REQUIRE: 'never',
+  };
+  delete env.SSH_ASKPASS;
+  return { args: [...settings.flatMap(([key, value]) => ['-c', `${key}=${value}`]), ...args], env };
+}
+
+/**
+ * The caller's environment without what would point git at another repository or inject config
+ * (set, say, when the fleet runs from inside a git hook).
+ */
+function withoutRepository(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const clean = { ...env };
+  for (const key of [
+    'GIT_DIR',
+    'GIT_WORK_TREE',
+    'GIT_INDEX_FILE',
+    'GIT_OBJECT_DIRECTORY',
+    'GIT_ALTERNATE_OBJECT_DIRECTORIES',
+    'GIT_COMMON_DIR',
+    'GIT_NAMESPACE',
+    'GIT_CONFIG',
+    'GIT_CONFIG_PARAMETERS',
+  ]) {
+    delete clean[key];
+  }
+  return clean;
 }
 
 export async function git(cwd: string, args: string[], options: GitOptions = {}): Promise<string> {
+  const hardened = hardenedGit(args, options);
+  return run(cwd, hardened.args, { ...options, env: hardened.env }, args[0]);
+}
+
+function run(
+  cwd: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number },
+  command = args[0],
+): Promise<string> {
   return new Promise((resolvePromise, reject) => {
     execFile(
       'git',
       args,
       {
         cwd,
-        // Never wait for a password prompt nobody will answer.
-        env: { ...(options.env ?? process.env), GIT_TERMINAL_PROMPT: '0' },
+        env: options.env,
         encoding: 'utf8',
         timeout: options.timeoutMs ?? 300_000,
         maxBuffer: 16 * 1024 * 1024,
@@ -41,7 +170,7 @@ export async function git(cwd: string, args: string[], options: GitOptions = {})
               ?.replace(/^(?:fatal|error):\s*/, '') ??
             lines.at(-1) ??
             error.message.split('\n')[0];
-          reject(new CachedDeployError('IO', `git ${args[0]} failed: ${reason}`));
+          reject(new CachedDeployError('IO', `git ${command} failed: ${reason}`));
           return;
         }
         resolvePromise(stdout);

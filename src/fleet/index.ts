@@ -4,9 +4,13 @@ export {
   DEFAULT_WORK_DIR,
   type FleetFile,
   type FleetRepo,
+  type HostKind,
   loadFleetFile,
+  type PullRequestSettings,
   parseFleetFile,
 } from './fleet-file.js';
+export type { CheckStatus, PullRequestState, ReviewStatus } from './hosts/host.js';
+export type { PullRequestOutcome } from './local.js';
 export { createProgress, type Progress, type ProgressStream } from './progress.js';
 export {
   type FileSummary,
@@ -20,4 +24,11 @@ export {
   runFleet,
   shardOf,
 } from './run-fleet.js';
+export {
+  type FleetStatusResult,
+  type RepoPullRequestStatus,
+  runFleetStatus,
+  type StatusOptions,
+} from './status.js';
+export { formatStatusJson, formatStatusMarkdown, formatStatusTable } from './status-format.js';
 export { formatSummaryJson, formatSummaryMarkdown, formatSummaryTable } from './summary.js';

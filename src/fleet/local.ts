@@ -4,6 +4,7 @@ import { explainChanges } from '../diff/explain.js';
 import type { RepoDiff } from '../diff/report.js';
 import { isCachedDeployError } from '../errors.js';
 import { conflictReason, type FileAction, type FileChange } from '../plan/plan.js';
+import { printable } from '../text.js';
 import { writePlan } from '../write/write-files.js';
 import { type Evaluation, evaluateRepository } from './evaluate.js';
 import type { FleetRepo } from './fleet-file.js';
@@ -39,6 +40,20 @@ export interface RepoResult {
   branch?: string;
   commit?: string;
   pushed?: boolean;
+  /** With `--open-pr`: what happened to its pull request. */
+  pullRequest?: PullRequestOutcome;
+}
+
+/** What `--open-pr` did to a repository's pull request (GitLab: merge request). */
+export interface PullRequestOutcome {
+  /** `none`: no pull request is needed and none was open. */
+  action: 'opened' | 'updated' | 'unchanged' | 'closed' | 'none';
+  kind: 'github' | 'gitlab';
+  /** The host (github.com, gitlab.acme.com) and the project there. */
+  host: string;
+  project: string;
+  number?: number;
+  url?: string;
 }
 
 export interface Outcome {
@@ -154,7 +169,7 @@ export function stateChanged(evaluation: Evaluation): boolean {
  * action but not their contents (which no report prints): on a large fleet that is most of the
  * memory a diff run would hold.
  */
-function toRepoDiff(result: RepoResult, evaluation: Evaluation | undefined): RepoDiff {
+export function toRepoDiff(result: RepoResult, evaluation: Evaluation | undefined): RepoDiff {
   if (!evaluation) {
     return {
       repository: result.repository,
@@ -181,6 +196,15 @@ function toRepoDiff(result: RepoResult, evaluation: Evaluation | undefined): Rep
   };
 }
 
+/** The subject of the commit (and the default title of the pull request) for a result. */
+export function commitSubject(result: Pick<RepoResult, 'generatorBefore' | 'generatorAfter'>) {
+  const before = result.generatorBefore;
+  const after = result.generatorAfter;
+  return before !== undefined && before !== after
+    ? `chore(cached-deploy): upgrade generated files to create-cached-deploy ${after}`
+    : `chore(cached-deploy): regenerate files with create-cached-deploy ${after}`;
+}
+
 function summarize(change: FileChange): FileSummary {
   return change.reason
     ? { path: change.path, action: change.action, reason: change.reason }
@@ -200,8 +224,15 @@ function listPaths(changes: { path: string }[]): string {
   return changes.length > 3 ? `${shown.join(', ')}, …` : shown.join(', ');
 }
 
+/**
+ * A repository's error as its result says it: one line, at most 500 characters, control
+ * characters escaped (it may quote a remote's or a file's text), in every table, report and the
+ * results file.
+ */
 export function errorMessage(error: unknown): string {
-  if (isCachedDeployError(error)) return error.message;
-  const message = error instanceof Error ? error.message : String(error);
-  return `unexpected error: ${message.split('\n')[0]}`;
+  const raw = isCachedDeployError(error)
+    ? error.message
+    : `unexpected error: ${(error instanceof Error ? error.message : String(error)).split('\n')[0]}`;
+  const line = printable(raw);
+  return line.length > 500 ? `${line.slice(0, 500)}… (${line.length} characters)` : line;
 }

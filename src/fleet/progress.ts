@@ -4,6 +4,8 @@
  * logs, pipes): one plain line per finished repository, nothing redrawn.
  */
 
+import { printable } from '../text.js';
+
 export type RepoStatus = 'in-sync' | 'changed' | 'conflict' | 'error';
 
 export interface ProgressStream {
@@ -39,8 +41,10 @@ class LineProgress implements Progress {
   done(repository: string, status: RepoStatus, message: string): void {
     this.count++;
     const width = String(this.total).length;
-    const line = `[${String(this.count).padStart(width)}/${this.total}] ${status.padEnd(8)} ${repository}`;
-    this.stream.write(`${status === 'in-sync' || !message ? line : `${line}: ${message}`}\n`);
+    const line = `[${String(this.count).padStart(width)}/${this.total}] ${status.padEnd(8)} ${printable(repository)}`;
+    this.stream.write(
+      `${status === 'in-sync' || !message ? line : `${line}: ${printable(message)}`}\n`,
+    );
   }
   finish(): void {}
 }
@@ -67,7 +71,7 @@ class BarProgress implements Progress {
   done(repository: string, status: RepoStatus): void {
     this.count++;
     this.counts[status]++;
-    this.last = repository;
+    this.last = printable(repository);
     this.draw(this.count === this.total);
   }
   finish(): void {

@@ -5,6 +5,7 @@ import type { FleetLayers } from '../config/merge.js';
 import { CONFIG_FILE } from '../config/resolve.js';
 import type { RepoDiff } from '../diff/report.js';
 import { CachedDeployError } from '../errors.js';
+import { quoteForMessage } from '../text.js';
 import { GENERATOR_VERSION } from '../version.js';
 import { writePlan } from '../write/write-files.js';
 import { type Evaluation, evaluateRepository } from './evaluate.js';
@@ -22,10 +23,14 @@ import {
   type GitOptions,
   isClean,
   push,
+  readUserGitSettings,
   syncClone,
 } from './git.js';
+import { remoteBaseBranch } from './git-remote.js';
+import type { CodeHostsOptions } from './hosts/connect.js';
 import {
   classify,
+  commitSubject,
   errorOutcome,
   type FleetMode,
   type LocalTask,
@@ -33,9 +38,11 @@ import {
   type Outcome,
   type RepoResult,
   stateChanged,
+  toRepoDiff,
   wroteResult,
 } from './local.js';
 import { type Progress, type RepoStatus, silentProgress } from './progress.js';
+import type { PullRequestRun } from './pull-requests.js';
 import { WorkerPool } from './worker-pool.js';
 
 /**
@@ -46,6 +53,9 @@ import { WorkerPool } from './worker-pool.js';
  *   diff    the same, keeping every change's content for one review report
  *   write   regenerates each repository (or, with `branch`, commits on a branch per repository,
  *           and with `push` pushes it); a conflict is never overwritten without `force`
+ *
+ * With `openPr`, each repository's pull request (GitLab: merge request) follows: opened or updated
+ * when its branch changes something, closed when the repository is back in sync (pull-requests.ts).
  *
  * One repository failing never stops the others: every error becomes that repository's result.
  * Local repositories need no git at all unless `branch` is given; URL repositories are cloned
@@ -64,6 +74,14 @@ export interface FleetOptions {
   branch?: string;
   /** With `branch`: push the branch to the repository's `origin`. */
   push?: boolean;
+  /**
+   * Open, update or close each repository's pull request for `branch` (default: the fleet file's
+   * `pullRequests.branch`). With `write` (and `push`): after pushing it; with `check`: for branches
+   * already pushed, writing nothing.
+   */
+  openPr?: boolean;
+  /** Tokens (default: this process's environment) and transport policy for `openPr`. */
+  hosts?: CodeHostsOptions;
   /** Only the repositories whose last recorded status was `error` or `conflict`. */
   onlyFailed?: boolean;
   /** `i/n` (1-based) or `{ index, count }`: this job's share of the fleet. */
@@ -127,17 +145,9 @@ export async function runFleet(
   const version = options.version ?? GENERATOR_VERSION;
   const workDir = options.workDir ?? file.workDir;
   const resultsFile = join(workDir, resultsFileName(file.file));
-  checkOptions(file, options, mode);
-
-  let selected = file.repos;
-  if (options.onlyFailed) {
-    const failed = readFailed(resultsFile);
-    selected = selected.filter((repo) => failed.has(repo.repository));
-  }
-  if (options.shard !== undefined) {
-    const shard = parseShard(options.shard);
-    selected = selected.filter((repo) => shardOf(repo.repository, shard.count) === shard.index - 1);
-  }
+  const branch = options.branch ?? (options.openPr ? file.pullRequests.branch : undefined);
+  checkOptions(file, { ...options, branch }, mode);
+  const selected = selectRepositories(file, options, resultsFile);
 
   const layers: FleetLayers = { defaults: file.defaults, enforce: file.enforce };
   const progress = options.progress ?? silentProgress;
@@ -150,17 +160,33 @@ export async function runFleet(
     mode,
     version,
     force: Boolean(options.force),
-    branch: options.branch,
+    branch,
     push: Boolean(options.push),
     fetch: options.fetch ?? true,
     workDir,
-    git: { env: options.gitEnv },
+    // Commits take the user's identity from their own git config, read once: the git processes
+    // that run in the repositories read no global config (see git.ts).
+    git: {
+      env: options.gitEnv,
+      ...(mode === 'write' && options.branch !== undefined
+        ? { user: await readUserGitSettings(options.gitEnv) }
+        : {}),
+    },
     fleetName: basename(file.file),
     pool,
     dispatched: 0,
   };
   // With workers, keep enough repositories in flight that none of them waits for the next.
   const concurrency = Math.max(options.concurrency ?? file.concurrency, workers * 2);
+  if (options.openPr) {
+    try {
+      context.pullRequests = await startPullRequests(file, options, branch as string, context);
+      await context.pullRequests.prepare(selected, concurrency);
+    } catch (error) {
+      await pool?.close();
+      throw error;
+    }
+  }
   progress.start(selected.length);
   let outcomes: Outcome[];
   try {
@@ -204,12 +230,60 @@ export function exitCodeFor(results: RepoResult[], mode: FleetMode): 0 | 1 | 2 {
   return 0;
 }
 
+/** The repositories a run takes: `--only-failed` (from the results record), then `--shard`. */
+export function selectRepositories(
+  file: FleetFile,
+  options: Pick<FleetOptions, 'onlyFailed' | 'shard'>,
+  resultsFile: string,
+): FleetRepo[] {
+  let selected = file.repos;
+  if (options.onlyFailed) {
+    const failed = readFailed(resultsFile);
+    selected = selected.filter((repo) => failed.has(repo.repository));
+  }
+  if (options.shard !== undefined) {
+    const shard = parseShard(options.shard);
+    selected = selected.filter((repo) => shardOf(repo.repository, shard.count) === shard.index - 1);
+  }
+  return selected;
+}
+
+async function startPullRequests(
+  file: FleetFile,
+  options: FleetOptions,
+  branch: string,
+  context: RepoContext,
+): Promise<PullRequestRun> {
+  // Only --open-pr loads the pull request code (and, through it, the hosts' clients).
+  const { PullRequestRun } = await import('./pull-requests.js');
+  const interval = file.pullRequests.writeIntervalMs;
+  return new PullRequestRun(file, {
+    branch,
+    git: context.git,
+    ...(options.hosts?.env ? { env: options.hosts.env } : {}),
+    policy: {
+      ...(interval !== undefined ? { writeIntervalMs: interval } : {}),
+      ...options.hosts?.policy,
+    },
+  });
+}
+
 function checkOptions(file: FleetFile, options: FleetOptions, mode: FleetMode): void {
   const usage = (message: string) => new CachedDeployError('USAGE', message);
+  if (options.openPr) {
+    if (mode === 'diff') throw usage('--open-pr goes with --write (and --push) or --check');
+    if (options.branch === undefined) {
+      throw usage('--open-pr needs --branch NAME (or pullRequests.branch in the fleet file)');
+    }
+    if (mode === 'write' && !options.push) {
+      throw usage('--open-pr with --write needs --push (the pull request is of the pushed branch)');
+    }
+    if (mode === 'check' && options.push) throw usage('--push only goes with --write');
+  }
   if (options.branch !== undefined) {
-    if (mode !== 'write') throw usage('--branch only goes with --write');
+    if (mode !== 'write' && !options.openPr) throw usage('--branch only goes with --write');
     if (!BRANCH_PATTERN.test(options.branch)) {
-      throw usage(`--branch: ${JSON.stringify(options.branch)} is not a valid git branch name`);
+      throw usage(`--branch: ${quoteForMessage(options.branch)} is not a valid git branch name`);
     }
   }
   if (options.push && options.branch === undefined) throw usage('--push needs --branch NAME');
@@ -250,7 +324,7 @@ export function parseShard(shard: string | { index: number; count: number }): {
   ) {
     throw new CachedDeployError(
       'USAGE',
-      `--shard: ${JSON.stringify(typeof shard === 'string' ? shard : `${shard.index}/${shard.count}`)} is not i/n with 1 <= i <= n (e.g. 2/4)`,
+      `--shard: ${quoteForMessage(typeof shard === 'string' ? shard : `${shard.index}/${shard.count}`)} is not i/n with 1 <= i <= n (e.g. 2/4)`,
     );
   }
   return parsed;
@@ -277,6 +351,7 @@ interface RepoContext {
   fleetName: string;
   pool: WorkerPool | undefined;
   dispatched: number;
+  pullRequests?: PullRequestRun;
 }
 
 async function processRepository(
@@ -285,25 +360,54 @@ async function processRepository(
   context: RepoContext,
 ): Promise<Outcome> {
   let dir: string | undefined;
+  const reviews = context.pullRequests;
   try {
+    // A repository whose pull requests have nowhere to go is not cloned, written or pushed.
+    reviews?.targetFor(repo);
     dir = await prepare(repo, context);
     if (context.mode === 'write' && context.branch !== undefined) {
+      if (reviews) {
+        return {
+          result: await writeForReview(repo, dir, layers, context, context.branch, reviews),
+        };
+      }
       return { result: await writeOnBranch(repo, dir, layers, context, context.branch) };
     }
     const task: LocalTask = {
       repo,
       dir,
       layers,
-      mode: context.mode,
+      // --open-pr without --write: the diff is the pull request's body.
+      mode: reviews ? 'diff' : context.mode,
       version: context.version,
       force: context.force,
     };
     // With workers, this thread takes its share too: every (workers + 1)-th repository.
     const here = !context.pool || context.dispatched++ % (context.pool.size + 1) === 0;
-    return here ? localOutcome(task) : await (context.pool as WorkerPool).run(task);
+    const outcome = here ? localOutcome(task) : await (context.pool as WorkerPool).run(task);
+    if (!reviews) return outcome;
+    const checked = outcome.result;
+    const base = baseBranchOf(repo, dir, context);
+    return {
+      result: await reviews.reconcile(
+        repo,
+        { ...checked, branch: context.branch },
+        checked.status === 'changed' ? outcome.diff : undefined,
+        base,
+      ),
+    };
   } catch (error) {
     return errorOutcome(repo, context.mode, context.version, error, dir);
   }
+}
+
+/**
+ * git for one repository: the file transport only where the fleet file itself names a local
+ * repository (a path, whose origin may be a local path too, or a file:// URL).
+ */
+function gitOptionsFor(repo: FleetRepo, context: RepoContext): GitOptions {
+  const allowFile = repo.kind === 'path' || /^file:\/\//i.test(repo.url ?? '');
+  return { ...context.git, allowFile };
 }
 
 async function prepare(repo: FleetRepo, context: RepoContext): Promise<string> {
@@ -311,13 +415,68 @@ async function prepare(repo: FleetRepo, context: RepoContext): Promise<string> {
     const url = repo.url as string;
     const dir = cloneDirFor(context.workDir, url, repo.ref);
     if (context.fetch || !isDirectory(join(dir, '.git'))) {
-      await syncClone(dir, url, repo.ref, context.git);
+      await syncClone(dir, url, repo.ref, gitOptionsFor(repo, context));
     }
     return dir;
   }
   const dir = repo.path as string;
   if (!isDirectory(dir)) throw new CachedDeployError('IO', `${dir}: no such directory`);
   return dir;
+}
+
+/**
+ * `--write --branch B --push --open-pr`: the base (the url repository's fetched ref, the branch a
+ * local repository is on) decides whether a pull request is needed: in sync, no branch work at
+ * all and an open pull request is closed; otherwise the branch is written and pushed as without
+ * --open-pr, and the pull request says what the branch changes against the base.
+ */
+async function writeForReview(
+  repo: FleetRepo,
+  dir: string,
+  layers: FleetLayers,
+  context: RepoContext,
+  branch: string,
+  reviews: PullRequestRun,
+): Promise<RepoResult> {
+  const base = baseBranchOf(repo, dir, context);
+  const evaluation = evaluateRepository(dir, layers, context);
+  const atBase = { ...classify(repo, dir, evaluation, context.version), branch };
+  if (atBase.status === 'in-sync') return reviews.reconcile(repo, atBase, undefined, base);
+  const diff = atBase.status === 'changed' ? toRepoDiff(atBase, evaluation) : undefined;
+  const result = await writeOnBranch(repo, dir, layers, context, branch);
+  return reviews.reconcile(repo, result, diff, base);
+}
+
+/**
+ * The branch a new pull request targets, asked only when one is opened (a git process each: most
+ * runs open none): a local repository's current branch (the run puts it back on that branch after
+ * writing), a url repository's ref or default branch (`git ls-remote`).
+ */
+function baseBranchOf(repo: FleetRepo, dir: string, context: RepoContext): () => Promise<string> {
+  if (repo.kind === 'url') {
+    return () => remoteBaseBranch(dir, repo.ref, gitOptionsFor(repo, context));
+  }
+  return async () => {
+    let head: string;
+    try {
+      head = await currentHead(dir, context.git);
+    } catch {
+      throw new CachedDeployError('IO', 'cannot tell the branch to target: not a git repository');
+    }
+    if (head === context.branch) {
+      throw new CachedDeployError(
+        'USAGE',
+        `it is on ${head}, the pull request's own branch: check out the branch it should target`,
+      );
+    }
+    if (/^[0-9a-f]{40,64}$/.test(head)) {
+      throw new CachedDeployError(
+        'USAGE',
+        'its HEAD is detached: check out the branch the pull request should target',
+      );
+    }
+    return head;
+  };
 }
 
 async function writeOnBranch(
@@ -327,7 +486,7 @@ async function writeOnBranch(
   context: RepoContext,
   branch: string,
 ): Promise<RepoResult> {
-  const git = context.git;
+  const git = gitOptionsFor(repo, context);
   if (!(await isClean(dir, git))) {
     throw new CachedDeployError(
       'IO',
@@ -405,10 +564,7 @@ export function commitMessage(
 ): { subject: string; body: string } {
   const after = result.generatorAfter;
   const before = result.generatorBefore;
-  const subject =
-    before !== undefined && before !== after
-      ? `chore(cached-deploy): upgrade generated files to create-cached-deploy ${after}`
-      : `chore(cached-deploy): regenerate files with create-cached-deploy ${after}`;
+  const subject = commitSubject(result);
   const lines = result.changes.map((change) => `- ${change.action} ${change.path}`);
   if (lines.length === 0) lines.push(`- record ${evaluation.plan.state.path}`);
   const body = [
@@ -456,7 +612,14 @@ interface RecordedRun {
   updatedAt: string;
   repositories: Record<
     string,
-    { status: RepoStatus; message: string; mode: FleetMode; generator: string; at: string }
+    {
+      status: RepoStatus;
+      message: string;
+      mode: FleetMode;
+      generator: string;
+      at: string;
+      pullRequest?: RepoResult['pullRequest'];
+    }
   >;
 }
 
@@ -486,6 +649,7 @@ function recordResults(
         mode,
         generator: version,
         at,
+        ...(result.pullRequest ? { pullRequest: result.pullRequest } : {}),
       };
     } else if (before) {
       repositories[repo.repository] = before;

@@ -1,4 +1,5 @@
 import { inline } from '../diff/markdown.js';
+import { printable } from '../text.js';
 import type { FleetResult, RepoResult } from './run-fleet.js';
 
 /** The end-of-run summary: a table of every repository, then the totals. */
@@ -11,7 +12,10 @@ export function formatTotals(result: FleetResult): string {
 
 /** A plain-text table, aligned, one row per repository in fleet order. */
 export function formatSummaryTable(result: FleetResult): string {
-  const rows = result.results.map((r) => [r.repository, r.status, wasOn(r), r.message]);
+  // Names and messages come from fleet files and repositories: no control characters on a terminal.
+  const rows = result.results.map((r) =>
+    [r.repository, r.status, wasOn(r), r.message].map((cell) => printable(cell)),
+  );
   const header = ['REPOSITORY', 'STATUS', 'WAS ON', 'MESSAGE'];
   const widths = [0, 1, 2].map((column) =>
     Math.min(
@@ -24,7 +28,13 @@ export function formatSummaryTable(result: FleetResult): string {
       .map((cell, column) => (column < 3 ? cell.padEnd(widths[column] ?? 0) : cell))
       .join('  ')
       .trimEnd();
-  return `${[line(header), ...rows.map(line)].join('\n')}\n${formatTotals(result)}\n`;
+  // The failures again, together at the end: the table of a large fleet scrolls them away.
+  const failed = result.results.filter((r) => r.status === 'error');
+  const failures =
+    failed.length === 0
+      ? ''
+      : `Failed (${failed.length}):\n${failed.map((r) => `  ${printable(r.repository)}: ${printable(r.message)}`).join('\n')}\n`;
+  return `${[line(header), ...rows.map(line)].join('\n')}\n${formatTotals(result)}\n${failures}`;
 }
 
 /** The same as a markdown report (for `--report` with `--check` or `--write`). */

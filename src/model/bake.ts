@@ -9,14 +9,14 @@ import {
 } from './cache-tags.js';
 
 /**
- * The buildx bake file as data. The cache strategy holds by plain variable substitution, with no
- * conditionals to get wrong: every target imports the seed and main caches from its cache
- * repository, and `${CACHE_SCOPE}`'s from `${CACHE_REPOSITORY_<TARGET>}`, and exports only to
- * `${CACHE_REPOSITORY_<TARGET>}:${CACHE_SCOPE}.<target>`. The workflow's scope step sets
- * CACHE_SCOPE to "main" and each CACHE_REPOSITORY_<TARGET> to the cache repository on the main
- * branch; "br-<slug>" and the branch-cache repository elsewhere; the seed job "seed" and the
- * cache repository. What a build may actually write is decided by the role it assumes, not by
- * this file (a pull request can change it): docs/trust-separation.md.
+ * The buildx bake file as data. The cache strategy (docs/cache-strategy.md) holds by plain variable
+ * substitution, with no conditionals to get wrong: every target imports the seed (when enabled)
+ * and main caches from its cache repository, and `${CACHE_SCOPE}`'s from
+ * `${CACHE_REPOSITORY_<TARGET>}`, and exports only to `${CACHE_REPOSITORY_<TARGET>}:${CACHE_SCOPE}.<target>`.
+ * The workflow's scope step sets CACHE_SCOPE to "main" and each CACHE_REPOSITORY_<TARGET> to the
+ * cache repository on the main branch; "br-<slug>" and the branch-cache repository elsewhere; the
+ * seed job "seed" and the cache repository. What a build may actually write is decided by the
+ * role it assumes, not by this file (a pull request can change it): docs/trust-boundaries.md.
  */
 export interface BakeFile {
   variables: BakeVariable[];
@@ -47,11 +47,18 @@ export const BAKE_VARIABLES = {
 } as const;
 
 /**
- * `ignore-error=true`: a failed export (throttling, an expired token) must not fail a deploy.
- * `image-manifest=true,oci-mediatypes=true`: the only cache layout ECR accepts (DOMAIN.md §2).
+ * How every cache is exported: `mode=max` (every intermediate step, not only the final image's),
+ * `image-manifest=true,oci-mediatypes=true`, the only cache layout ECR accepts
+ * (docs/cache-strategy.md).
  */
-export const CACHE_EXPORT_OPTIONS =
-  'mode=max,image-manifest=true,oci-mediatypes=true,ignore-error=true';
+export const CACHE_EXPORT_LAYOUT = 'mode=max,image-manifest=true,oci-mediatypes=true';
+
+/**
+ * What ordinary builds export with: `ignore-error=true` on top, since a failed export
+ * (throttling, an expired token) must not fail a deploy. The seed job drops it: the seed is that
+ * job's only output (docs/doctor.md).
+ */
+export const CACHE_EXPORT_OPTIONS = `${CACHE_EXPORT_LAYOUT},ignore-error=true`;
 
 export function bakeFile(config: ResolvedConfig): BakeFile {
   const v = (name: string) => `\${${name}}`;
@@ -72,12 +79,12 @@ export function bakeFile(config: ResolvedConfig): BakeFile {
       {
         name: BAKE_VARIABLES.cacheScope,
         default: LOCAL_CACHE_SCOPE,
-        comment: `Which cache this build writes: "${MAIN_SCOPE}" on the main branch, "br-<branch slug>" elsewhere, "${SEED_SCOPE}" in the scheduled cold build (set by the workflow).`,
+        comment: `Which cache this build writes: "${MAIN_SCOPE}" on the main branch, "br-<branch slug>" elsewhere${config.seed.enabled ? `, "${SEED_SCOPE}" in the scheduled cold build` : ''} (set by the workflow).`,
       },
       ...config.images.map((image) => ({
         name: cacheRepositoryVariable(image.name),
         default: image.branchCacheRepository,
-        comment: `The repository of ${image.name}'s own cache scope: ${image.cacheRepository} for "${MAIN_SCOPE}" and "${SEED_SCOPE}", ${image.branchCacheRepository} for branches and builds outside CI (set by the workflow).`,
+        comment: `The repository of ${image.name}'s own cache scope: ${image.cacheRepository} for "${MAIN_SCOPE}"${config.seed.enabled ? ` and "${SEED_SCOPE}"` : ''}, ${image.branchCacheRepository} for branches and builds outside CI (set by the workflow).`,
       })),
     ],
     targets: config.images.map((image) => {
@@ -92,8 +99,9 @@ export function bakeFile(config: ResolvedConfig): BakeFile {
         platforms: image.platforms,
         tags: [`${registry}/${image.repository}:${v(BAKE_VARIABLES.imageTag)}`],
         // The seed first: it is the one cache that re-exports from fresh runners cannot erode.
+        // Without a seed job nothing writes it, so nothing imports it either.
         cacheFrom: [
-          cacheRef(image.cacheRepository, SEED_SCOPE),
+          ...(config.seed.enabled ? [cacheRef(image.cacheRepository, SEED_SCOPE)] : []),
           cacheRef(image.cacheRepository, MAIN_SCOPE),
           cacheRef(ownRepository, scope),
         ],

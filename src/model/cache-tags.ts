@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
  */
 
 export const MAIN_SCOPE = 'main';
-/** Written only by the scheduled cold build; imported by every build (DOMAIN.md §9). */
+/** Written only by the scheduled cold build; imported by every build (docs/erosion-and-seed.md). */
 export const SEED_SCOPE = 'seed';
 export const BRANCH_SCOPE_PREFIX = 'br-';
 /** Docker's tag grammar allows 128 characters (ECR allows 300, BuildKit enforces 128). */

@@ -31,8 +31,8 @@ export interface RepositorySettings {
 }
 
 /**
- * Every cache tag (DOMAIN.md: `main.<image>`, `seed.<image>`, `br-<slug>.<image>`, and the local
- * `br-local-…` scope): builds rewrite them in place, so an IMMUTABLE_WITH_EXCLUSION cache
+ * Every cache tag (docs/cache-strategy.md: `main.<image>`, `seed.<image>`, `br-<slug>.<image>`, and
+ * the local `br-local-…` scope): builds rewrite them in place, so an IMMUTABLE_WITH_EXCLUSION cache
  * repository must exclude all of them. Anything else pushed there stays immutable.
  */
 export const CACHE_TAG_EXCLUSION_FILTERS: readonly ExclusionFilter[] = [

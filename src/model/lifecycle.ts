@@ -1,7 +1,7 @@
 import type { ResolvedConfig } from '../config/resolve.js';
 import { BRANCH_SCOPE_PREFIX, cacheTag, MAIN_SCOPE, SEED_SCOPE } from './cache-tags.js';
 
-/** An ECR lifecycle policy as ECR's API takes it (DOMAIN.md §5). */
+/** An ECR lifecycle policy as ECR's API takes it (docs/ecr-lifecycle.md). */
 export interface LifecyclePolicy {
   rules: LifecycleRule[];
 }

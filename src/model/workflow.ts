@@ -1,8 +1,8 @@
 import type { ResolvedConfig } from '../config/resolve.js';
 import { GENERATOR_VERSION } from '../version.js';
-import { ACTIONS } from './actions.js';
+import { ACTIONS, pinWorkflowActions } from './actions.js';
 import { registryHost } from './aws.js';
-import { BAKE_VARIABLES } from './bake.js';
+import { BAKE_VARIABLES, CACHE_EXPORT_LAYOUT } from './bake.js';
 import {
   branchScopeScript,
   cacheRepositoryVariable,
@@ -337,7 +337,7 @@ export function deployWorkflow(config: ResolvedConfig, version = GENERATOR_VERSI
     ? `(${SEED_RUN_EXPRESSION}) && format('seed:{0}', ${BRANCH_EXPRESSION}) || ${CONCURRENCY_BRANCH_EXPRESSION}`
     : CONCURRENCY_BRANCH_EXPRESSION;
 
-  return {
+  const workflow: Workflow = {
     name: config.workflow.name,
     on,
     // Nothing by default; each job asks for exactly what it needs.
@@ -353,6 +353,7 @@ export function deployWorkflow(config: ResolvedConfig, version = GENERATOR_VERSI
     },
     jobs,
   };
+  return pinWorkflowActions(workflow, config.workflow.pinActions);
 }
 
 /**
@@ -587,6 +588,7 @@ function seedJob(config: ResolvedConfig): Job {
       setupBuildx(config),
       {
         name: 'Cold build, exporting the seed cache',
+        id: SEED_BUILD_STEP,
         uses: ACTIONS.bake,
         env: { ...scope, [BAKE_VARIABLES.imageTag]: expr('github.sha') },
         with: {
@@ -594,8 +596,7 @@ function seedJob(config: ResolvedConfig): Job {
           files: config.paths.bakeFile,
           push: false,
           'no-cache': true,
-          // No import at all, not even a registry lookup of the caches it would ignore.
-          set: '*.cache-from=type=local,src=/tmp/cached-deploy-no-cache',
+          set: seedBakeOverrides(config).join('\n'),
         },
       },
       {
@@ -610,9 +611,64 @@ function seedJob(config: ResolvedConfig): Job {
           ...(config.prune.failOnError ? ['--fail-on-error'] : []),
         ]),
       },
+      {
+        name: 'Say in the job summary whether the seed was refreshed',
+        if: `!cancelled() && ${IS_MAIN}`,
+        env: {
+          OUTCOME: expr(`steps.${SEED_BUILD_STEP}.outcome`),
+          SEED_CACHES: config.images
+            .map((image) => `${image.cacheRepository}:${cacheTag(SEED_SCOPE, image.name)}`)
+            .join(' '),
+        },
+        run: SEED_SUMMARY_SCRIPT,
+      },
     ],
   };
 }
+
+const SEED_BUILD_STEP = 'seed-build';
+
+/**
+ * The seed job's `--set` overrides of the bake file (docs/doctor.md):
+ * - `*.cache-from=` (an empty value) clears every import: no registry lookup, and no "local cache
+ *   import … not found" warning, which a placeholder local directory printed;
+ * - `*.output=type=cacheonly`: the result stays in the cache on purpose, which buildx's "No output
+ *   specified" warning otherwise reports (buildx docs/bake-reference.md, `target.output`);
+ * - per image, `cache-to` the seed tag without `ignore-error=true`: the seed is this job's only
+ *   output, so a failed export must fail the job instead of passing unnoticed.
+ */
+export function seedBakeOverrides(config: ResolvedConfig): string[] {
+  const registry = registryHost(config.aws.accountId, config.aws.region);
+  return [
+    '*.cache-from=',
+    '*.output=type=cacheonly',
+    ...config.images.map(
+      (image) =>
+        `${image.name}.cache-to=type=registry,ref=${registry}/${image.cacheRepository}:${cacheTag(SEED_SCOPE, image.name)},${CACHE_EXPORT_LAYOUT}`,
+    ),
+  ];
+}
+
+/** The seed job's last word, in the run's summary page: refreshed, or not and why to look. */
+export const SEED_SUMMARY_SCRIPT = [
+  'set -euo pipefail',
+  'if [ "$OUTCOME" = "success" ]; then',
+  "  title='### Seed cache refreshed'",
+  `  lead="A cold build exported every image's seed cache:"`,
+  'else',
+  "  title='### Seed cache NOT refreshed'",
+  '  lead="The cold build or its cache export did not succeed (outcome: $OUTCOME), so these caches were not rewritten:"',
+  'fi',
+  '{',
+  `  printf '%s\\n\\n%s\\n' "$title" "$lead"`,
+  '  # Cache repositories and tags hold no spaces or glob characters.',
+  // \x60 is a backquote: Markdown code, and nothing for the shell (or shellcheck) to expand.
+  '  for cache in $SEED_CACHES; do printf -- \'- \\x60%s\\x60\\n\' "$cache"; done',
+  '  if [ "$OUTCOME" != "success" ]; then',
+  `    printf '\\n%s\\n' 'Builds keep importing the previous seed. See the step "Cold build, exporting the seed cache", then run this workflow again with reseed.'`,
+  '  fi',
+  '} >>"$GITHUB_STEP_SUMMARY"',
+].join('\n');
 
 /** Where the pruner runs on the runner: outside the checkout, so nothing is added to the repo. */
 export const PRUNER_DIR = '$RUNNER_TEMP/cached-deploy';

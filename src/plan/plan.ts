@@ -1,3 +1,5 @@
+import { jsonSetsOf } from '../render/layout.js';
+import { carriesMarker } from '../render/marker.js';
 import type { GeneratedFile } from '../render/render-files.js';
 import { type GeneratorState, hashContent, renderState } from './state.js';
 
@@ -10,6 +12,11 @@ import { type GeneratorState, hashContent, renderState } from './state.js';
  *   on disk == what we last wrote           update
  *   otherwise (edited, or never ours)       conflict: never overwritten without --force
  *   recorded, no longer desired, untouched  delete (an orphan, e.g. a renamed file)
+ *
+ * The state file is data from the repository, not proof: an orphan is only ever deleted (or
+ * shown) when the file also carries our marker, or, for the policy JSON (which cannot carry one),
+ * when it belongs to a whole earlier ecrDir exactly as recorded; and the keys were checked before
+ * planning (plan-repository.ts).
  */
 export type FileAction = 'create' | 'update' | 'unchanged' | 'conflict' | 'delete';
 
@@ -67,11 +74,28 @@ export function planChanges(input: PlanInput): Plan {
   }
 
   const desiredPaths = new Set(input.desired.map((file) => file.path));
+  const orphans: { path: string; before: string; untouched: boolean }[] = [];
   for (const [path, hash] of Object.entries(recorded)) {
     if (desiredPaths.has(path)) continue;
     const before = input.readFile(path);
-    if (before === undefined) continue;
-    if (hashContent(before) === hash || input.force) {
+    if (before !== undefined)
+      orphans.push({ path, before, untouched: hashContent(before) === hash });
+  }
+  // Ours only with evidence beyond the state file's word: our marker, or, for JSON (which cannot
+  // carry one), the whole set of JSON files it was generated with (render/layout.ts), every one
+  // recorded, on disk and exactly as recorded, whether still generated or not: a whole earlier
+  // `paths.ecrDir`, the single CI role's files beside the same lifecycle policies, or the pruner's
+  // package.json and lockfile. Anything else is never deleted, never shown.
+  const asRecorded = (path: string) => {
+    if (recorded[path] === undefined) return false;
+    const text = input.readFile(path);
+    return text !== undefined && hashContent(text) === recorded[path];
+  };
+  const wholeSet = (path: string) =>
+    jsonSetsOf(path).some((set) => set.every((member) => asRecorded(member)));
+  for (const { path, before, untouched } of orphans) {
+    if (!carriesMarker(before) && !(untouched && wholeSet(path))) continue;
+    if (untouched || input.force) {
       changes.push({ path, action: 'delete', before, after: undefined });
     } else {
       changes.push({ path, action: 'conflict', before, after: undefined, reason: 'edited-orphan' });

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { CachedDeployError } from '../errors.js';
+import { quoteForMessage } from '../text.js';
 
 /**
  * The state file records the hash of every file the generator wrote. That is how a regeneration
@@ -27,17 +28,36 @@ export function parseState(text: string, source: string): GeneratorState {
     );
   }
   const state = value as Partial<GeneratorState>;
-  if (state?.formatVersion !== 1 || typeof state.files !== 'object' || state.files === null) {
+  if (
+    state?.formatVersion !== 1 ||
+    typeof state.files !== 'object' ||
+    state.files === null ||
+    Array.isArray(state.files)
+  ) {
     throw new CachedDeployError(
       'IO',
       `${source}: not a create-cached-deploy state file (formatVersion 1)`,
     );
   }
-  return {
-    formatVersion: 1,
-    generator: String(state.generator ?? 'unknown'),
-    files: { ...state.files },
-  };
+  // Reports print the version and compare the hashes: both must be what this tool writes.
+  const generator = state.generator ?? 'unknown';
+  if (typeof generator !== 'string' || !/^[\w.+-]{1,64}$/.test(generator)) {
+    throw new CachedDeployError(
+      'STATE_INVALID',
+      `${source}: generator: ${quoteForMessage(String(generator))} is not a version`,
+    );
+  }
+  const files = new Map<string, string>();
+  for (const [path, hash] of Object.entries(state.files)) {
+    if (typeof hash !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(hash)) {
+      throw new CachedDeployError(
+        'STATE_INVALID',
+        `${source}: files[${quoteForMessage(path)}] is not a sha256 hash`,
+      );
+    }
+    files.set(path, hash);
+  }
+  return { formatVersion: 1, generator, files: Object.fromEntries(files) };
 }
 
 export function renderState(state: GeneratorState): string {

@@ -1,7 +1,8 @@
 import type { LifecyclePolicy, LifecycleRule } from '../model/lifecycle.js';
 
 /**
- * ECR's lifecycle evaluation, locally (DOMAIN.md §5, AWS "Lifecycle policy evaluation rules"):
+ * ECR's lifecycle evaluation, locally (docs/ecr-lifecycle.md; AWS "Lifecycle policy evaluation
+ * rules"):
  * - rules apply in ascending rulePriority;
  * - an image belongs to the first rule whose selection matches it (tag status, and every entry of
  *   tagPrefixList / tagPatternList matched by some tag of the image: the list is ANDed); a rule

@@ -1,12 +1,20 @@
 /**
- * Checks an ECR lifecycle policy against every rule in DOMAIN.md §5 (AWS "Lifecycle policy
+ * Checks an ECR lifecycle policy against every rule in docs/ecr-lifecycle.md (AWS "Lifecycle policy
  * properties" and "evaluation rules"). The generator runs it on its own output before anything is
  * written, and it is exported for anyone who hand-writes policies. Each violation names its rule,
  * so a message can be traced back to the documentation.
  */
 
 import type { LifecyclePolicy } from '../model/lifecycle.js';
+import { printable, quoteForMessage } from '../text.js';
 import { selects } from './evaluate-lifecycle.js';
+
+/** A value from a policy file as a message quotes it: short, one line, no control characters. */
+function shown(value: unknown): string {
+  if (typeof value === 'string') return quoteForMessage(value, 60);
+  const text = JSON.stringify(value) ?? String(value);
+  return printable(text.length > 60 ? `${text.slice(0, 60)}…` : text);
+}
 
 export type LifecycleRuleId =
   | 'keeps-tag'
@@ -73,11 +81,7 @@ export function validateLifecyclePolicy(policy: unknown, text?: string): Lifecyc
     }
     const priority = rule.rulePriority;
     if (typeof priority !== 'number' || !Number.isInteger(priority) || priority < 1) {
-      add(
-        'priority-integer',
-        `${at}.rulePriority`,
-        `${JSON.stringify(priority)} is not a positive integer`,
-      );
+      add('priority-integer', `${at}.rulePriority`, `${shown(priority)} is not a positive integer`);
     } else {
       if (priorities.includes(priority)) {
         add(
@@ -97,7 +101,7 @@ export function validateLifecyclePolicy(policy: unknown, text?: string): Lifecyc
       add(
         'tag-status',
         `${at}.selection.tagStatus`,
-        `${JSON.stringify(status)} is not tagged, untagged or any`,
+        `${shown(status)} is not tagged, untagged or any`,
       );
     }
     if (status === 'tagged' && prefixes === undefined && patterns === undefined) {
@@ -162,7 +166,7 @@ export function validateLifecyclePolicy(policy: unknown, text?: string): Lifecyc
       add(
         'count-type',
         `${at}.selection.countType`,
-        `${JSON.stringify(countType)} is not imageCountMoreThan or sinceImagePushed`,
+        `${shown(countType)} is not imageCountMoreThan or sinceImagePushed`,
       );
     }
     const since = countType === 'sinceImagePushed' || countType === 'sinceImagePulled';
@@ -178,18 +182,10 @@ export function validateLifecyclePolicy(policy: unknown, text?: string): Lifecyc
     }
     const count = selection.countNumber;
     if (typeof count !== 'number' || !Number.isInteger(count) || count < 1) {
-      add(
-        'count-number',
-        `${at}.selection.countNumber`,
-        `${JSON.stringify(count)} is not an integer >= 1`,
-      );
+      add('count-number', `${at}.selection.countNumber`, `${shown(count)} is not an integer >= 1`);
     }
     if (rule.action.type !== 'expire') {
-      add(
-        'action-type',
-        `${at}.action.type`,
-        `${JSON.stringify(rule.action.type)} is not "expire"`,
-      );
+      add('action-type', `${at}.action.type`, `${shown(rule.action.type)} is not "expire"`);
     }
   });
 

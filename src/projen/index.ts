@@ -5,6 +5,7 @@
  */
 export { CachedDeploy } from './cached-deploy.js';
 export {
+  type CachedDeployActionPins,
   type CachedDeployAwsOptions,
   type CachedDeployBuildkitOptions,
   type CachedDeployCacheOptions,

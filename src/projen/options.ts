@@ -5,6 +5,7 @@
 import { validateRawConfig } from '../config/load.js';
 import { type ResolvedConfig, resolveConfig } from '../config/resolve.js';
 import { fail } from '../config/validate.js';
+import type { ActionRepository } from '../model/actions.js';
 
 /** Where option errors say they come from: `CachedDeploy options: images[0].name: ...`. */
 export const OPTIONS_SOURCE = 'CachedDeploy options';
@@ -178,6 +179,12 @@ export interface CachedDeployDeployOptions {
   readonly environment?: string;
 }
 
+/**
+ * Your own commit SHA for some of the actions, by action (`actions/checkout`): each a full,
+ * lowercase 40-hex SHA. Actions not named are pinned to the release this package ships.
+ */
+export type CachedDeployActionPins = { readonly [Action in ActionRepository]?: string };
+
 /** The GitHub Actions workflow. */
 export interface CachedDeployWorkflowOptions {
   /**
@@ -210,6 +217,14 @@ export interface CachedDeployWorkflowOptions {
    * @default - no deploy job
    */
   readonly deploy?: CachedDeployDeployOptions;
+  /**
+   * Pin every action by full commit SHA instead of its `@vN` tag: `true` pins each to the release
+   * this package ships (written `uses: owner/name@<sha> # vX.Y.Z`; the README lists them), a mapping
+   * pins the actions it names to your own commits and the others to the shipped releases.
+   *
+   * @default false
+   */
+  readonly pinActions?: boolean | CachedDeployActionPins;
 }
 
 /** The seed cache: a scheduled cold build on the main branch, which every build imports. */

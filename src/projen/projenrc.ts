@@ -5,12 +5,14 @@
  * single `<project>.synth()` line. Anything else and it prints exactly what to add instead.
  * This module does not import projen: the CLI runs without it.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
 import { CONFIG_FILE } from '../config/resolve.js';
 import { CachedDeployError } from '../errors.js';
 import { renderFiles } from '../render/render-files.js';
+import { RepoFiles } from '../repo-files.js';
+import { writeRepoFile } from '../write/write-files.js';
 import { type CachedDeployOptions, resolveCachedDeployOptions } from './options.js';
 
 export const PROJENRC_TS = '.projenrc.ts';
@@ -50,8 +52,7 @@ export function addToProjenrc(dir: string, configText: string): ProjenrcEdit {
   const config = resolveCachedDeployOptions(options as unknown as CachedDeployOptions);
   const paths = renderFiles(config).map((file) => file.path);
   const name = findProjenrc(dir);
-  const file = join(dir, name);
-  const text = readFileSync(file, 'utf8');
+  const text = new RepoFiles(dir).read(name) ?? '';
   const manual = (why: string, quote = "'", projectName = 'project') => ({
     edited: false,
     path: name,
@@ -128,7 +129,7 @@ export function addToProjenrc(dir: string, configText: string): ProjenrcEdit {
     eol,
     text.slice(synthStart),
   ].join('');
-  writeFileSync(file, edited);
+  writeRepoFile(dir, name, edited);
   return {
     edited: true,
     path: name,

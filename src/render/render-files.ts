@@ -1,4 +1,3 @@
-import { stringify } from 'yaml';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError } from '../errors.js';
 import { bakeFile } from '../model/bake.js';
@@ -19,10 +18,12 @@ import {
   validateLifecyclePolicy,
 } from '../policy/validate-lifecycle.js';
 import { GENERATOR_VERSION } from '../version.js';
+import { type ECR_FILE_NAMES, inDir } from './layout.js';
 import { hashComment } from './marker.js';
 import { renderPrunerPackage, renderPruneScript } from './prune-script.js';
 import { renderTemplate } from './templates.js';
 import { renderTerraform } from './terraform.js';
+import { renderWorkflowYaml } from './workflow-yaml.js';
 
 /** A file the generator wants on disk: repository-relative POSIX path and exact content. */
 export interface GeneratedFile {
@@ -38,8 +39,7 @@ export interface RolePaths {
 }
 
 export function generatedPaths(config: ResolvedConfig) {
-  const ecr = (name: string) =>
-    config.paths.ecrDir === '.' ? name : `${config.paths.ecrDir}/${name}`;
+  const ecr = (name: (typeof ECR_FILE_NAMES)[number]) => inDir(config.paths.ecrDir, name);
   const role = (kind: RoleKind): RolePaths => ({
     policy: ecr(`${kind}-role-policy.json`),
     trust: ecr(`${kind}-role-trust-policy.json`),
@@ -74,12 +74,13 @@ export function renderFiles(config: ResolvedConfig, version = GENERATOR_VERSION)
   return [
     {
       path: paths.workflow,
-      content: `${marker}\n${stringify(deployWorkflow(config, version), { lineWidth: 0, aliasDuplicateObjects: false })}`,
+      content: `${marker}\n${renderWorkflowYaml(deployWorkflow(config, version))}`,
     },
     {
       path: paths.bake,
       content: renderTemplate('docker-bake.hcl.hbs', {
         marker,
+        seed: config.seed.enabled,
         variables: bake.variables,
         targetNames: bake.targets.map((target) => target.name),
         targets: bake.targets,

@@ -13,7 +13,8 @@ import { parse } from '@cdktf/hcl2json';
  *   in bake.
  * - `group` blocks with `targets`, `target` blocks with attributes that are strings, numbers,
  *   booleans, lists and maps of those.
- * - `--set <pattern>.<attr>=<value>` / `+=` overrides (what bake-action's `set` input passes).
+ * - `--set <pattern>.<key>=<value>` / `+=` overrides (what bake-action's `set` input passes), and
+ *   the normalisation buildx gives every target: see applyBakeSet.
  *
  * Anything else (functions, `%{ }` directives, `inherits`, a target defined twice, expressions
  * other than a bare variable) throws, so a generated file that starts to depend on a feature this
@@ -56,6 +57,8 @@ export type EvaluatedTarget = Record<string, BakeValue> & {
   tags?: string[];
   'cache-from'?: string[];
   'cache-to'?: string[];
+  output?: string[];
+  'no-cache'?: boolean;
 };
 
 export async function parseBake(hcl: string, filename = 'docker-bake.hcl'): Promise<ParsedBake> {
@@ -211,24 +214,30 @@ export function evaluateTemplate(template: string, lookup: (name: string) => str
   return out;
 }
 
-const LIST_ATTRIBUTES = new Set([
-  'cache-from',
-  'cache-to',
-  'platforms',
-  'tags',
-  'outputs',
-  'secret',
-  'ssh',
-  'attest',
-  'allow',
-  'entitlements',
-  'no-cache-filter',
-]);
-
 /**
- * Applies `--set` overrides (one per line, as bake-action's `set` input passes them):
- * `<target pattern>.<attribute>=<value>` replaces, `+=` appends to a list attribute. The pattern
- * matches target names with `*` and `?` globs. Returns new targets; the input is not changed.
+ * `--set` overrides (one per line, as bake-action's `set` input passes them), applied as buildx
+ * bake applies them (docker/buildx `bake/bake.go`: `newOverrides`, `Target.AddOverrides`,
+ * `Target.normalize`; `util/buildflags`; docs/reference/buildx_bake.md, "--set"):
+ *
+ * - `<pattern>.<key>=<value>`; the pattern is an exact target name, else a `path.Match` glob
+ *   (`*`, `?`); no matching target is an error.
+ * - `--set` is repeatable: every line for the same target and key adds its value to one list,
+ *   and that list *replaces* the attribute (`+=`: is merged into it). Whether the list replaces or
+ *   merges is decided by the last of those lines (buildx keeps one `Append` flag per key).
+ * - An empty value adds nothing, so `*.cache-from=` clears the list.
+ * - `cache-from`, `cache-to` and `output` entries are parsed like the build flags: CSV
+ *   `key=value` fields with a `type` (a `cache-*` value without `=` is a list of registry refs;
+ *   an `output` value without `=` is a local destination). A merge (`+=`) appends, then drops
+ *   duplicates, comparing type and attributes, not text.
+ * - `+=` on a key that is not a list is taken as `=` (buildx does not refuse it).
+ * - `push`/`no-cache` take booleans; `push=true` adds `type=image,push=true` unless an output
+ *   that is not `docker` exists, `push=false` drops registry outputs (`setPushOverride`).
+ * - Every target is then normalised, with or without overrides: duplicates leave `cache-from`,
+ *   `cache-to`, `output` (buildx's `removeDupes`, which moves the last entry into a removed one's
+ *   place), `tags` and `platforms`, and an attribute left empty is absent (as `--print` omits it).
+ *
+ * Keys buildx accepts but this evaluator does not model throw, as do keys buildx does not know
+ * (`platforms`, `outputs`: the `--set` names are `platform` and `output`). Returns new targets.
  */
 export function applyBakeSet(
   targets: Readonly<Record<string, EvaluatedTarget>>,
@@ -238,29 +247,295 @@ export function applyBakeSet(
   for (const [name, attributes] of Object.entries(targets)) {
     result[name] = structuredClone(attributes);
   }
+  // target -> key -> the accumulated override, in the order keys first appear.
+  const collected = new Map<string, Map<string, { values: string[]; append: boolean }>>();
   for (const line of overrides) {
-    const match = /^([^.=]+)\.([A-Za-z0-9_-]+)(\+?=)(.*)$/.exec(line);
-    if (!match) throw new Error(`unsupported --set ${JSON.stringify(line)}`);
-    const [, pattern = '', attribute = '', operator, value = ''] = match;
-    const glob = new RegExp(
-      `^${pattern
-        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-        .replaceAll('*', '.*')
-        .replaceAll('?', '.')}$`,
-    );
-    const names = Object.keys(result).filter((name) => glob.test(name));
-    if (names.length === 0) throw new Error(`--set ${line}: no target matches "${pattern}"`);
-    for (const name of names) {
-      const attributes = result[name] as EvaluatedTarget;
-      if (LIST_ATTRIBUTES.has(attribute)) {
-        const current = attributes[attribute];
-        const existing = Array.isArray(current) ? current : [];
-        attributes[attribute] = operator === '+=' ? [...existing, value] : [value];
+    const eq = line.indexOf('=');
+    if (eq < 0) throw new Error(`--set ${line}: expected target.key=value`);
+    const rawKey = line.slice(0, eq);
+    const value = line.slice(eq + 1);
+    const append = rawKey.endsWith('+');
+    const keys = splitN(append ? rawKey.slice(0, -1) : rawKey, '.', 3);
+    if (keys.length < 2)
+      throw new Error(`--set ${line}: invalid override key, expected target.name`);
+    const [pattern = '', ...rest] = keys;
+    const key = rest.join('.');
+    const kind = overrideKind(key, line);
+    for (const name of expandTargets(Object.keys(result), pattern, line)) {
+      const perTarget = collected.get(name) ?? new Map();
+      collected.set(name, perTarget);
+      const override = perTarget.get(key) ?? { values: [], append: false };
+      if (kind === 'list') {
+        override.append = append;
+        override.values.push(value);
       } else {
-        if (operator === '+=') throw new Error(`--set ${line}: += on a scalar attribute`);
-        attributes[attribute] = value;
+        override.values = [value];
+      }
+      perTarget.set(key, override);
+    }
+  }
+  for (const [name, perTarget] of collected) {
+    const target = result[name] as EvaluatedTarget;
+    if (perTarget.has('push') && perTarget.has('output')) {
+      // buildx applies a target's overrides in Go map order: which one wins is not defined.
+      throw new Error(`target "${name}": push and output overridden together`);
+    }
+    for (const [key, { values, append }] of perTarget) {
+      const last = values[values.length - 1] ?? '';
+      switch (key) {
+        case 'cache-from':
+        case 'cache-to':
+        case 'output': {
+          const parse = key === 'output' ? parseExportEntries : parseCacheEntries;
+          const added = parse(values);
+          const current = parse(stringList(target[key], key));
+          setEntries(target, key, append ? removeDupes([...current, ...added]) : added);
+          break;
+        }
+        case 'tags':
+        case 'platform': {
+          const attribute = key === 'tags' ? 'tags' : 'platforms';
+          const current = stringList(target[attribute], attribute);
+          target[attribute] = append ? [...current, ...values] : [...values];
+          break;
+        }
+        case 'no-cache':
+          target['no-cache'] = parseBool(last, key);
+          break;
+        case 'push':
+          setEntries(target, 'output', pushOverride(target, parseBool(last, key)));
+          break;
+        default:
+          // context, dockerfile, target, args.<name>: a plain value.
+          if (key.startsWith('args.')) {
+            const args = (target.args ?? {}) as Record<string, BakeValue>;
+            args[key.slice('args.'.length)] = last;
+            target.args = args;
+          } else {
+            target[key] = last;
+          }
       }
     }
   }
+  for (const target of Object.values(result)) normalizeTarget(target);
   return result;
+}
+
+/** Go's strings.SplitN. */
+function splitN(text: string, separator: string, n: number): string[] {
+  const parts = text.split(separator);
+  return parts.length <= n ? parts : [...parts.slice(0, n - 1), parts.slice(n - 1).join(separator)];
+}
+
+/** The `--set` keys buildx collects as lists (newOverrides) vs single values; others throw. */
+function overrideKind(key: string, line: string): 'list' | 'value' {
+  const [head = '', sub] = splitN(key, '.', 2);
+  if (['cache-from', 'cache-to', 'output', 'tags', 'platform'].includes(head)) return 'list';
+  if (['context', 'dockerfile', 'target', 'no-cache', 'push'].includes(head)) return 'value';
+  if (head === 'args' && sub) return 'value';
+  const known = [
+    'annotations',
+    'attest',
+    'args',
+    'call',
+    'contexts',
+    'entitlements',
+    'extra-hosts',
+    'labels',
+    'load',
+    'network',
+    'no-cache-filter',
+    'policy',
+    'pull',
+    'resources',
+    'secret',
+    'secrets',
+    'shm-size',
+    'ssh',
+    'ulimits',
+  ];
+  if (known.includes(head)) throw new Error(`--set ${line}: "${head}" is not modelled here`);
+  throw new Error(`--set ${line}: unknown key: ${head}`);
+}
+
+function expandTargets(names: readonly string[], pattern: string, line: string): string[] {
+  if (names.includes(pattern)) return [pattern];
+  if (/[[\]\\]/.test(pattern)) throw new Error(`--set ${line}: pattern syntax not modelled`);
+  const glob = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|]/g, '\\$&')
+      .replaceAll('*', '[^/]*')
+      .replaceAll('?', '[^/]')}$`,
+  );
+  const matching = names.filter((name) => glob.test(name));
+  if (matching.length === 0) {
+    throw new Error(`--set ${line}: could not find any target matching '${pattern}'`);
+  }
+  return matching;
+}
+
+function parseBool(text: string, key: string): boolean {
+  // Go's strconv.ParseBool.
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(text)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(text)) return false;
+  throw new Error(`invalid value ${text} for boolean key ${key}`);
+}
+
+function stringList(value: BakeValue | undefined, attribute: string): string[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) {
+    throw new Error(`${attribute}: only a list of strings is modelled`);
+  }
+  return value as string[];
+}
+
+/** A parsed cache or export entry, with the text it came from. */
+interface Entry {
+  text: string;
+  type: string;
+  attrs: Map<string, string>;
+}
+
+/** CSV fields, as go-csvvalue splits them (double quotes group, `""` is a quote). */
+function csvFields(text: string): string[] {
+  const fields: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i];
+    if (quoted) {
+      if (char === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (char === '"') quoted = false;
+      else field += char;
+    } else if (char === '"' && field === '') quoted = true;
+    else if (char === ',') {
+      fields.push(field);
+      field = '';
+    } else field += char;
+  }
+  if (quoted) throw new Error(`unterminated quote in ${JSON.stringify(text)}`);
+  fields.push(field);
+  return fields;
+}
+
+function keyValueEntry(text: string, fields: string[], what: string): Entry {
+  const attrs = new Map<string, string>();
+  let type = '';
+  for (const field of fields) {
+    const eq = field.indexOf('=');
+    if (eq < 0) throw new Error(`invalid value ${field}`);
+    const key = field.slice(0, eq).trim().toLowerCase();
+    if (key === 'type') type = field.slice(eq + 1);
+    else attrs.set(key, field.slice(eq + 1));
+  }
+  if (type === '') throw new Error(`type required for ${what} ${JSON.stringify(text)}`);
+  return { text, type, attrs };
+}
+
+/** buildflags.ParseCacheEntry. */
+function parseCacheEntries(values: readonly string[]): Entry[] {
+  const entries: Entry[] = [];
+  for (const value of values) {
+    if (value === '') continue;
+    if (!value.includes('=')) {
+      // Ref-only: each CSV field is a registry ref.
+      for (const ref of csvFields(value)) {
+        entries.push({ text: ref, type: 'registry', attrs: new Map([['ref', ref]]) });
+      }
+      continue;
+    }
+    entries.push(keyValueEntry(value, csvFields(value), 'cache entry'));
+  }
+  return entries;
+}
+
+/** buildflags.ParseExports (`dest` is an attribute like the others here). */
+function parseExportEntries(values: readonly string[]): Entry[] {
+  const entries: Entry[] = [];
+  for (const value of values) {
+    if (value === '') continue;
+    const fields = csvFields(value);
+    if (fields.length === 1 && fields[0] === value && !value.startsWith('type=')) {
+      entries.push({
+        text: value,
+        type: value === '-' ? 'tar' : 'local',
+        attrs: new Map([['dest', value]]),
+      });
+      continue;
+    }
+    entries.push(keyValueEntry(value, fields, 'output'));
+  }
+  return entries;
+}
+
+const sameEntry = (a: Entry, b: Entry) =>
+  a.type === b.type &&
+  a.attrs.size === b.attrs.size &&
+  [...a.attrs].every(([key, value]) => b.attrs.get(key) === value);
+
+/** buildx's removeDupes, exactly: a duplicate's place is taken by the last entry. */
+function removeDupes(list: Entry[]): Entry[] {
+  const s = [...list];
+  let length = s.length;
+  for (let i = length - 2; i >= 0; i--) {
+    for (let j = i + 1; j < length; j++) {
+      if (sameEntry(s[i] as Entry, s[j] as Entry)) {
+        s[j] = s[length - 1] as Entry;
+        length--;
+        break;
+      }
+    }
+  }
+  return s.slice(0, length);
+}
+
+function setEntries(target: EvaluatedTarget, attribute: string, entries: Entry[]): void {
+  if (entries.length === 0) delete target[attribute];
+  else target[attribute] = entries.map((entry) => entry.text);
+}
+
+/** buildx's setPushOverride. */
+function pushOverride(target: EvaluatedTarget, push: boolean): Entry[] {
+  const outputs = parseExportEntries(stringList(target.output, 'output'));
+  const text = (entry: Entry) =>
+    [`type=${entry.type}`, ...[...entry.attrs].map(([key, value]) => `${key}=${value}`)].join(',');
+  if (!push) {
+    return outputs
+      .filter((entry) => entry.type !== 'registry')
+      .map((entry) => {
+        if (entry.type !== 'image') return entry;
+        const attrs = new Map(entry.attrs).set('push', 'false');
+        return { ...entry, attrs, text: text({ ...entry, attrs }) };
+      });
+  }
+  const pushed = outputs.map((entry) => {
+    if (entry.type !== 'image') return entry;
+    const attrs = new Map(entry.attrs).set('push', 'true');
+    return { ...entry, attrs, text: text({ ...entry, attrs }) };
+  });
+  if (outputs.every((entry) => entry.type === 'docker')) {
+    pushed.push({
+      text: 'type=image,push=true',
+      type: 'image',
+      attrs: new Map([['push', 'true']]),
+    });
+  }
+  return pushed;
+}
+
+/** Target.normalize: what every resolved target goes through. */
+function normalizeTarget(target: EvaluatedTarget): void {
+  for (const attribute of ['cache-from', 'cache-to', 'output'] as const) {
+    if (target[attribute] === undefined) continue;
+    const parse = attribute === 'output' ? parseExportEntries : parseCacheEntries;
+    setEntries(target, attribute, removeDupes(parse(stringList(target[attribute], attribute))));
+  }
+  for (const attribute of ['tags', 'platforms'] as const) {
+    if (target[attribute] === undefined) continue;
+    const unique = [...new Set(stringList(target[attribute], attribute).filter(Boolean))];
+    if (unique.length === 0) delete target[attribute];
+    else target[attribute] = unique;
+  }
 }

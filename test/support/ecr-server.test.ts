@@ -1,7 +1,4 @@
 import { execFile } from 'node:child_process';
-import { constants } from 'node:fs';
-import { access } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
 import {
   BatchDeleteImageCommand,
   BatchGetImageCommand,
@@ -41,6 +38,7 @@ import {
   sha256Digest,
   startEcrServer,
 } from './ecr-server.js';
+import { needSystemTool } from './system-tools.js';
 
 const REPO = 'app';
 
@@ -674,27 +672,66 @@ describe('faults', () => {
   });
 });
 
-describe('awscli', () => {
-  /** Debian's awscli first (what CI installs), then whatever `aws` is on PATH. */
-  async function findAwsCli(): Promise<string> {
-    const candidates = [
-      '/usr/bin/aws',
-      ...(process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, 'aws')),
-    ];
-    for (const candidate of candidates) {
-      try {
-        await access(candidate, constants.X_OK);
-        return candidate;
-      } catch {
-        // try the next one
-      }
-    }
-    throw new Error(
-      'awscli is not installed: install it with `apt-get install -y awscli` (CI installs it); ' +
-        'this test drives the ECR test server with it to prove the wire protocol',
+describe('hostile answers', () => {
+  it('nextTokenLoop: the first page again and again, always with the same token', async () => {
+    seed(5);
+    server.faults.nextTokenLoop('DescribeImages', 'SAME');
+    const first = await client.send(
+      new DescribeImagesCommand({ repositoryName: REPO, maxResults: 2 }),
     );
-  }
+    const again = await client.send(
+      new DescribeImagesCommand({ repositoryName: REPO, maxResults: 2, nextToken: 'SAME' }),
+    );
+    expect(first.nextToken).toBe('SAME');
+    expect(again.nextToken).toBe('SAME');
+    expect(again.imageDetails?.map((d) => d.imageDigest)).toEqual(
+      first.imageDetails?.map((d) => d.imageDigest),
+    );
+  });
 
+  it('endlessPages: a fresh token on every page, never the end', async () => {
+    seed(1);
+    server.faults.endlessPages('ListImages');
+    const tokens: (string | undefined)[] = [];
+    let nextToken: string | undefined;
+    for (let i = 0; i < 3; i++) {
+      const page = await client.send(new ListImagesCommand({ repositoryName: REPO, nextToken }));
+      nextToken = page.nextToken;
+      tokens.push(nextToken);
+    }
+    expect(tokens).toEqual(['endless-1', 'endless-2', 'endless-3']);
+  });
+
+  it('omitFromBatchGet: an id in neither images nor failures', async () => {
+    const [kept, omitted] = seed(2);
+    server.faults.omitFromBatchGet([omitted as string]);
+    const out = await client.send(
+      new BatchGetImageCommand({
+        repositoryName: REPO,
+        imageIds: [{ imageDigest: kept }, { imageDigest: omitted }, ...ids(1)],
+      }),
+    );
+    expect(out.images?.map((image) => image.imageId?.imageDigest)).toEqual([kept]);
+    expect(out.failures?.map((failure) => failure.failureCode)).toEqual(['ImageNotFound']);
+  });
+
+  it('hugePage: one answer with more entries than maxResults allows', async () => {
+    seed(2);
+    server.faults.hugePage(5_000);
+    const page = await client.send(
+      new DescribeImagesCommand({ repositoryName: REPO, maxResults: 1000 }),
+    );
+    expect(page.imageDetails).toHaveLength(5_002);
+    const last = page.imageDetails?.at(-1);
+    expect(last?.imageTags).toBeUndefined();
+    expect(last?.artifactMediaType).toBe('application/vnd.oci.image.config.v1+json');
+    // Only once: the next answer is honest.
+    const next = await client.send(new DescribeImagesCommand({ repositoryName: REPO }));
+    expect(next.imageDetails).toHaveLength(2);
+  });
+});
+
+describe('awscli', () => {
   async function aws(
     cli: string,
     args: string[],
@@ -745,8 +782,9 @@ describe('awscli', () => {
     return JSON.parse(result.stdout);
   }
 
-  it('speaks the wire protocol awscli speaks: describe-images, list-images, batch-delete-image', async () => {
-    const cli = await findAwsCli();
+  // awscli is the independent client that proves this server speaks ECR's real wire protocol.
+  it('speaks the wire protocol awscli speaks: describe-images, list-images, batch-delete-image', async (context) => {
+    const cli = needSystemTool(context, 'aws');
     const pushedAt = new Date('2024-03-01T10:00:00.250Z');
     const tagged = server.state.putImage(REPO, {
       manifest: buildImageManifest({ salt: 'cli-1' }),

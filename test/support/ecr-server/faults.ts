@@ -11,10 +11,22 @@ export type OperationName = EcrOperation | (string & {});
 export type FaultError = 'throttle' | 'server' | { status: number; type: string; message?: string };
 
 /**
+ * A lie told by an answer that is otherwise well formed: `request` changes what the operation
+ * sees, `response` what the client gets. Both take and return the JSON bodies.
+ */
+export interface FaultRewrite {
+  request?: (input: Record<string, unknown>) => Record<string, unknown>;
+  response?: (
+    output: Record<string, unknown>,
+    input: Record<string, unknown>,
+  ) => Record<string, unknown>;
+}
+
+/**
  * One fault rule. A rule applies to calls of `ops` (all calls if omitted); among those it fires on
  * calls after the first `after`, with probability `rate`, at most `times` times. A rule that fires
  * delays the response by `latencyMs` and, if it has an `error`, answers with it instead of running
- * the operation.
+ * the operation; a `rewrite` runs the operation on a changed request or changes its answer.
  */
 export interface FaultRule {
   ops?: OperationName | readonly OperationName[];
@@ -26,6 +38,7 @@ export interface FaultRule {
   /** Fire on this fraction of eligible calls, drawn from the seeded generator. */
   rate?: number;
   latencyMs?: number;
+  rewrite?: FaultRewrite;
 }
 
 export interface FaultHandle {
@@ -40,6 +53,8 @@ export interface FaultHandle {
 export interface FaultDecision {
   latencyMs: number;
   error?: ServiceError;
+  /** In the order the rules were added. */
+  rewrites: FaultRewrite[];
 }
 
 interface ActiveRule extends FaultHandle {
@@ -131,11 +146,92 @@ export class Faults {
   }
 
   /**
+   * A paginated operation stuck on its first page: every answer is that page with the same
+   * `nextToken`, and the token sent back is ignored. A client that trusts it never stops.
+   */
+  nextTokenLoop(ops: FaultRule['ops'], token = 'LOOP'): FaultHandle {
+    return this.add({
+      ops,
+      rewrite: {
+        request: withoutNextToken,
+        response: (output) => ({ ...output, nextToken: token }),
+      },
+    });
+  }
+
+  /** A paginated operation that never ends: the first page again, with a fresh token each time. */
+  endlessPages(ops: FaultRule['ops']): FaultHandle {
+    let page = 0;
+    return this.add({
+      ops,
+      rewrite: {
+        request: withoutNextToken,
+        response: (output) => ({ ...output, nextToken: `endless-${++page}` }),
+      },
+    });
+  }
+
+  /**
+   * BatchGetImage leaves these digests out of its answer: neither in `images` nor in `failures`,
+   * as a client must never assume cannot happen.
+   */
+  omitFromBatchGet(digests: Iterable<string>): FaultHandle {
+    const omitted = new Set(digests);
+    const kept = (entry: unknown) =>
+      !omitted.has(
+        ((entry as { imageId?: { imageDigest?: string } }).imageId?.imageDigest ?? '') as string,
+      );
+    return this.add({
+      ops: 'BatchGetImage',
+      rewrite: {
+        response: (output) => ({
+          ...output,
+          images: ((output.images ?? []) as unknown[]).filter(kept),
+          failures: ((output.failures ?? []) as unknown[]).filter(kept),
+        }),
+      },
+    });
+  }
+
+  /**
+   * One enormous page: DescribeImages (or ListImages) answers carry `count` more entries, untagged
+   * images that are not cache artifacts (nothing a pruner may delete), whatever maxResults said.
+   */
+  hugePage(count: number, ops: 'DescribeImages' | 'ListImages' = 'DescribeImages'): FaultHandle {
+    return this.add({
+      ops,
+      times: 1,
+      rewrite: {
+        response: (output, input) => {
+          const key = ops === 'DescribeImages' ? 'imageDetails' : 'imageIds';
+          const entries = [...((output[key] ?? []) as unknown[])];
+          for (let i = 0; i < count; i++) {
+            const imageDigest = `sha256:e${i.toString(16).padStart(63, '0')}`;
+            entries.push(
+              ops === 'ListImages'
+                ? { imageDigest }
+                : {
+                    repositoryName: input.repositoryName,
+                    imageDigest,
+                    imageSizeInBytes: 1,
+                    imagePushedAt: 0,
+                    imageManifestMediaType: 'application/vnd.oci.image.manifest.v1+json',
+                    artifactMediaType: 'application/vnd.oci.image.config.v1+json',
+                  },
+            );
+          }
+          return { ...output, [key]: entries };
+        },
+      },
+    });
+  }
+
+  /**
    * Decides one call's fate. Latency adds up over the rules that fire; only the first error rule
    * that fires counts it, so a later "next N" rule is not used up by a call that already failed.
    */
   decide(op: string): FaultDecision {
-    const decision: FaultDecision = { latencyMs: 0 };
+    const decision: FaultDecision = { latencyMs: 0, rewrites: [] };
     for (const active of [...this.rules]) {
       const { rule } = active;
       const ops = rule.ops === undefined ? undefined : [rule.ops].flat();
@@ -148,7 +244,13 @@ export class Faults {
       active.fired++;
       decision.latencyMs += rule.latencyMs ?? 0;
       if (rule.error) decision.error = toServiceError(rule.error);
+      if (rule.rewrite) decision.rewrites.push(rule.rewrite);
     }
     return decision;
   }
+}
+
+function withoutNextToken(input: Record<string, unknown>): Record<string, unknown> {
+  const { nextToken: _ignored, ...rest } = input;
+  return rest;
 }

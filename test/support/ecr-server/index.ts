@@ -11,7 +11,13 @@ import { type JsonObject, listenAwsJson } from './protocol.js';
 import { Registry } from './registry.js';
 
 export { ServiceError } from './errors.js';
-export type { FaultError, FaultHandle, FaultRule, OperationName } from './faults.js';
+export type {
+  FaultError,
+  FaultHandle,
+  FaultRewrite,
+  FaultRule,
+  OperationName,
+} from './faults.js';
 export { Faults } from './faults.js';
 export { LAYER_URL_TTL_SECONDS, LayerDownloads } from './layers.js';
 export { LifecyclePreviews } from './lifecycle-preview.js';
@@ -128,7 +134,12 @@ export async function startEcrServer(options: EcrServerOptions = {}): Promise<Ec
       if (!isEcrOperation(op)) {
         throw new ServiceError('UnknownOperationException', `Unknown operation '${op}'`);
       }
-      const output = operations[op](state, request);
+      let input = request;
+      for (const rewrite of decision.rewrites) if (rewrite.request) input = rewrite.request(input);
+      let output = operations[op](state, input);
+      for (const rewrite of decision.rewrites) {
+        if (rewrite.response) output = rewrite.response(output, input);
+      }
       call.status = 200;
       return output;
     } catch (error) {

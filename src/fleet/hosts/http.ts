@@ -1,0 +1,318 @@
+import { CachedDeployError, isCachedDeployError } from '../../errors.js';
+import { printable } from '../../text.js';
+import type { HostKind } from '../fleet-file.js';
+
+/**
+ * The transport under both clients (octokit's `request.fetch`, gitbeaker's `requesterFn`): every
+ * call to a host goes through `HostConnection.fetch`, which
+ *
+ * - waits while the host said it is rate limited, for everyone talking to that host (a secondary
+ *   limit or an exhausted primary limit is per account, not per request);
+ * - spaces writes (POST, PATCH, PUT, DELETE) to one host `writeIntervalMs` apart, one at a time
+ *   (GitHub asks for at least one second between mutative requests);
+ * - retries a rate-limited answer after the wait the host asked for: `retry-after`, else the
+ *   reset time (`x-ratelimit-reset` on GitHub, `RateLimit-Reset` on GitLab), else one minute,
+ *   doubling (GitHub's guidance for a secondary limit without headers), at most `maxRetries`
+ *   times and never longer than `maxWaitMs` at once: a longer wait fails the repository at once,
+ *   naming when to rerun (`--only-failed`);
+ * - retries a GET that failed in transit or with 502/503/504 (1 s, then doubling);
+ * - gives each attempt `requestTimeoutMs` (a host that never answers fails the repository);
+ * - reads at most `maxResponseBytes` of an answer.
+ *
+ * The facts and their sources are in docs/pull-requests.md.
+ */
+
+export interface HostPolicy {
+  /** Retries of one request after a rate limit or a transient failure. */
+  maxRetries: number;
+  /** The longest single wait; a host asking for more fails the request instead. */
+  maxWaitMs: number;
+  /** Minimum time between two writes to the host (0: no pacing). */
+  writeIntervalMs: number;
+  maxResponseBytes: number;
+  /** One attempt, from sending to the answer's last byte. */
+  requestTimeoutMs: number;
+  /** Seconds pass here (tests pass a clock that only records). */
+  sleep: (ms: number) => Promise<void>;
+  now: () => number;
+}
+
+export const DEFAULT_MAX_RETRIES = 3;
+export const DEFAULT_MAX_WAIT_MS = 120_000;
+export const DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+/** GitHub's best practices: "wait at least one second between each request" that writes. */
+export const DEFAULT_WRITE_INTERVAL_MS: Record<HostKind, number> = { github: 1000, gitlab: 0 };
+
+export function defaultPolicy(kind: HostKind, overrides: Partial<HostPolicy> = {}): HostPolicy {
+  return {
+    maxRetries: DEFAULT_MAX_RETRIES,
+    maxWaitMs: DEFAULT_MAX_WAIT_MS,
+    writeIntervalMs: DEFAULT_WRITE_INTERVAL_MS[kind],
+    maxResponseBytes: DEFAULT_MAX_RESPONSE_BYTES,
+    requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    now: Date.now,
+    ...overrides,
+  };
+}
+
+/** A wait the host asked for, and why. */
+export interface RateLimitWait {
+  ms: number;
+  reason: string;
+}
+
+type HeaderLookup = { get(name: string): string | null };
+
+const MINUTE = 60_000;
+
+/** Seconds (`120`) or an HTTP date, as ms from `now`. */
+function retryAfterMs(value: string | null, now: number): number | undefined {
+  if (value === null || value.trim() === '') return undefined;
+  if (/^\d+(?:\.\d+)?$/.test(value.trim())) return Math.ceil(Number(value) * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+/** An epoch-seconds reset time, as ms from `now` (one extra second: clocks differ). */
+function resetMs(value: string | null, now: number): number | undefined {
+  if (value === null || !/^\d{1,12}$/.test(value.trim())) return undefined;
+  return Math.max(0, Number(value) * 1000 - now) + 1000;
+}
+
+/**
+ * Whether an answer is a rate limit, and how long to wait before the next request. Pure.
+ * `attempt` is 0 for the first retry.
+ */
+export function rateLimitWait(
+  kind: HostKind,
+  status: number,
+  headers: HeaderLookup,
+  body: string,
+  attempt: number,
+  now: number,
+): RateLimitWait | undefined {
+  const backoff = MINUTE * 2 ** attempt;
+  if (kind === 'github') {
+    if (status !== 403 && status !== 429) return undefined;
+    const after = retryAfterMs(headers.get('retry-after'), now);
+    if (after !== undefined) return { ms: after, reason: 'secondary rate limit' };
+    if (headers.get('x-ratelimit-remaining') === '0') {
+      const reset = resetMs(headers.get('x-ratelimit-reset'), now);
+      return { ms: reset ?? backoff, reason: 'primary rate limit' };
+    }
+    // A 403 is usually a permission, unless it says it is a (secondary) rate limit.
+    if (status === 429 || /rate limit/i.test(body)) {
+      return { ms: backoff, reason: 'secondary rate limit' };
+    }
+    return undefined;
+  }
+  if (status !== 429) return undefined;
+  const after = retryAfterMs(headers.get('retry-after'), now);
+  if (after !== undefined) return { ms: after, reason: 'rate limit' };
+  const reset = resetMs(headers.get('ratelimit-reset'), now);
+  return { ms: reset ?? backoff, reason: 'rate limit' };
+}
+
+/** The wait a successful answer announces: the primary limit is used up until its reset. */
+export function exhaustedUntil(kind: HostKind, headers: HeaderLookup, now: number) {
+  const remaining =
+    kind === 'github' ? headers.get('x-ratelimit-remaining') : headers.get('ratelimit-remaining');
+  if (remaining !== '0') return undefined;
+  const reset = resetMs(
+    kind === 'github' ? headers.get('x-ratelimit-reset') : headers.get('ratelimit-reset'),
+    now,
+  );
+  return reset === undefined ? undefined : now + reset;
+}
+
+/** Replaces every secret in `text` (a token the host's answer echoed, for one) with `***`. */
+export function redact(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (secret.length < 4) continue;
+    out = out.split(secret).join('***');
+    const encoded = encodeURIComponent(secret);
+    if (encoded !== secret) out = out.split(encoded).join('***');
+  }
+  return out;
+}
+
+/** Text from a host, for a one-line message: secrets out, control characters escaped, bounded. */
+export function hostText(text: string, secrets: readonly string[], max = 300): string {
+  const clean = printable(redact(text, secrets).replace(/\s+/g, ' ').trim());
+  return clean.length > max ? `${clean.slice(0, max)}…` : clean;
+}
+
+const WRITE_METHODS = new Set(['POST', 'PATCH', 'PUT', 'DELETE']);
+const TRANSIENT = new Set([502, 503, 504]);
+
+/**
+ * One host (one API URL and token): its shared rate-limit pause and write queue, and the fetch
+ * both clients use.
+ */
+export class HostConnection {
+  private pausedUntil = 0;
+  private pauseReason = '';
+  private writeQueue: Promise<void> = Promise.resolve();
+  private lastWrite = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    readonly kind: HostKind,
+    readonly label: string,
+    readonly policy: HostPolicy,
+    /** The token and anything else no message may show. */
+    readonly secrets: readonly string[],
+  ) {}
+
+  readonly fetch = async (input: string | URL | Request, init: RequestInit = {}) => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    const method = (init.method ?? 'GET').toUpperCase();
+    const what = `${method} ${pathOf(url)}`;
+    for (let attempt = 0; ; attempt++) {
+      await this.waitForPause(what);
+      if (WRITE_METHODS.has(method)) await this.writeSlot();
+      let response: Response;
+      let body: Uint8Array | undefined;
+      // Each attempt its own deadline; the caller's signal still cancels.
+      const timeout = AbortSignal.timeout(this.policy.requestTimeoutMs);
+      const signal =
+        init.signal && typeof AbortSignal.any === 'function'
+          ? AbortSignal.any([init.signal, timeout])
+          : timeout;
+      try {
+        response = await fetch(url, { ...init, signal });
+        body = await this.readBounded(response, what);
+      } catch (error) {
+        if (isCachedDeployError(error)) throw error;
+        if ((method === 'GET' || method === 'HEAD') && attempt < this.policy.maxRetries) {
+          await this.policy.sleep(1000 * 2 ** attempt);
+          continue;
+        }
+        if (timeout.aborted) {
+          throw new CachedDeployError(
+            'IO',
+            `${this.label}: ${what}: no answer within ${duration(this.policy.requestTimeoutMs)}`,
+          );
+        }
+        const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+        throw new CachedDeployError(
+          'IO',
+          `${this.label}: ${what}: cannot reach ${new URL(url).origin}: ${hostText(cause?.code ?? cause?.message ?? (error as Error).message, this.secrets)}`,
+        );
+      }
+      const now = this.policy.now();
+      const text = body ? new TextDecoder().decode(body.subarray(0, 4096)) : '';
+      const wait = rateLimitWait(this.kind, response.status, response.headers, text, attempt, now);
+      if (wait) {
+        this.pause(now + wait.ms, wait.reason);
+        if (wait.ms > this.policy.maxWaitMs) {
+          throw new CachedDeployError(
+            'IO',
+            `${this.label}: ${what}: ${wait.reason}, the host asks to wait ${Math.ceil(wait.ms / 1000)} s (until ${new Date(now + wait.ms).toISOString()}), more than the ${Math.round(this.policy.maxWaitMs / 1000)} s a run waits: rerun with --only-failed after then`,
+          );
+        }
+        if (attempt >= this.policy.maxRetries) {
+          throw new CachedDeployError(
+            'IO',
+            `${this.label}: ${what}: still rate limited (${wait.reason}) after ${attempt + 1} attempts: rerun with --only-failed later`,
+          );
+        }
+        continue;
+      }
+      if (
+        TRANSIENT.has(response.status) &&
+        (method === 'GET' || method === 'HEAD') &&
+        attempt < this.policy.maxRetries
+      ) {
+        await this.policy.sleep(1000 * 2 ** attempt);
+        continue;
+      }
+      const exhausted = exhaustedUntil(this.kind, response.headers, now);
+      if (exhausted !== undefined) this.pause(exhausted, 'primary rate limit');
+      // A fresh Response over the bytes read: 204/205/304 carry no body.
+      const empty = response.status === 204 || response.status === 205 || response.status === 304;
+      return new Response(empty || !body ? null : (body as unknown as ArrayBuffer), {
+        status: response.status,
+        statusText: response.statusText,
+        headers: response.headers,
+      });
+    }
+  };
+
+  private pause(until: number, reason: string): void {
+    if (until > this.pausedUntil) {
+      this.pausedUntil = until;
+      this.pauseReason = reason;
+    }
+  }
+
+  private async waitForPause(what: string): Promise<void> {
+    const wait = this.pausedUntil - this.policy.now();
+    if (wait <= 0) return;
+    if (wait > this.policy.maxWaitMs) {
+      throw new CachedDeployError(
+        'IO',
+        `${this.label}: ${what}: not sent: ${this.pauseReason} until ${new Date(this.pausedUntil).toISOString()}, more than the ${Math.round(this.policy.maxWaitMs / 1000)} s a run waits: rerun with --only-failed after then`,
+      );
+    }
+    await this.policy.sleep(wait);
+  }
+
+  /** One write at a time, at least `writeIntervalMs` after the previous one started. */
+  private writeSlot(): Promise<void> {
+    const interval = this.policy.writeIntervalMs;
+    if (interval <= 0) return Promise.resolve();
+    const slot = this.writeQueue.then(async () => {
+      const wait = this.lastWrite + interval - this.policy.now();
+      if (wait > 0) await this.policy.sleep(wait);
+      this.lastWrite = this.policy.now();
+    });
+    this.writeQueue = slot.catch(() => {});
+    return slot;
+  }
+
+  private async readBounded(response: Response, what: string): Promise<Uint8Array | undefined> {
+    if (!response.body) return undefined;
+    const limit = this.policy.maxResponseBytes;
+    const declared = Number(response.headers.get('content-length'));
+    const tooLarge = () =>
+      new CachedDeployError(
+        'IO',
+        `${this.label}: ${what}: the answer is larger than ${limit} bytes; not read`,
+      );
+    if (Number.isFinite(declared) && declared > limit) {
+      await response.body.cancel();
+      throw tooLarge();
+    }
+    const chunks: Uint8Array[] = [];
+    let size = 0;
+    const reader = response.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > limit) {
+        await reader.cancel();
+        throw tooLarge();
+      }
+      chunks.push(value);
+    }
+    return Buffer.concat(chunks);
+  }
+}
+
+function duration(ms: number): string {
+  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
+}
+
+/** The path of a request URL, for messages (the query may hold a branch name; kept short). */
+function pathOf(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return printable(parsed.pathname.slice(0, 200));
+  } catch {
+    return '?';
+  }
+}

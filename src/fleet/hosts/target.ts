@@ -1,0 +1,135 @@
+import { CachedDeployError } from '../../errors.js';
+import { quoteForMessage } from '../../text.js';
+import type { FleetRepo, HostEntry, HostKind } from '../fleet-file.js';
+
+/**
+ * Which code host serves a repository's pull requests, and which project there: read from its git
+ * URL (a url repository's `url`, a local repository's `origin`), completed or replaced by the fleet
+ * file (`host`, `project`, `apiUrl` on the repository; `pullRequests.hosts` per hostname). Pure.
+ */
+export interface HostTarget {
+  kind: HostKind;
+  /** The REST API base: https://api.github.com, https://HOST/api/v3, or a GitLab instance URL. */
+  apiUrl: string;
+  /** GitHub: owner/name. GitLab: group/subgroup/name. */
+  project: string;
+  /** How messages name the host: its API's hostname (github.com for api.github.com). */
+  label: string;
+  /** The environment variable its token is read from. */
+  tokenEnv: string;
+}
+
+export const GITHUB_API_URL = 'https://api.github.com';
+export const GITLAB_API_URL = 'https://gitlab.com';
+export const DEFAULT_TOKEN_ENV: Record<HostKind, string> = {
+  github: 'GITHUB_TOKEN',
+  gitlab: 'GITLAB_TOKEN',
+};
+
+/** Hostname and path of a git URL: https://, ssh://, git:// or scp-like user@host:path. */
+export function parseGitUrl(url: string): { hostname: string; path: string } | undefined {
+  const scp = /^[\w.-]+@([\w.-]+):(?!\/\/)(.+)$/.exec(url);
+  if (scp) return { hostname: (scp[1] as string).toLowerCase(), path: scp[2] as string };
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return undefined;
+  }
+  if (!['https:', 'http:', 'ssh:', 'git:', 'git+ssh:'].includes(parsed.protocol)) return undefined;
+  if (parsed.hostname === '') return undefined;
+  return { hostname: parsed.hostname.toLowerCase(), path: decodeURIComponent(parsed.pathname) };
+}
+
+const PROJECT_PATH = /^(?:[A-Za-z0-9_][A-Za-z0-9_.-]*\/)+[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+
+function projectFromPath(path: string): string | undefined {
+  const project = path
+    .replace(/^\/+/, '')
+    .replace(/\/+$/, '')
+    .replace(/\.git$/, '')
+    // GitLab web URLs: https://gitlab.com/group/name/-/tree/main
+    .replace(/\/-(?:\/.*)?$/, '');
+  return PROJECT_PATH.test(project) && !project.split('/').includes('..') ? project : undefined;
+}
+
+function knownHost(hostname: string): { kind: HostKind; apiUrl: string } | undefined {
+  if (hostname === 'github.com' || hostname === 'www.github.com') {
+    return { kind: 'github', apiUrl: GITHUB_API_URL };
+  }
+  if (hostname === 'gitlab.com' || hostname === 'www.gitlab.com') {
+    return { kind: 'gitlab', apiUrl: GITLAB_API_URL };
+  }
+  // The usual names of self-hosted instances; anything else must be named in the fleet file.
+  if (/^gitlab[.-]/.test(hostname)) return { kind: 'gitlab', apiUrl: `https://${hostname}` };
+  if (/^github[.-]/.test(hostname)) return { kind: 'github', apiUrl: `https://${hostname}/api/v3` };
+  return undefined;
+}
+
+/**
+ * The target of `repo`, whose git URL is `gitUrl` (undefined for a local repository without an
+ * origin). Throws one line naming what to add to the fleet file when it cannot tell.
+ */
+export function resolveHostTarget(
+  repo: Pick<FleetRepo, 'host' | 'project' | 'apiUrl'>,
+  gitUrl: string | undefined,
+  hosts: Record<string, HostEntry>,
+): HostTarget {
+  const parsed = gitUrl === undefined ? undefined : parseGitUrl(gitUrl);
+  const entry = parsed ? hosts[parsed.hostname] : undefined;
+  const known = parsed ? knownHost(parsed.hostname) : undefined;
+  const kind = repo.host ?? entry?.type ?? known?.kind;
+  const where =
+    gitUrl === undefined ? 'it has no origin remote' : `its url ${quoteForMessage(gitUrl)}`;
+  if (!kind) {
+    throw new CachedDeployError(
+      'USAGE',
+      `cannot tell which code host serves its pull requests from ${where}: add \`host: github\` or \`host: gitlab\` (and \`apiUrl\`) to it in the fleet file, or its hostname to pullRequests.hosts`,
+    );
+  }
+  const project = repo.project ?? (parsed ? projectFromPath(parsed.path) : undefined);
+  if (!project) {
+    throw new CachedDeployError(
+      'USAGE',
+      `cannot tell its ${kind === 'github' ? 'GitHub repository' : 'GitLab project'} from ${where}: add \`project: ${kind === 'github' ? 'owner/name' : 'group/name'}\` to it in the fleet file`,
+    );
+  }
+  if (kind === 'github' && project.split('/').length !== 2) {
+    throw new CachedDeployError(
+      'USAGE',
+      `${quoteForMessage(project)} is not a GitHub repository (owner/name)`,
+    );
+  }
+  const sameKind = (candidate: { kind?: HostKind; type?: HostKind } | undefined) =>
+    (candidate?.kind ?? candidate?.type) === kind;
+  const apiUrl = (
+    repo.apiUrl ??
+    (sameKind(entry) ? entry?.apiUrl : undefined) ??
+    (sameKind(known) ? known?.apiUrl : undefined) ??
+    (parsed && parsed.hostname !== 'github.com' && parsed.hostname !== 'gitlab.com'
+      ? kind === 'github'
+        ? `https://${parsed.hostname}/api/v3`
+        : `https://${parsed.hostname}`
+      : kind === 'github'
+        ? GITHUB_API_URL
+        : GITLAB_API_URL)
+  ).replace(/\/+$/, '');
+  return {
+    kind,
+    // gitbeaker appends /api/v4 itself.
+    apiUrl: kind === 'gitlab' ? apiUrl.replace(/\/api\/v4$/, '') : apiUrl,
+    project,
+    label: hostLabel(apiUrl),
+    tokenEnv: (sameKind(entry) ? entry?.tokenEnv : undefined) ?? DEFAULT_TOKEN_ENV[kind],
+  };
+}
+
+/** api.github.com → github.com; https://ghe.acme.com/api/v3 → ghe.acme.com; with a port if any. */
+export function hostLabel(apiUrl: string): string {
+  try {
+    const url = new URL(apiUrl);
+    return url.host === 'api.github.com' ? 'github.com' : url.host;
+  } catch {
+    return apiUrl;
+  }
+}
