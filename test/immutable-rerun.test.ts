@@ -25,6 +25,11 @@ import {
   PutImageCommand,
 } from '@aws-sdk/client-ecr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findSystemTool, needSystemTool } from './support/system-tools.js';
+
+/** Debian's awscli, when installed (the tests that run it say what to install when it is not). */
+const awsCli = findSystemTool('aws');
+
 import { parse } from 'yaml';
 import { apply } from '../src/api/apply.js';
 import { generate } from '../src/api/generate.js';
@@ -75,7 +80,7 @@ beforeAll(async () => {
   for (const path of Object.values(bin)) mkdirSync(path, { recursive: true });
   writeFileSync(
     join(bin.real, 'aws'),
-    '#!/bin/bash\nexec /usr/bin/aws "$@" --endpoint-url "$TEST_ECR_ENDPOINT"\n',
+    `#!/bin/bash\nexec ${awsCli ?? '/usr/bin/aws'} "$@" --endpoint-url "$TEST_ECR_ENDPOINT"\n`,
     { mode: 0o755 },
   );
   writeFileSync(join(bin.standin, 'aws'), AWS_STANDIN, { mode: 0o755 });
@@ -167,7 +172,8 @@ describe('a re-run of the build of one commit, with IMMUTABLE image tags', () =>
     }
   });
 
-  it('so the push step (real awscli) skips the tag that exists and pushes the one that does not', async () => {
+  it('so the push step (real awscli) skips the tag that exists and pushes the one that does not', async (context) => {
+    needSystemTool(context, 'aws');
     const before = server.callCount('DescribeImages');
     const result = await runPushStep(bin.real);
     expect(result.code, result.log).toBe(0);
@@ -184,7 +190,8 @@ describe('a re-run of the build of one commit, with IMMUTABLE image tags', () =>
     ]);
   });
 
-  it("the simulator's aws stand-in answers exactly as the real awscli does", async () => {
+  it("the simulator's aws stand-in answers exactly as the real awscli does", async (context) => {
+    needSystemTool(context, 'aws');
     const standin = await runPushStep(bin.standin, { standinImages: [`acme/api:${SHA}`] });
     const real = await runPushStep(bin.real);
     expect(standin.code).toBe(0);
