@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ECRClient, PutImageCommand } from '@aws-sdk/client-ecr';
 import fc from 'fast-check';
@@ -922,10 +923,7 @@ describe('prune: a hostile ECR', () => {
 
   it('record with a looping listing records nothing; the later prune only sweeps', async () => {
     server.faults.nextTokenLoop('DescribeImages');
-    const state = join(
-      await mkdtemp(join(ROOT, 'node_modules', '.cache', 'prune-loop-')),
-      'd.json',
-    );
+    const state = join(await mkdtemp(join(tmpdir(), 'cached-deploy-prune-loop-')), 'd.json');
     try {
       const err: string[] = [];
       const code = await pruner.main(
