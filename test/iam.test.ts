@@ -194,7 +194,7 @@ describe.each(CASES)('the CI roles: $name', (each) => {
   const caches = unique(config.images.map((image) => image.cacheRepository));
   const branchCaches = unique(config.images.map((image) => image.branchCacheRepository));
   const provider = `arn:${each.partition}:iam::${ACCOUNT}:oidc-provider/token.actions.githubusercontent.com`;
-  const main = config.github.mainBranch;
+  const main = config.mainBranch;
   const environment = config.workflow.deploy?.environment;
   const sub = {
     branch: (name: string) => `repo:${REPOSITORY}:ref:refs/heads/${name}`,

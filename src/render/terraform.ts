@@ -133,7 +133,7 @@ export function renderTerraform(
     );
 
   const ROLE_COMMENTS: Record<RoleKind, string> = {
-    main: `# The main role: trusted only for the ${config.github.mainBranch} branch. Pushes images, writes and prunes the\n# main and seed caches, runs apply (and deploys when no deploy environment is set).`,
+    main: `# The main role: trusted only for the ${config.mainBranch} branch. Pushes images, writes and prunes the\n# main and seed caches, runs apply (and deploys when no deploy environment is set).`,
     branch:
       '# The branch role: every branch and same-repository pull request. Reads the main and seed\n# caches; reads, writes and deletes only in the branch-cache repositories.',
     deploy:
