@@ -519,6 +519,7 @@ export const configSchema = checker(
     allOf: [
       {
         if: { type: 'object', properties: { ci: { const: 'gitlab' } }, required: ['ci'] },
+        // biome-ignore lint/suspicious/noThenProperty: JSON Schema's keyword, not a thenable
         then: {
           type: 'object',
           required: ['gitlab'],
