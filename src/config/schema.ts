@@ -108,7 +108,8 @@ const outputPath = checker(
   {
     ...relativePath.jsonSchema,
     // cached-deploy.yml however it is spelt: `./cached-deploy.yml`, `cached-deploy.yml/`.
-    not: { pattern: '^(?:\\.?/)*cached-deploy\\.yml(?:/\\.?)*$' },
+    // `type: string`: a `not` of a bare pattern would also refuse null, which means "absent".
+    not: { type: 'string', pattern: '^(?:\\.?/)*cached-deploy\\.yml(?:/\\.?)*$' },
     description: `${relativePath.jsonSchema.description} Not ${CONFIG_FILE} itself.`,
   },
 );
