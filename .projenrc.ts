@@ -112,6 +112,9 @@ const project = new typescript.TypeScriptProject({
     'micromark-extension-gfm@^3',
     // Checks the shipped JSON Schemas against the validator (test/json-schema.test.ts).
     'ajv@^8',
+    // Runs the generated .gitlab-ci.yml's jobs with a shell executor, and carries GitLab's CI
+    // JSON schema (test/gitlab-ci.test.ts). Needs Node >= 22: the test runs it with node@22.
+    'gitlab-ci-local@4.75.1',
   ],
   bin: {
     'create-cached-deploy': 'bin/create-cached-deploy.js',

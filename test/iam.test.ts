@@ -194,7 +194,7 @@ describe.each(CASES)('the CI roles: $name', (each) => {
   const caches = unique(config.images.map((image) => image.cacheRepository));
   const branchCaches = unique(config.images.map((image) => image.branchCacheRepository));
   const provider = `arn:${each.partition}:iam::${ACCOUNT}:oidc-provider/token.actions.githubusercontent.com`;
-  const main = config.github.mainBranch;
+  const main = config.mainBranch;
   const environment = config.workflow.deploy?.environment;
   const sub = {
     branch: (name: string) => `repo:${REPOSITORY}:ref:refs/heads/${name}`,
@@ -441,6 +441,95 @@ describe.each(CASES)('the CI roles: $name', (each) => {
             );
           }
         }
+      }
+    }
+  });
+});
+
+describe('the CI roles on GitLab (ci: gitlab)', () => {
+  const PROJECT = 'acme/platform/shop';
+  const HOST = 'gitlab.com';
+  const config = parseConfig(
+    stringify({
+      ci: 'gitlab',
+      aws: { accountId: ACCOUNT, region: 'eu-west-1' },
+      gitlab: { project: PROJECT },
+      images: [{ name: 'api', repository: 'acme/api' }],
+      workflow: { deploy: { command: './deploy.sh', environment: 'production' } },
+    }),
+  );
+  const roles = rolesOf(config, 'aws');
+  const role = (kind: string) => roles.find((r) => r.kind === kind) as RoleFiles;
+  const provider = `arn:aws:iam::${ACCOUNT}:oidc-provider/${HOST}`;
+  const sub = (project: string, type: string, ref: string) =>
+    `project_path:${project}:ref_type:${type}:ref:${ref}`;
+  const accepts = (
+    r: RoleFiles,
+    subject: string,
+    options: { aud?: string; providerArn?: string } = {},
+  ) =>
+    trustAccepts(r.trust, {
+      providerArn: options.providerArn ?? provider,
+      roleArn: r.arn,
+      sub: subject,
+      aud: options.aud ?? `https://${HOST}`,
+      issuer: HOST,
+    });
+  // A merge request pipeline presents its source branch's subject, so these are branches and
+  // merge requests alike.
+  const notMain = ['Main', 'MAIN', 'main-old', 'main/x', 'seed', 'main.api', 'feat/x', 'x:main'];
+
+  it('trusts the main role for exactly the main branch of this project', () => {
+    expect(accepts(role('main'), sub(PROJECT, 'branch', 'main'))).toBe(true);
+    for (const branch of notMain) {
+      expect(accepts(role('main'), sub(PROJECT, 'branch', branch)), branch).toBe(false);
+    }
+    // A tag named main, another project (one sharing a prefix, a fork), another audience or
+    // another instance's provider: none.
+    expect(accepts(role('main'), sub(PROJECT, 'tag', 'main'))).toBe(false);
+    for (const project of [
+      'acme/platform/shop-x',
+      'acme/platform',
+      'fork/shop',
+      'acme/platform/shop/x',
+    ]) {
+      expect(accepts(role('main'), sub(project, 'branch', 'main')), project).toBe(false);
+    }
+    expect(
+      accepts(role('main'), sub(PROJECT, 'branch', 'main'), { aud: 'sts.amazonaws.com' }),
+    ).toBe(false);
+    expect(
+      accepts(role('main'), sub(PROJECT, 'branch', 'main'), {
+        providerArn: `arn:aws:iam::${ACCOUNT}:oidc-provider/gitlab.example.com`,
+      }),
+    ).toBe(false);
+  });
+
+  it('trusts the branch role for every branch and merge request of this project, never a tag or another project', () => {
+    for (const branch of ['main', ...notMain]) {
+      expect(accepts(role('branch'), sub(PROJECT, 'branch', branch)), branch).toBe(true);
+    }
+    expect(accepts(role('branch'), sub(PROJECT, 'tag', 'v1'))).toBe(false);
+    expect(accepts(role('branch'), sub('acme/platform/shop-x', 'branch', 'x'))).toBe(false);
+    expect(accepts(role('branch'), sub('fork/shop', 'branch', 'main'))).toBe(false);
+  });
+
+  it('trusts the deploy role for the main branch only (IAM cannot read GitLab environment claims)', () => {
+    expect(accepts(role('deploy'), sub(PROJECT, 'branch', 'main'))).toBe(true);
+    for (const branch of notMain) {
+      expect(accepts(role('deploy'), sub(PROJECT, 'branch', branch)), branch).toBe(false);
+    }
+  });
+
+  it('gives no branch or merge request a push or delete on an image or cache repository', () => {
+    const branchRole = role('branch');
+    for (const action of [...WRITE_ACTIONS, ...PRUNE_ACTIONS]) {
+      for (const repository of ['acme/api', 'acme/api-buildcache']) {
+        const resource = `arn:aws:ecr:eu-west-1:${ACCOUNT}:repository/${repository}`;
+        if (action === 'ecr:DescribeImages' || action === 'ecr:ListImages') continue;
+        expect(allows([branchRole.policy], { action, resource }), `${action} ${repository}`).toBe(
+          false,
+        );
       }
     }
   });

@@ -203,6 +203,22 @@ const FULL_CONFIG = {
   iac: 'none',
 };
 
+/** The same settings for GitLab CI: the gitlab section instead of github, the pipeline included. */
+const GITLAB_CONFIG = {
+  ...FULL_CONFIG,
+  ci: 'gitlab',
+  github: undefined,
+  gitlab: {
+    project: 'acme/platform/shop',
+    host: 'gitlab.acme.example',
+    mainBranch: 'main',
+    audience: 'https://gitlab.acme.example',
+    tags: ['docker'],
+  },
+  workflow: { file: '.gitlab/cached-deploy.yml', deploy: FULL_CONFIG.workflow.deploy },
+};
+delete (GITLAB_CONFIG as Record<string, unknown>).github;
+
 const FLEET = {
   version: 1,
   workDir: '.cached-deploy-fleet',
@@ -260,6 +276,14 @@ const VALUES: unknown[] = [
   '123456789012',
   '12345678901',
   'acme/shop',
+  'gitlab',
+  'github',
+  'gitlab.com',
+  'https://gitlab.com',
+  '.gitlab-ci.yml',
+  '.gitlab/x.yml',
+  'acme/platform/shop',
+  { project: 'acme/shop' },
   'shop',
   'Shop',
   'team/shop.web_api-x',
@@ -390,6 +414,7 @@ function mutationArb(base: unknown): fc.Arbitrary<Mutation> {
 describe('schema and validator agree', () => {
   test.each([
     ['cached-deploy', FULL_CONFIG],
+    ['cached-deploy', GITLAB_CONFIG],
     ['fleet', FLEET],
   ] as const)('on %s.yml as given', (name, document) => {
     expect(validatorAccepts(name, document)).toBe(true);
@@ -398,6 +423,7 @@ describe('schema and validator agree', () => {
 
   test.each([
     ['cached-deploy', FULL_CONFIG],
+    ['cached-deploy', GITLAB_CONFIG],
     ['fleet', FLEET],
   ] as const)('on mutated %s.yml documents', (name, base) => {
     let rejected = 0;

@@ -52,6 +52,17 @@ const BASE: CachedDeployOptions = {
 
 const CONFIGS: Record<string, CachedDeployOptions> = {
   minimal: BASE,
+  'GitLab CI on a self-managed instance, with a deploy environment': {
+    ci: 'gitlab',
+    aws: { accountId: '123456789012', region: 'eu-west-1' },
+    gitlab: {
+      project: 'acme/platform/node-service',
+      host: 'gitlab.acme.example',
+      tags: ['docker'],
+    },
+    images: [{ name: 'api', target: 'runtime', repository: 'acme/node-service' }],
+    workflow: { deploy: { command: './deploy.sh', environment: 'production' } },
+  },
   'two images and every section set': {
     aws: { accountId: '000000000042', region: 'us-gov-west-1', roleName: 'deployer' },
     github: { repository: 'acme/node-service', mainBranch: 'trunk' },

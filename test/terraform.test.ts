@@ -266,6 +266,23 @@ describe('ecr/main.tf', () => {
     },
   );
 
+  it("reads the GitLab instance's OIDC provider with ci: gitlab, and the roles depend on it", async () => {
+    const gitlab = CONFIG.replace(
+      'github:\n  repository: acme/shop\n',
+      'ci: gitlab\ngitlab:\n  project: acme/platform/shop\n  host: gitlab.acme.example\n',
+    );
+    const text = mainTf(`${gitlab}iac: terraform\n`);
+    expect(fmtViolations(text)).toEqual([]);
+    const tf = (await parse('main.tf', text)) as Hcl;
+    expect(Object.keys(tf.data.aws_iam_openid_connect_provider)).toEqual(['gitlab']);
+    expect(tf.data.aws_iam_openid_connect_provider.gitlab[0].url).toBe(
+      'https://gitlab.acme.example',
+    );
+    expect(tf.resource.aws_iam_role.main[0].depends_on).toEqual([
+      '${data.aws_iam_openid_connect_provider.gitlab}',
+    ]);
+  });
+
   it('reads the policy files it is given, by their names beside it', async () => {
     const role = (kind: string) => ({
       policy: `aws/${kind}-permissions.json`,

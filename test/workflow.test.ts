@@ -405,8 +405,8 @@ const deletion = (
     repository: REPOSITORY,
     workflow: config.workflow.name,
     sha: 'c0ffee'.padEnd(40, '0'),
-    ref: `refs/heads/${config.github.mainBranch}`,
-    ref_name: config.github.mainBranch,
+    ref: `refs/heads/${config.mainBranch}`,
+    ref_name: config.mainBranch,
     head_ref: '',
     event: { ref: branch, ref_type: refType },
   },
@@ -435,7 +435,7 @@ const declaresReseed = (workflow: Workflow) => {
 
 function scenarios(generated: Generated): Scenario[] {
   const { workflow, config } = generated;
-  const main = config.github.mainBranch;
+  const main = config.mainBranch;
   const [variant = '', ...moreVariants] = caseVariants(main);
   const reseed = declaresReseed(workflow) ? { reseed: false } : {};
   const list: Scenario[] = [
@@ -1397,16 +1397,14 @@ const deletionCache = new WeakMap<Generated, Promise<{ branch: string; scope?: s
 function deletionBranches(config: ResolvedConfig): string[] {
   return [
     'feat/x',
-    `${config.github.mainBranch}-old`,
+    `${config.mainBranch}-old`,
     'main',
     'master',
     'Main',
     SEED_SCOPE,
     'Seed',
-    ...caseVariants(config.github.mainBranch),
-  ].filter(
-    (branch, index, all) => branch !== config.github.mainBranch && all.indexOf(branch) === index,
-  );
+    ...caseVariants(config.mainBranch),
+  ].filter((branch, index, all) => branch !== config.mainBranch && all.indexOf(branch) === index);
 }
 
 function deletionScopes(generated: Generated) {
@@ -1597,7 +1595,7 @@ describe('the main step (run with bash)', () => {
     ).map(({ generated }) => generated);
     expect(picked).toHaveLength(4);
     const rows = picked.flatMap(({ workflow, config }) => {
-      const main = config.github.mainBranch;
+      const main = config.mainBranch;
       const step = (workflow.jobs.build as Job).steps.find((each) => each.id === 'main') as Step;
       const row = (ref: string, event: string, expected: boolean) => ({
         step,
@@ -1755,7 +1753,7 @@ describe('a manual dispatch (workflow_dispatch)', () => {
     const run = await simulate(generated, {
       name: 'dispatch on main',
       event: 'workflow_dispatch',
-      branch: config.github.mainBranch,
+      branch: config.mainBranch,
       ...(reseed === undefined ? {} : { reseed }),
     });
     const running = Object.keys(run.jobs).filter((id) => run.jobs[id]?.runs);
@@ -1785,7 +1783,7 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
   const mainPush: Scenario = {
     name: 'push to main',
     event: 'push',
-    branch: config.github.mainBranch,
+    branch: config.mainBranch,
   };
 
   it('passes actionlint with zero errors', async () => {
@@ -1842,9 +1840,9 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
     if (rawOn?.push === undefined) {
       // The default push filter: the main branch, and only it.
       const branches = on.push?.branches ?? [];
-      expect(branchFilterMatches(branches, config.github.mainBranch)).toBe(true);
-      expect(branchFilterMatches(branches, `${config.github.mainBranch}x`)).toBe(false);
-      expect(branchFilterMatches(branches, `x${config.github.mainBranch}`)).toBe(false);
+      expect(branchFilterMatches(branches, config.mainBranch)).toBe(true);
+      expect(branchFilterMatches(branches, `${config.mainBranch}x`)).toBe(false);
+      expect(branchFilterMatches(branches, `x${config.mainBranch}`)).toBe(false);
     }
   });
 
@@ -1901,7 +1899,7 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
     }
     // The main branch's ref is plain text in env; the script compares it with the runner's
     // GITHUB_REF (and GITHUB_EVENT_NAME), all quoted.
-    expect(mainStep?.env).toEqual({ MAIN_REF: `refs/heads/${config.github.mainBranch}` });
+    expect(mainStep?.env).toEqual({ MAIN_REF: `refs/heads/${config.mainBranch}` });
     const reads = mainStep?.run?.match(/.?\$\{?[A-Za-z_]+\b\}?.?/g) ?? [];
     expect(new Set(reads)).toEqual(
       new Set(['"$GITHUB_REF"', '"$MAIN_REF"', '"$GITHUB_EVENT_NAME"', '"$GITHUB_OUTPUT"']),
@@ -2349,8 +2347,7 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
   );
 
   describe.each(scenarios(generated))('a run: $name', (scenario) => {
-    const isMain =
-      scenario.event !== 'pull_request' && scenario.branch === config.github.mainBranch;
+    const isMain = scenario.event !== 'pull_request' && scenario.branch === config.mainBranch;
     const seedRun =
       config.seed.enabled &&
       (scenario.event === 'schedule' ||
@@ -2696,7 +2693,7 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
       // GitHub compares concurrency group names ignoring case.
       const sameGroup =
         String(concurrency.group).toLowerCase() === String(mainRun.concurrency.group).toLowerCase();
-      if (sameGroup && scenario.branch === config.github.mainBranch) {
+      if (sameGroup && scenario.branch === config.mainBranch) {
         // Only trusted runs of the main branch itself share main's group (a seed run has a group
         // of its own: it would hold up or displace a deploy), and none cancels.
         expect(trusted).toBe(true);
@@ -2705,9 +2702,9 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
       } else if (sameGroup) {
         // A case variant of main's name: neither GitHub's group names nor its expressions tell
         // it from main, so it queues in main's group; it must at least never cancel main's run.
-        expect(caseVariants(config.github.mainBranch)).toContain(scenario.branch);
+        expect(caseVariants(config.mainBranch)).toContain(scenario.branch);
         expect(concurrency.cancel).toBe(false);
-      } else if (scenario.branch !== config.github.mainBranch || seedRun) {
+      } else if (scenario.branch !== config.mainBranch || seedRun) {
         // (A fork's pull request from its own main has a group of its own and cancels nothing.)
         expect(concurrency.cancel).toBe(true);
       }
@@ -2768,7 +2765,7 @@ describe.each(GENERATED)('a branch deletion: $name', ({ generated }) => {
     // A delete event runs on the default branch: its token says refs/heads/<main>, which the main
     // role would also accept; the job still asks for the branch role, which has no more rights.
     expect(tokenSubject(workflow.jobs['delete-branch-cache'] as Job, context)).toBe(
-      `repo:${REPOSITORY}:ref:refs/heads/${config.github.mainBranch}`,
+      `repo:${REPOSITORY}:ref:refs/heads/${config.mainBranch}`,
     );
     checkJobRole(
       generated,

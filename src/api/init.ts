@@ -6,9 +6,13 @@ import { CONFIG_FILE } from '../config/resolve.js';
 import {
   ACCOUNT_ID,
   BRANCH_NAME,
+  CI_KINDS,
   DEPLOY_COMMAND,
   ECR_REPOSITORY,
   GITHUB_REPOSITORY,
+  GITLAB_BRANCH_NAME,
+  GITLAB_PROJECT,
+  HOST_NAME,
   IAM_ROLE_NAME,
   REGION,
 } from '../config/schema.js';
@@ -35,8 +39,14 @@ export interface InitOptions {
   yes?: boolean;
   accountId?: string;
   region?: string;
+  /** `github` or `gitlab` (detected from the origin remote; GitHub when it cannot tell). */
+  ci?: string;
   /** owner/name of the GitHub repository (detected from the origin remote). */
   githubRepository?: string;
+  /** group/name of the GitLab project (detected from the origin remote). */
+  gitlabProject?: string;
+  /** The GitLab instance's host name (detected from the origin remote; default gitlab.com). */
+  gitlabHost?: string;
   mainBranch?: string;
   roleName?: string;
   /** ECR repository for the deployable image (one-image repositories only). */
@@ -59,12 +69,35 @@ export interface InitResult {
   configPath: string;
   /** With `projen`: what was done to .projenrc.ts. The plan is then what `npx projen` will write. */
   projenrc?: ProjenrcEdit;
+  /**
+   * GitLab, when the repository has a `.gitlab-ci.yml` of its own: the pipeline was written to
+   * another file, and this is the `include:` to add to `.gitlab-ci.yml`.
+   */
+  gitlabInclude?: string;
+  /** The CI the files were generated for. */
+  ci?: 'github' | 'gitlab';
 }
 
 /** Detects, asks what it must, writes cached-deploy.yml and every artifact, all or nothing. */
 export async function init(dir: string, options: InitOptions = {}): Promise<InitResult> {
   // Flags reach cached-deploy.yml, then the workflow: checked here, named by their flag.
   checkFlag('--main-branch', options.mainBranch, BRANCH_NAME);
+  if (options.ci !== undefined && !(CI_KINDS as readonly string[]).includes(options.ci)) {
+    throw new CachedDeployError(
+      'USAGE',
+      `--ci: ${quoteForMessage(options.ci)} is not allowed (allowed: ${CI_KINDS.join(', ')})`,
+    );
+  }
+  checkFlag(
+    '--gitlab-project',
+    options.gitlabProject,
+    string({ pattern: GITLAB_PROJECT, hint: 'a GitLab project path such as group/name' }),
+  );
+  checkFlag(
+    '--gitlab-host',
+    options.gitlabHost,
+    string({ pattern: HOST_NAME, hint: 'a host name such as gitlab.example.com' }),
+  );
   checkFlag('--deploy-command', options.deployCommand, DEPLOY_COMMAND);
   checkFlag(
     '--role-name',
@@ -119,15 +152,47 @@ export async function init(dir: string, options: InitOptions = {}): Promise<Init
     pattern: REGION,
     hint: 'an AWS region such as eu-west-1',
   });
-  const githubRepository = await answer(
-    '--github-repository',
-    options.githubRepository,
-    existing?.github?.repository ?? facts.githubRepository,
-    { message: 'GitHub repository (owner/name)', pattern: GITHUB_REPOSITORY, hint: 'owner/name' },
-  );
-  const mainBranch =
-    options.mainBranch ?? existing?.github?.mainBranch ?? facts.defaultBranch ?? 'main';
-  const repoName = githubRepository.split('/')[1] ?? 'app';
+  // Said, or already in cached-deploy.yml, or what origin points at; GitHub when nothing tells.
+  const ci = (options.ci ??
+    existing?.ci ??
+    (options.githubRepository || existing?.github
+      ? 'github'
+      : options.gitlabProject || existing?.gitlab || facts.gitlab
+        ? 'gitlab'
+        : 'github')) as 'github' | 'gitlab';
+  let source: Answers['source'];
+  if (ci === 'gitlab') {
+    const project = await answer(
+      '--gitlab-project',
+      options.gitlabProject,
+      existing?.gitlab?.project ?? facts.gitlab?.project,
+      { message: 'GitLab project (group/name)', pattern: GITLAB_PROJECT, hint: 'group/name' },
+    );
+    const host = options.gitlabHost ?? existing?.gitlab?.host ?? facts.gitlab?.host;
+    const mainBranch =
+      options.mainBranch ?? existing?.gitlab?.mainBranch ?? facts.defaultBranch ?? 'main';
+    checkFlag('--main-branch', mainBranch, GITLAB_BRANCH_NAME);
+    source = { ci, project, host: host === 'gitlab.com' ? undefined : host, mainBranch };
+  } else {
+    const repository = await answer(
+      '--github-repository',
+      options.githubRepository,
+      existing?.github?.repository ?? facts.githubRepository,
+      { message: 'GitHub repository (owner/name)', pattern: GITHUB_REPOSITORY, hint: 'owner/name' },
+    );
+    const mainBranch =
+      options.mainBranch ?? existing?.github?.mainBranch ?? facts.defaultBranch ?? 'main';
+    source = { ci, repository, mainBranch };
+  }
+  const repoName =
+    (source.ci === 'github' ? source.repository.split('/')[1] : source.project.split('/').at(-1)) ??
+    'app';
+  // A .gitlab-ci.yml of the repository's own is never overwritten: the pipeline goes to a file
+  // it includes (the user adds one line).
+  const includeFile =
+    ci === 'gitlab' && facts.foreignGitlabCi && existing?.workflow?.file === undefined
+      ? GITLAB_INCLUDE_FILE
+      : undefined;
 
   const images =
     existing?.images ??
@@ -190,8 +255,8 @@ export async function init(dir: string, options: InitOptions = {}): Promise<Init
     accountId,
     region,
     roleName: options.roleName,
-    githubRepository,
-    mainBranch,
+    source,
+    workflowFile: includeFile,
     images,
     deployCommand,
     version: options.version ?? GENERATOR_VERSION,
@@ -213,7 +278,21 @@ export async function init(dir: string, options: InitOptions = {}): Promise<Init
   });
   await throwOnConflicts(plan);
   writePlan(dir, plan);
-  return { plan, configPath };
+  const included = config.ci === 'gitlab' && config.workflow.file !== '.gitlab-ci.yml';
+  return {
+    plan,
+    configPath,
+    ci: config.ci,
+    ...(included ? { gitlabInclude: gitlabIncludeLine(config.workflow.file) } : {}),
+  };
+}
+
+/** Where init puts the GitLab pipeline when the repository has a .gitlab-ci.yml of its own. */
+export const GITLAB_INCLUDE_FILE = '.gitlab/cached-deploy.yml';
+
+/** The line to add to .gitlab-ci.yml to include the generated pipeline. */
+export function gitlabIncludeLine(file: string): string {
+  return `include: [{ local: ${file} }]`;
 }
 
 /** Why `value` fails `check` (the schema's message without its prefix), or undefined. */
@@ -234,10 +313,12 @@ function checkFlag(flag: string, value: string | undefined, check: Checker<strin
 }
 
 interface ExistingConfig {
+  ci?: string;
   aws?: { accountId?: string; region?: string };
   github?: { repository?: string; mainBranch?: string };
+  gitlab?: { project?: string; host?: string; mainBranch?: string };
   images?: Record<string, unknown>[];
-  workflow?: { deploy?: { command?: string } };
+  workflow?: { file?: string; deploy?: { command?: string } };
 }
 
 function uniqueName(name: string, taken: string[]): string {
@@ -250,8 +331,11 @@ interface Answers {
   accountId: string;
   region: string;
   roleName: string | undefined;
-  githubRepository: string;
-  mainBranch: string;
+  source:
+    | { ci: 'github'; repository: string; mainBranch: string }
+    | { ci: 'gitlab'; project: string; host: string | undefined; mainBranch: string };
+  /** The pipeline's file, when not the default. */
+  workflowFile: string | undefined;
   images: unknown[];
   deployCommand: string | undefined;
   version: string;
@@ -277,8 +361,18 @@ function configText(existingText: string | undefined, answers: Answers): string 
   document.setIn(['aws', 'accountId'], answers.accountId);
   document.setIn(['aws', 'region'], answers.region);
   if (answers.roleName) document.setIn(['aws', 'roleName'], answers.roleName);
-  document.setIn(['github', 'repository'], answers.githubRepository);
-  document.setIn(['github', 'mainBranch'], answers.mainBranch);
+  const { source } = answers;
+  if (source.ci === 'gitlab') {
+    document.setIn(['ci'], 'gitlab');
+    document.setIn(['gitlab', 'project'], source.project);
+    if (source.host) document.setIn(['gitlab', 'host'], source.host);
+    document.setIn(['gitlab', 'mainBranch'], source.mainBranch);
+  } else {
+    // GitHub is the default: an explicit `ci: github` a user wrote stays.
+    document.setIn(['github', 'repository'], source.repository);
+    document.setIn(['github', 'mainBranch'], source.mainBranch);
+  }
+  if (answers.workflowFile) document.setIn(['workflow', 'file'], answers.workflowFile);
   if (!document.hasIn(['images'])) document.setIn(['images'], answers.images);
   if (answers.deployCommand)
     document.setIn(['workflow', 'deploy', 'command'], answers.deployCommand);

@@ -48,8 +48,17 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--account-id <id>', 'AWS account id of the ECR registry')
     .option('--region <region>', 'AWS region of the ECR registry (default: $AWS_REGION)')
     .option(
+      '--ci <github|gitlab>',
+      'the CI that builds: GitHub Actions or GitLab CI (default: from the origin remote)',
+    )
+    .option(
       '--github-repository <owner/name>',
       'GitHub repository (default: from the origin remote)',
+    )
+    .option('--gitlab-project <group/name>', 'GitLab project (default: from the origin remote)')
+    .option(
+      '--gitlab-host <host>',
+      'GitLab instance, for self-managed ones (default: from the origin remote, else gitlab.com)',
     )
     .option(
       '--main-branch <name>',
@@ -76,7 +85,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         yes: Boolean(options.yes),
         accountId: options.accountId as string | undefined,
         region: options.region as string | undefined,
+        ci: options.ci as string | undefined,
         githubRepository: options.githubRepository as string | undefined,
+        gitlabProject: options.gitlabProject as string | undefined,
+        gitlabHost: options.gitlabHost as string | undefined,
         mainBranch: options.mainBranch as string | undefined,
         roleName: options.roleName as string | undefined,
         imageRepository: options.imageRepository as string | undefined,
@@ -90,8 +102,15 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
         return;
       }
       printChanges(io, result.plan.changes);
+      if (result.gitlabInclude) {
+        io.stdout(
+          `Your .gitlab-ci.yml is your own, so the pipeline is in another file: add this line to .gitlab-ci.yml (its stages must include build, deploy and cleanup):\n  ${result.gitlabInclude}\n`,
+        );
+      }
       io.stdout(
-        'Next: create the IAM roles from ecr/*-role-*.json (docs: Trust separation), run `create-cached-deploy apply`, commit these files, and push.\n',
+        result.ci === 'gitlab'
+          ? "Next: create GitLab's OIDC identity provider and the IAM roles from ecr/*-role-*.json (README: GitLab CI), run `create-cached-deploy apply`, commit these files, push, and add a weekly pipeline schedule on the main branch (seed.schedule).\n"
+          : 'Next: create the IAM roles from ecr/*-role-*.json (docs: Trust separation), run `create-cached-deploy apply`, commit these files, and push.\n',
       );
     });
 

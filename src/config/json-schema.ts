@@ -65,7 +65,9 @@ export function nullable(schema: JsonSchema): JsonSchema {
  * unknown one, may be null (the merge removes it before the validator sees it).
  */
 export function mergedOntoSchema(schema: JsonSchema, base: Record<string, unknown>): JsonSchema {
-  const properties = schema.properties as Record<string, JsonSchema> | undefined;
+  const properties = (schema.properties ?? (schema.required ? {} : undefined)) as
+    | Record<string, JsonSchema>
+    | undefined;
   if (!properties) return schema;
   const required = ((schema.required as string[] | undefined) ?? []).filter(
     (key) => !Object.hasOwn(base, key),
@@ -82,8 +84,23 @@ export function mergedOntoSchema(schema: JsonSchema, base: Record<string, unknow
     }),
   );
   const { required: _, ...rest } = schema;
+  // Conditions across fields (`if`/`then`/`else` under `allOf`) are relaxed the same way: what
+  // `base` provides is no longer required by either branch.
+  const relaxBranch = (branch: unknown) =>
+    branch !== null && typeof branch === 'object'
+      ? mergedOntoSchema(branch as JsonSchema, base)
+      : branch;
+  const allOf = Array.isArray(schema.allOf)
+    ? (schema.allOf as JsonSchema[]).map((entry) => ({
+        ...entry,
+        // biome-ignore lint/suspicious/noThenProperty: JSON Schema's keyword, not a thenable
+        ...('then' in entry ? { then: relaxBranch(entry.then) } : {}),
+        ...('else' in entry ? { else: relaxBranch(entry.else) } : {}),
+      }))
+    : undefined;
   return {
     ...rest,
+    ...(allOf ? { allOf } : {}),
     properties: relaxed,
     ...(required.length > 0 ? { required } : {}),
     ...(schema.additionalProperties === false ? { additionalProperties: { type: 'null' } } : {}),

@@ -33,7 +33,14 @@ export interface ResolvedConfig {
     /** The deploy job's role, trusted through the deploy environment (used only with one). */
     deployRoleName: string;
   };
-  github: { repository: string; mainBranch: string };
+  /** Which CI runs the builds (docs/gitlab-ci.md for GitLab). */
+  ci: CiKind;
+  /** The branch that deploys and owns the main cache: `github.mainBranch` or `gitlab.mainBranch`. */
+  mainBranch: string;
+  /** The GitHub repository, with `ci: github` only. */
+  github: { repository: string; mainBranch: string } | undefined;
+  /** The GitLab project and instance, with `ci: gitlab` only. */
+  gitlab: GitlabSettings | undefined;
   images: ImageSettings[];
   cache: { branchRetentionDays: number; untaggedRetentionDays: number };
   deployImages: { keep: number; untaggedRetentionDays: number };
@@ -66,6 +73,25 @@ export interface ResolvedConfig {
   iac: 'none' | 'terraform';
 }
 
+export type CiKind = 'github' | 'gitlab';
+
+export interface GitlabSettings {
+  /** `group/subgroup/project`: the `project_path` of the OIDC subject. */
+  project: string;
+  /** The instance's host name: the IAM OIDC provider and the condition keys' prefix. */
+  host: string;
+  mainBranch: string;
+  /** The `aud` the jobs' ID tokens ask for and the trust policies require. */
+  audience: string;
+  /** Runner tags every job carries (none: any runner that takes untagged jobs). */
+  tags: string[];
+}
+
+export const DEFAULT_GITLAB_HOST = 'gitlab.com';
+/** Where the pipeline is written for GitLab, unless `workflow.file` says otherwise. */
+export const GITLAB_CI_FILE = '.gitlab-ci.yml';
+export const GITHUB_WORKFLOW_FILE = '.github/workflows/deploy.yml';
+
 export const DEFAULTS = {
   cache: { branchRetentionDays: 14, untaggedRetentionDays: 1 },
   deployImages: { keep: 30, untaggedRetentionDays: 1 },
@@ -91,8 +117,15 @@ export const DEFAULTS = {
 } as const;
 
 export function resolveConfig(raw: RawConfig): ResolvedConfig {
-  const mainBranch = raw.github.mainBranch ?? 'main';
-  const repoName = raw.github.repository.split('/')[1] ?? 'app';
+  const ci: CiKind = raw.ci ?? 'github';
+  const github =
+    ci === 'github' && raw.github
+      ? { repository: raw.github.repository, mainBranch: raw.github.mainBranch ?? 'main' }
+      : undefined;
+  const gitlab = ci === 'gitlab' && raw.gitlab ? resolveGitlab(raw.gitlab) : undefined;
+  const mainBranch = github?.mainBranch ?? gitlab?.mainBranch ?? 'main';
+  const repoName =
+    (github ? github.repository.split('/')[1] : gitlab?.project.split('/').at(-1)) ?? 'app';
   const workflow = raw.workflow ?? {};
   const roleName = raw.aws.roleName ?? `${repoName}-cached-deploy`.slice(0, 64);
   return {
@@ -103,7 +136,10 @@ export function resolveConfig(raw: RawConfig): ResolvedConfig {
       branchRoleName: raw.aws.branchRoleName ?? derivedRoleName(roleName, BRANCH_ROLE_SUFFIX),
       deployRoleName: raw.aws.deployRoleName ?? derivedRoleName(roleName, DEPLOY_ROLE_SUFFIX),
     },
-    github: { repository: raw.github.repository, mainBranch },
+    ci,
+    mainBranch,
+    github,
+    gitlab,
     images: raw.images.map((image) => ({
       name: image.name,
       context: normalizePath(image.context ?? '.'),
@@ -118,7 +154,9 @@ export function resolveConfig(raw: RawConfig): ResolvedConfig {
     deployImages: { ...DEFAULTS.deployImages, ...raw.deployImages },
     buildkit: { ...DEFAULTS.buildkit, ...raw.buildkit },
     workflow: {
-      file: normalizePath(workflow.file ?? '.github/workflows/deploy.yml'),
+      file: normalizePath(
+        workflow.file ?? (ci === 'gitlab' ? GITLAB_CI_FILE : GITHUB_WORKFLOW_FILE),
+      ),
       name: workflow.name ?? 'deploy',
       runsOn: workflow.runsOn ?? 'ubuntu-latest',
       on: {
@@ -141,6 +179,18 @@ export function resolveConfig(raw: RawConfig): ResolvedConfig {
     },
     ecr: { ...DEFAULTS.ecr, ...raw.ecr },
     iac: raw.iac ?? DEFAULTS.iac,
+  };
+}
+
+function resolveGitlab(raw: NonNullable<RawConfig['gitlab']>): GitlabSettings {
+  const host = raw.host ?? DEFAULT_GITLAB_HOST;
+  return {
+    project: raw.project,
+    host,
+    mainBranch: raw.mainBranch ?? 'main',
+    // GitLab's documentation for AWS uses the instance URL as the audience.
+    audience: raw.audience ?? `https://${host}`,
+    tags: raw.tags ?? [],
   };
 }
 

@@ -1,5 +1,6 @@
 import { CachedDeployError } from '../errors.js';
 import { ACTION_REPOSITORIES, type ActionRepository, COMMIT_SHA } from '../model/actions.js';
+import { GITLAB_CI_PATH } from '../render/layout.js';
 import { quoteForMessage } from '../text.js';
 import { jsonPattern, nullable } from './json-schema.js';
 import { CONFIG_FILE } from './resolve.js';
@@ -31,6 +32,20 @@ export const ECR_REPOSITORY =
   /^(?=.{2,256}$)(?:[a-z0-9]+(?:[._-][a-z0-9]+)*\/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 export const IAM_ROLE_NAME = /^[\w+=,.@-]{1,64}$/;
 export const GITHUB_REPOSITORY = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})\/[A-Za-z0-9._-]{1,100}$/;
+/**
+ * A GitLab project's full path, `group/subgroup/project` (GitLab's path rules: letters, digits,
+ * `_`, `-` and `.`, not starting with `-` or `.`, not ending with `.`). It reaches the OIDC `sub`
+ * the trust policies compare and a string comparison in the pipeline's rules, so nothing else.
+ */
+export const GITLAB_PROJECT =
+  /^(?=.{3,255}$)(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_-])?\/){1,20}[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_-])?$/;
+/** A host name without port or path (an IAM OIDC provider URL has neither), lowercase. */
+export const HOST_NAME =
+  /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/;
+/** An OIDC audience: URL characters, no `$` (GitLab would expand a variable in `aud`) or quotes. */
+export const OIDC_AUDIENCE_VALUE = /^[A-Za-z0-9._~:/@%+=,-]{1,255}$/;
+/** A GitLab runner tag: no `$` (GitLab expands variables in `tags`), quotes or control characters. */
+export const RUNNER_TAG = /^[A-Za-z0-9][A-Za-z0-9 ._:/@+=-]{0,254}$/;
 // Image (bake target) names become part of cache tags after a '.', so they must not contain one:
 // that is what keeps `<scope>.<image>` unambiguous (see model/cache-tags.ts).
 export const IMAGE_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
@@ -93,7 +108,8 @@ const outputPath = checker(
   {
     ...relativePath.jsonSchema,
     // cached-deploy.yml however it is spelt: `./cached-deploy.yml`, `cached-deploy.yml/`.
-    not: { pattern: '^(?:\\.?/)*cached-deploy\\.yml(?:/\\.?)*$' },
+    // `type: string`: a `not` of a bare pattern would also refuse null, which means "absent".
+    not: { type: 'string', pattern: '^(?:\\.?/)*cached-deploy\\.yml(?:/\\.?)*$' },
     description: `${relativePath.jsonSchema.description} Not ${CONFIG_FILE} itself.`,
   },
 );
@@ -131,6 +147,15 @@ export const BRANCH_NAME = string({
   pattern:
     /^(?!-)(?!.*(?:\.\.|@\{|\/\/|\/\.|\.lock(?:\/|$)|\$\{\{))[^\0-\x20\x7f-\x9f~^:?*[\\]+(?<![./])$/,
   hint: 'a valid git branch name without "${{"',
+});
+/**
+ * The main branch of a GitLab project: a git branch name without `$` (GitLab expands variables in
+ * many keywords) or quotes, so it is plain text wherever the pipeline names it.
+ */
+export const GITLAB_BRANCH_NAME = string({
+  pattern:
+    /^(?!-)(?!.*(?:\.\.|@\{|\/\/|\/\.|\.lock(?:\/|$)))[^\0-\x20\x7f-\x9f~^:?*[\\$"'`]+(?<![./])$/,
+  hint: 'a valid git branch name without $, quotes or backquotes',
 });
 // Branch filters in `on.push.branches` may use GitHub's glob characters.
 const BRANCH_FILTER = string({
@@ -307,7 +332,9 @@ const imageSchema = object(
   ['context', 'dockerfile', 'target', 'platforms', 'cacheRepository', 'branchCacheRepository'],
 );
 
-export const configSchema = object(
+export const CI_KINDS = ['github', 'gitlab'] as const;
+
+const configFields = object(
   {
     version: literal(1),
     generator: string({ pattern: /^[\w.+-]{1,64}$/, hint: 'a version such as 0.1.0' }),
@@ -321,6 +348,8 @@ export const configSchema = object(
       },
       ['roleName', 'branchRoleName', 'deployRoleName'],
     ),
+    // Which CI runs the builds: GitHub Actions (the `github` section) or GitLab CI (`gitlab`).
+    ci: oneOf(CI_KINDS),
     github: object(
       {
         repository: string({
@@ -330,6 +359,31 @@ export const configSchema = object(
         mainBranch: BRANCH_NAME,
       },
       ['mainBranch'],
+    ),
+    gitlab: object(
+      {
+        project: string({
+          pattern: GITLAB_PROJECT,
+          hint: 'the full path of the GitLab project, such as group/subgroup/project',
+        }),
+        host: string({
+          pattern: HOST_NAME,
+          hint: 'the host name of the GitLab instance, such as gitlab.com (lowercase, no port)',
+        }),
+        mainBranch: GITLAB_BRANCH_NAME,
+        audience: string({
+          pattern: OIDC_AUDIENCE_VALUE,
+          hint: 'an OIDC audience such as https://gitlab.com (URL characters, no $)',
+        }),
+        tags: list(
+          string({
+            pattern: RUNNER_TAG,
+            hint: 'a runner tag (letters, digits, spaces and . _ : / @ + = -, no $)',
+          }),
+          { unique: true, max: 20 },
+        ),
+      },
+      ['host', 'mainBranch', 'audience', 'tags'],
     ),
     images: list(imageSchema, { min: 1, max: 20 }),
     cache: object(
@@ -422,6 +476,9 @@ export const configSchema = object(
   [
     'version',
     'generator',
+    'ci',
+    'github',
+    'gitlab',
     'cache',
     'deployImages',
     'buildkit',
@@ -432,6 +489,55 @@ export const configSchema = object(
     'ecr',
     'iac',
   ],
+);
+
+/**
+ * cached-deploy.yml: the fields, and the section of the chosen CI. `ci: gitlab` needs `gitlab`;
+ * without `ci` (GitHub Actions, the default) `github` is required. The other section is not read.
+ */
+export const configSchema = checker(
+  (value, path, source) => {
+    const raw = configFields(value, path, source);
+    const ci = raw.ci ?? 'github';
+    if (ci === 'gitlab' && raw.gitlab === undefined) {
+      fail(source, join(path, 'gitlab'), 'is required with ci: gitlab');
+    }
+    const file = raw.workflow?.file;
+    if (ci === 'gitlab' && file !== undefined && !GITLAB_CI_PATH.test(file)) {
+      fail(
+        source,
+        join(path, 'workflow.file'),
+        `${quoteForMessage(file)}: with ci: gitlab the pipeline is .gitlab-ci.yml or a .yml file under .gitlab/ (to include from .gitlab-ci.yml)`,
+      );
+    }
+    if (ci === 'github' && raw.github === undefined) {
+      fail(source, join(path, 'github'), 'is required (or set ci: gitlab and a gitlab section)');
+    }
+    return raw;
+  },
+  {
+    ...configFields.jsonSchema,
+    allOf: [
+      {
+        if: { type: 'object', properties: { ci: { const: 'gitlab' } }, required: ['ci'] },
+        // biome-ignore lint/suspicious/noThenProperty: JSON Schema's keyword, not a thenable
+        then: {
+          type: 'object',
+          required: ['gitlab'],
+          properties: {
+            gitlab: { type: 'object' },
+            workflow: {
+              type: ['object', 'null'],
+              properties: {
+                file: { type: ['string', 'null'], pattern: jsonPattern(GITLAB_CI_PATH) },
+              },
+            },
+          },
+        },
+        else: { type: 'object', required: ['github'], properties: { github: { type: 'object' } } },
+      },
+    ],
+  },
 );
 
 /** cached-deploy.yml as written: what the schema accepts, before defaults. */

@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
+import { GITLAB_PROJECT, HOST_NAME } from '../config/schema.js';
+import { carriesMarker } from '../render/marker.js';
 import { RepoFiles } from '../repo-files.js';
 import { type DockerfileStage, parseDockerfileStages } from './dockerfile.js';
 
@@ -9,6 +11,10 @@ export interface RepoFacts {
   dockerfiles: { path: string; stages: DockerfileStage[] }[];
   /** owner/name when origin points at GitHub. */
   githubRepository: string | undefined;
+  /** The instance and project when origin points at GitLab (gitlab.com, or a host named gitlab.*). */
+  gitlab: { host: string; project: string } | undefined;
+  /** A `.gitlab-ci.yml` this tool did not write: the pipeline then goes in a file it includes. */
+  foreignGitlabCi: boolean;
   defaultBranch: string | undefined;
   /** Workflow files already under .github/workflows. */
   existingWorkflows: string[];
@@ -57,13 +63,19 @@ export function findDockerfiles(dir: string): string[] {
 
 export function detectRepo(dir: string, env: NodeJS.ProcessEnv = process.env): RepoFacts {
   const repo = new RepoFiles(dir);
+  const origin = git(dir, ['remote', 'get-url', 'origin']);
   const workflowsDir = join(dir, '.github', 'workflows');
   return {
     dockerfiles: findDockerfiles(dir).map((path) => ({
       path,
       stages: parseDockerfileStages(repo.readInput(path) ?? ''),
     })),
-    githubRepository: parseGithubRemote(git(dir, ['remote', 'get-url', 'origin'])),
+    githubRepository: parseGithubRemote(origin),
+    gitlab: parseGitlabRemote(origin),
+    foreignGitlabCi: (() => {
+      const text = repo.readInput('.gitlab-ci.yml');
+      return text !== undefined && !carriesMarker(text);
+    })(),
     defaultBranch: detectDefaultBranch(dir),
     existingWorkflows: existsSync(workflowsDir)
       ? readdirSync(workflowsDir).filter((name) => /\.ya?ml$/.test(name))
@@ -96,6 +108,26 @@ export function parseGithubRemote(url: string | undefined): string | undefined {
   if (!url) return undefined;
   const match = /github\.com[:/]+([A-Za-z0-9-]+)\/([A-Za-z0-9._-]+?)(?:\.git)?\/?$/.exec(url);
   return match ? `${match[1]}/${match[2]}` : undefined;
+}
+
+/**
+ * The GitLab instance and project of a remote URL (https, ssh or scp-like `git@host:group/name`),
+ * when its host is gitlab.com or named like a self-managed GitLab (`gitlab.*`, `gitlab-*`).
+ */
+export function parseGitlabRemote(
+  url: string | undefined,
+): { host: string; project: string } | undefined {
+  if (!url) return undefined;
+  const match =
+    /^(?:[\w.-]+@([\w.-]+):(?!\/\/)|(?:https?|ssh|git\+ssh):\/\/(?:[^@/]*@)?([\w.-]+)(?::\d+)?\/)(.+?)(?:\.git)?\/?$/.exec(
+      url,
+    );
+  const host = (match?.[1] ?? match?.[2] ?? '').toLowerCase();
+  const project = match?.[3] ?? '';
+  if (!(host === 'gitlab.com' || /^gitlab[.-]/.test(host)) || !HOST_NAME.test(host)) {
+    return undefined;
+  }
+  return GITLAB_PROJECT.test(project) ? { host, project } : undefined;
 }
 
 /** A bake target name for a Dockerfile: its directory, or its suffix (Dockerfile.worker). */

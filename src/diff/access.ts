@@ -2,7 +2,14 @@ import type { ResolvedConfig } from '../config/resolve.js';
 import { repositoryArn } from '../model/aws.js';
 import { MAIN_SCOPE, SEED_SCOPE } from '../model/cache-tags.js';
 import { repositoryNames } from '../model/iam.js';
-import { GITHUB_OIDC_HOST, githubSubject, OIDC_AUDIENCE } from '../model/roles.js';
+import {
+  GITHUB_OIDC_HOST,
+  githubOf,
+  githubSubject,
+  gitlabOf,
+  gitlabSubject,
+  OIDC_AUDIENCE,
+} from '../model/roles.js';
 
 /**
  * Who can do what, before and after a change of the IAM documents, in words: "branch builds and
@@ -118,15 +125,30 @@ export function policyAllows(
   return allowed;
 }
 
-/** Whether a GitHub OIDC token with this `sub` (and the usual audience) may assume the role. */
-export function trustAdmits(trust: PolicyDocumentLike | undefined, subject: string): boolean {
+/** The issuer of the tokens a trust policy is judged against: its host and the audience asked for. */
+export interface TokenIssuer {
+  host: string;
+  audience: string;
+}
+
+const GITHUB_ISSUER: TokenIssuer = { host: GITHUB_OIDC_HOST, audience: OIDC_AUDIENCE };
+
+/**
+ * Whether an OIDC token with this `sub` (and the audience the jobs ask for) from this issuer
+ * (GitHub's by default) may assume the role.
+ */
+export function trustAdmits(
+  trust: PolicyDocumentLike | undefined,
+  subject: string,
+  issuer: TokenIssuer = GITHUB_ISSUER,
+): boolean {
   const context: Context = {
-    [`${GITHUB_OIDC_HOST}:sub`]: subject,
-    [`${GITHUB_OIDC_HOST}:aud`]: OIDC_AUDIENCE,
+    [`${issuer.host}:sub`]: subject,
+    [`${issuer.host}:aud`]: issuer.audience,
   };
   let allowed = false;
   for (const statement of statements(trust)) {
-    if (!federatedGitHub(statement.Principal)) continue;
+    if (!federatedBy(statement.Principal, issuer.host)) continue;
     if (!matchesAction(statement, 'sts:AssumeRoleWithWebIdentity')) continue;
     if (statement.Condition !== undefined && !conditionsHold(statement.Condition, context)) {
       continue;
@@ -137,11 +159,11 @@ export function trustAdmits(trust: PolicyDocumentLike | undefined, subject: stri
   return allowed;
 }
 
-function federatedGitHub(principal: unknown): boolean {
+function federatedBy(principal: unknown, host: string): boolean {
   if (principal === '*') return true;
   if (principal === null || typeof principal !== 'object') return false;
   const federated = (principal as Record<string, string | string[]>).Federated;
-  return list(federated).some((arn) => arn.endsWith(`:oidc-provider/${GITHUB_OIDC_HOST}`));
+  return list(federated).some((arn) => arn.endsWith(`:oidc-provider/${host}`));
 }
 
 // --- audiences and capabilities ---
@@ -157,7 +179,8 @@ interface Audience {
  * stands for "any other branch".)
  */
 export function audiences(config: ResolvedConfig): Audience[] {
-  const repo = config.github.repository;
+  if (config.ci === 'gitlab') return gitlabAudiences(config);
+  const repo = githubOf(config).repository;
   const environment = config.workflow.deploy?.environment;
   return [
     {
@@ -166,8 +189,8 @@ export function audiences(config: ResolvedConfig): Audience[] {
     },
     { label: 'pull requests', subject: githubSubject.pullRequest(repo) },
     {
-      label: `the ${config.github.mainBranch} branch`,
-      subject: githubSubject.branch(repo, config.github.mainBranch),
+      label: `the ${config.mainBranch} branch`,
+      subject: githubSubject.branch(repo, config.mainBranch),
     },
     ...(environment
       ? [
@@ -177,6 +200,24 @@ export function audiences(config: ResolvedConfig): Audience[] {
           },
         ]
       : []),
+  ];
+}
+
+/**
+ * On GitLab a merge request presents its source branch's subject and a deploy job the main
+ * branch's, so branches, the main branch and a tag are what differ.
+ */
+function gitlabAudiences(config: ResolvedConfig): Audience[] {
+  const { project } = gitlabOf(config);
+  return [
+    {
+      label: 'branch builds and merge requests',
+      subject: gitlabSubject.branch(project, 'cached-deploy/any-other-branch'),
+    },
+    {
+      label: `the ${config.mainBranch} branch`,
+      subject: gitlabSubject.branch(project, config.mainBranch),
+    },
   ];
 }
 
@@ -259,10 +300,14 @@ export function explainAccessChange(
 ): string[] {
   const { accountId, region } = config.aws;
   const probes = capabilities(config);
+  const issuer =
+    config.ci === 'gitlab'
+      ? { host: gitlabOf(config).host, audience: gitlabOf(config).audience }
+      : GITHUB_ISSUER;
   const can = (roles: RoleDocuments[], subject: string, probe: Capability) =>
     roles.some(
       (role) =>
-        trustAdmits(role.trust, subject) &&
+        trustAdmits(role.trust, subject, issuer) &&
         policyAllows(role.policy, probe.action, repositoryArn(accountId, region, probe.repository)),
     );
   const changesOf = new Map<string, { audiences: string[]; lines: string[] }>();

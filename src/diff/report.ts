@@ -3,6 +3,7 @@ import type { ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError } from '../errors.js';
 import { repositorySettings } from '../model/ecr-repositories.js';
 import type { LifecyclePolicy } from '../model/lifecycle.js';
+import { repositoryName } from '../model/roles.js';
 import type { FileChange } from '../plan/plan.js';
 import { planForConfig } from '../plan/plan-repository.js';
 import {
@@ -80,7 +81,7 @@ export async function diffRepository(
   const version = options.version ?? GENERATOR_VERSION;
   const plan = planForConfig(dir, config, renderFiles(config, version), { version });
   const result: RepoDiff = {
-    repository: options.displayName ?? config.github.repository,
+    repository: options.displayName ?? repositoryName(config),
     generatorBefore: plan.before.generator,
     generatorAfter: version,
     changes: plan.changes,

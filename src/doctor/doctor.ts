@@ -10,6 +10,8 @@ import { loadConfig } from '../config/load.js';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError, isCachedDeployError } from '../errors.js';
 import { cacheScope, cacheTag, MAIN_SCOPE, SEED_SCOPE } from '../model/cache-tags.js';
+import { RESEED_VARIABLE } from '../model/gitlab-ci.js';
+import { githubOf } from '../model/roles.js';
 import { createHttpClient, type HttpClient } from '../net/bounded-fetch.js';
 import { RepoFiles } from '../repo-files.js';
 import { printable } from '../text.js';
@@ -225,7 +227,7 @@ export async function doctorWithConfig(
         }));
   const imageNames = config.images.map((image) => image.name);
   const branchScope =
-    options.branch === undefined || options.branch === config.github.mainBranch
+    options.branch === undefined || options.branch === config.mainBranch
       ? undefined
       : cacheScope({ isMainBranch: false, branch: options.branch, imageNames });
 
@@ -291,6 +293,12 @@ function periodOf(schedule: string): number | undefined {
 }
 
 function checkCanReseed(config: ResolvedConfig, options: DoctorOptions): void {
+  if (config.ci === 'gitlab') {
+    throw new CachedDeployError(
+      'USAGE',
+      `--reseed does not trigger GitLab pipelines yet: run a pipeline on ${config.mainBranch} with the variable ${RESEED_VARIABLE}=true (Build > Pipelines > Run pipeline)`,
+    );
+  }
   if (!options.githubToken) {
     throw new CachedDeployError(
       'USAGE',
@@ -315,9 +323,9 @@ async function reseed(
   try {
     const { url } = await dispatchReseed({
       apiUrl: options.githubApiUrl ?? DEFAULT_GITHUB_API_URL,
-      repository: config.github.repository,
+      repository: githubOf(config).repository,
       workflowFile: basename(config.workflow.file),
-      ref: config.github.mainBranch,
+      ref: config.mainBranch,
       token: options.githubToken ?? '',
       http,
     });
@@ -660,7 +668,7 @@ const ACTION_ORDER: Action[] = ['reseed', 'regenerate', 'enable-seed', 'build-ma
 
 function recommend(config: ResolvedConfig, images: ImageReport[]): Recommendation[] {
   const workflow = basename(config.workflow.file);
-  const ref = config.github.mainBranch;
+  const ref = config.mainBranch;
   const out: Recommendation[] = [];
   for (const action of ACTION_ORDER) {
     const causes = images.flatMap((image) => {
@@ -673,10 +681,13 @@ function recommend(config: ResolvedConfig, images: ImageReport[]): Recommendatio
     const names = causes.map((each) => each.image);
     const why = causes.map((each) => each.cause).join('; ');
     const text = {
-      reseed: `reseed ${names.join(', ')} (${why}): run the seed job (a cold build that rewrites seed.<image>) with \`create-cached-deploy doctor --reseed\` (token in GITHUB_TOKEN), or \`gh workflow run ${workflow} --ref ${ref} -f reseed=true\``,
+      reseed:
+        config.ci === 'gitlab'
+          ? `reseed ${names.join(', ')} (${why}): run the seed job (a cold build that rewrites seed.<image>): run a pipeline on ${ref} with the variable ${RESEED_VARIABLE}=true`
+          : `reseed ${names.join(', ')} (${why}): run the seed job (a cold build that rewrites seed.<image>) with \`create-cached-deploy doctor --reseed\` (token in GITHUB_TOKEN), or \`gh workflow run ${workflow} --ref ${ref} -f reseed=true\``,
       regenerate: `regenerate ${config.paths.bakeFile} (${why}): run \`create-cached-deploy generate\` and commit it, so every build imports the seed`,
       'enable-seed': `enable the seed for ${names.join(', ')} (${why}): set seed.enabled: true in cached-deploy.yml, run \`create-cached-deploy generate\` and commit`,
-      'build-main': `build ${ref} (push to it, or re-run its last workflow run) to write the main cache of ${names.join(', ')}`,
+      'build-main': `build ${ref} (push to it, or re-run its last ${config.ci === 'gitlab' ? 'pipeline' : 'workflow run'}) to write the main cache of ${names.join(', ')}`,
     }[action];
     out.push({ action, images: names, text });
   }

@@ -29,5 +29,10 @@ export function roleArn(accountId: string, region: string, roleName: string): st
 }
 
 export function githubOidcProviderArn(accountId: string, region: string): string {
-  return `arn:${partitionOf(region)}:iam::${accountId}:oidc-provider/token.actions.githubusercontent.com`;
+  return oidcProviderArn(accountId, region, 'token.actions.githubusercontent.com');
+}
+
+/** The IAM OIDC identity provider of an issuer host (one per account and host). */
+export function oidcProviderArn(accountId: string, region: string, host: string): string {
+  return `arn:${partitionOf(region)}:iam::${accountId}:oidc-provider/${host}`;
 }

@@ -117,15 +117,20 @@ export function ownCacheRepository(image: CacheLocations, isMainBranch: boolean)
  * The same computation as `cacheScope` and `ownCacheRepository`, as a bash step for the
  * workflow. It reads BRANCH (the untrusted branch name, passed through env, never interpolated)
  * and IS_MAIN, and writes `scope=<scope>` and, per image, `<bake variable>=<repository>` (see
- * `cacheRepositoryVariable`) to $GITHUB_OUTPUT. LC_ALL=C makes tr work on bytes, like branchSlug.
+ * `cacheRepositoryVariable`) to $GITHUB_OUTPUT (or the file `outputVariable` names: the GitLab
+ * pipeline runs the same script). LC_ALL=C makes tr work on bytes, like branchSlug.
  * Repository names are validated ECR names ([a-z0-9._/-]), quoted all the same.
  */
-export function branchScopeScript(images: readonly CacheLocations[]): string {
+export function branchScopeScript(
+  images: readonly CacheLocations[],
+  outputVariable = 'GITHUB_OUTPUT',
+): string {
   const max = maxSlugLength(images.map((image) => image.name));
+  const output = `"$${outputVariable}"`;
   const repositories = (isMain: boolean) =>
     images.map(
       (image) =>
-        `  echo "${cacheRepositoryVariable(image.name)}=${ownCacheRepository(image, isMain)}" >> "$GITHUB_OUTPUT"`,
+        `  echo "${cacheRepositoryVariable(image.name)}=${ownCacheRepository(image, isMain)}" >> ${output}`,
     );
   return [
     'set -euo pipefail',
@@ -141,7 +146,7 @@ export function branchScopeScript(images: readonly CacheLocations[]): string {
     `  scope="${BRANCH_SCOPE_PREFIX}$slug"`,
     ...repositories(false),
     'fi',
-    'echo "scope=$scope" >> "$GITHUB_OUTPUT"',
+    `echo "scope=$scope" >> ${output}`,
     'echo "Cache scope: $scope"',
   ].join('\n');
 }

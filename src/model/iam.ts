@@ -1,6 +1,6 @@
 import type { ResolvedConfig } from '../config/resolve.js';
-import { githubOidcProviderArn, repositoryArn } from './aws.js';
-import { ciRole, GITHUB_OIDC_HOST, OIDC_AUDIENCE, type RoleKind } from './roles.js';
+import { repositoryArn } from './aws.js';
+import { ciRole, oidcIssuer, type RoleKind } from './roles.js';
 
 export interface PolicyDocument {
   Version: '2012-10-17';
@@ -122,22 +122,23 @@ export function rolePolicy(config: ResolvedConfig, kind: RoleKind): PolicyDocume
 }
 
 /**
- * Who may assume a role (`<ecrDir>/<kind>-role-trust-policy.json`): GitHub's OIDC provider of
- * this account, for this repository's subjects of that role only, and only with the audience
- * configure-aws-credentials requests.
+ * Who may assume a role (`<ecrDir>/<kind>-role-trust-policy.json`): the CI's OIDC provider of
+ * this account (GitHub's, or the GitLab instance's), for this repository's subjects of that role
+ * only, and only with the audience the jobs request.
  */
 export function roleTrustPolicy(config: ResolvedConfig, kind: RoleKind): PolicyDocument {
   const role = ciRole(config, kind);
+  const issuer = oidcIssuer(config);
   const subjects = role.subjects.length === 1 ? (role.subjects[0] as string) : role.subjects;
-  const audience = { [`${GITHUB_OIDC_HOST}:aud`]: OIDC_AUDIENCE };
-  const subject = { [`${GITHUB_OIDC_HOST}:sub`]: subjects };
+  const audience = { [`${issuer.host}:aud`]: issuer.audience };
+  const subject = { [`${issuer.host}:sub`]: subjects };
   return {
     Version: '2012-10-17',
     Statement: [
       {
-        Sid: 'GitHubActionsOidc',
+        Sid: issuer.sid,
         Effect: 'Allow',
-        Principal: { Federated: githubOidcProviderArn(config.aws.accountId, config.aws.region) },
+        Principal: { Federated: issuer.providerArn },
         Action: 'sts:AssumeRoleWithWebIdentity',
         Condition:
           role.subjectOperator === 'StringEquals'

@@ -1,5 +1,5 @@
-import type { ResolvedConfig } from '../config/resolve.js';
-import { roleArn } from './aws.js';
+import type { CiKind, ResolvedConfig } from '../config/resolve.js';
+import { oidcProviderArn, roleArn } from './aws.js';
 
 /**
  * The IAM roles the CI assumes, and who may assume each (docs/trust-separation.md). ECR's IAM has
@@ -17,6 +17,11 @@ import { roleArn } from './aws.js';
  *           are added to it by hand)
  *
  * Fork pull requests get no OIDC token at all (GitHub's rule), so they reach none of them.
+ *
+ * On GitLab (docs/gitlab-ci.md) the subjects are `project_path:<project>:ref_type:branch:ref:<b>`;
+ * a merge request pipeline presents its source branch's. IAM reads only `sub` and `aud` of a
+ * GitLab token (its `environment` claims are no condition keys), so the deploy role is trusted for
+ * the main branch's subject there, and GitLab's protected environments gate the job, not AWS.
  */
 
 export type RoleKind = 'main' | 'branch' | 'deploy';
@@ -41,23 +46,87 @@ export const githubSubject = {
   environment: (repository: string, name: string) => `repo:${repository}:environment:${name}`,
 };
 
+/**
+ * GitLab's default OIDC `sub` claim (GitLab docs, "OpenID Connect (OIDC) Authentication Using ID
+ * Tokens"): no `refs/heads/`; a merge request pipeline's ref is its source branch.
+ */
+export const gitlabSubject = {
+  branch: (project: string, branch: string) =>
+    `project_path:${project}:ref_type:branch:ref:${branch}`,
+};
+
 /** The audience configure-aws-credentials asks GitHub for. */
 export const OIDC_AUDIENCE = 'sts.amazonaws.com';
 export const GITHUB_OIDC_HOST = 'token.actions.githubusercontent.com';
 
+/**
+ * Who issues the CI's tokens, as a trust policy names it: the IAM OIDC provider (one per account
+ * and issuer host), the prefix of its condition keys (`<host>:sub`, `<host>:aud`) and the audience.
+ */
+export interface OidcIssuer {
+  ci: CiKind;
+  host: string;
+  audience: string;
+  providerArn: string;
+  /** The trust statement's Sid. */
+  sid: string;
+}
+
+export function oidcIssuer(config: ResolvedConfig): OidcIssuer {
+  const { accountId, region } = config.aws;
+  if (config.ci === 'gitlab') {
+    const gitlab = gitlabOf(config);
+    return {
+      ci: 'gitlab',
+      host: gitlab.host,
+      audience: gitlab.audience,
+      providerArn: oidcProviderArn(accountId, region, gitlab.host),
+      sid: 'GitLabCiOidc',
+    };
+  }
+  return {
+    ci: 'github',
+    host: GITHUB_OIDC_HOST,
+    audience: OIDC_AUDIENCE,
+    providerArn: oidcProviderArn(accountId, region, GITHUB_OIDC_HOST),
+    sid: 'GitHubActionsOidc',
+  };
+}
+
+/** The GitHub settings of a `ci: github` configuration. */
+export function githubOf(config: ResolvedConfig): NonNullable<ResolvedConfig['github']> {
+  if (!config.github) throw new Error('not a GitHub Actions configuration (ci: gitlab)');
+  return config.github;
+}
+
+/** The GitLab settings of a `ci: gitlab` configuration. */
+export function gitlabOf(config: ResolvedConfig): NonNullable<ResolvedConfig['gitlab']> {
+  if (!config.gitlab) throw new Error('not a GitLab CI configuration (ci: github)');
+  return config.gitlab;
+}
+
+/** How reports name the repository: GitHub's owner/name, or GitLab's project path. */
+export function repositoryName(config: ResolvedConfig): string {
+  return config.github?.repository ?? config.gitlab?.project ?? '';
+}
+
 /** The roles of a configuration: main and branch always, deploy with a deploy environment. */
 export function ciRoles(config: ResolvedConfig): CiRole[] {
+  return config.ci === 'gitlab' ? gitlabRoles(config) : githubRoles(config);
+}
+
+function githubRoles(config: ResolvedConfig): CiRole[] {
   const { accountId, region } = config.aws;
-  const repo = config.github.repository;
+  const repo = githubOf(config).repository;
   const arn = (name: string) => roleArn(accountId, region, name);
   const roles: CiRole[] = [
     {
       kind: 'main',
       name: config.aws.roleName,
       arn: arn(config.aws.roleName),
-      subjects: [githubSubject.branch(repo, config.github.mainBranch)],
+      subjects: [githubSubject.branch(repo, config.mainBranch)],
       subjectOperator: 'StringEquals',
-      assumedBy: `the ${config.github.mainBranch} branch`,
+      assumedBy: `the ${config.mainBranch} branch`,
     },
     {
       kind: 'branch',
@@ -77,6 +146,49 @@ export function ciRoles(config: ResolvedConfig): CiRole[] {
       subjects: [githubSubject.environment(repo, environment)],
       subjectOperator: 'StringEquals',
       assumedBy: `the deploy job (environment ${environment})`,
+    });
+  }
+  return roles;
+}
+
+/**
+ * The same three roles on GitLab: main for exactly the main branch's subject, branch for every
+ * branch's (merge requests included: their subject is the source branch's), deploy for the main
+ * branch's subject too (IAM cannot condition on GitLab's environment claim; docs/gitlab-ci.md).
+ * Other projects and tags (`ref_type:tag`) match none of them.
+ */
+function gitlabRoles(config: ResolvedConfig): CiRole[] {
+  const { accountId, region } = config.aws;
+  const project = gitlabOf(config).project;
+  const arn = (name: string) => roleArn(accountId, region, name);
+  const main = gitlabSubject.branch(project, config.mainBranch);
+  const roles: CiRole[] = [
+    {
+      kind: 'main',
+      name: config.aws.roleName,
+      arn: arn(config.aws.roleName),
+      subjects: [main],
+      subjectOperator: 'StringEquals',
+      assumedBy: `the ${config.mainBranch} branch`,
+    },
+    {
+      kind: 'branch',
+      name: config.aws.branchRoleName,
+      arn: arn(config.aws.branchRoleName),
+      subjects: [gitlabSubject.branch(project, '*')],
+      subjectOperator: 'StringLike',
+      assumedBy: 'branch builds and merge requests',
+    },
+  ];
+  const environment = deployEnvironment(config);
+  if (environment !== undefined) {
+    roles.push({
+      kind: 'deploy',
+      name: config.aws.deployRoleName,
+      arn: arn(config.aws.deployRoleName),
+      subjects: [main],
+      subjectOperator: 'StringEquals',
+      assumedBy: `the deploy job (environment ${environment}, on the ${config.mainBranch} branch)`,
     });
   }
   return roles;

@@ -83,7 +83,7 @@ export function mainBranchStep(config: ResolvedConfig): Step {
   return {
     name: 'Decide whether this is a build of the main branch',
     id: 'main',
-    env: { MAIN_REF: `refs/heads/${config.github.mainBranch}` },
+    env: { MAIN_REF: `refs/heads/${config.mainBranch}` },
     run: MAIN_BRANCH_SCRIPT,
   };
 }
@@ -243,32 +243,42 @@ export function imageTagCheckStep(config: ResolvedConfig, condition?: string): S
   };
 }
 
-export const IMAGE_TAG_CHECK_SCRIPT = [
-  'set -euo pipefail',
-  '# decide <output> <repository>: writes <output>=true when the commit tag must be pushed.',
-  'decide() {',
-  '  if [ "$IS_MAIN" != "true" ]; then',
-  '    echo "$1=false" >> "$GITHUB_OUTPUT"',
-  '    return',
-  '  fi',
-  '  if ! command -v aws >/dev/null 2>&1; then',
-  '    echo "::warning::no aws CLI on this runner: pushing $2:$IMAGE_TAG without checking whether it exists"',
-  '    echo "$1=true" >> "$GITHUB_OUTPUT"',
-  '    return',
-  '  fi',
-  '  local error',
-  '  if error=$(aws ecr describe-images --repository-name "$2" --image-ids "imageTag=$IMAGE_TAG" \\',
-  '      --query "imageDetails[0].imageDigest" --output text 2>&1 >/dev/null); then',
-  '    echo "$2:$IMAGE_TAG exists already (a re-run of this commit): not pushing it again"',
-  '    echo "$1=false" >> "$GITHUB_OUTPUT"',
-  '  elif [[ "$error" == *ImageNotFoundException* ]]; then',
-  '    echo "$1=true" >> "$GITHUB_OUTPUT"',
-  '  else',
-  "    echo \"::warning::could not tell whether $2:$IMAGE_TAG exists, pushing it: $(printf '%s' \"$error\" | tr '\\n' ' ')\"",
-  '    echo "$1=true" >> "$GITHUB_OUTPUT"',
-  '  fi',
-  '}',
-];
+export const IMAGE_TAG_CHECK_SCRIPT = imageTagCheckLines();
+
+/**
+ * The `decide <output> <repository>` function of the image tag check, writing `<output>=true|false`
+ * lines to the file `outputVariable` names and warnings with `warning` (GitHub's `::warning::`
+ * annotation; the GitLab pipeline prints `WARNING: `).
+ */
+export function imageTagCheckLines(outputVariable = 'GITHUB_OUTPUT', warning = '::warning::') {
+  const output = `"$${outputVariable}"`;
+  return [
+    'set -euo pipefail',
+    '# decide <output> <repository>: writes <output>=true when the commit tag must be pushed.',
+    'decide() {',
+    '  if [ "$IS_MAIN" != "true" ]; then',
+    `    echo "$1=false" >> ${output}`,
+    '    return',
+    '  fi',
+    '  if ! command -v aws >/dev/null 2>&1; then',
+    `    echo "${warning}no aws CLI on this runner: pushing $2:$IMAGE_TAG without checking whether it exists"`,
+    `    echo "$1=true" >> ${output}`,
+    '    return',
+    '  fi',
+    '  local error',
+    '  if error=$(aws ecr describe-images --repository-name "$2" --image-ids "imageTag=$IMAGE_TAG" \\',
+    '      --query "imageDetails[0].imageDigest" --output text 2>&1 >/dev/null); then',
+    '    echo "$2:$IMAGE_TAG exists already (a re-run of this commit): not pushing it again"',
+    `    echo "$1=false" >> ${output}`,
+    '  elif [[ "$error" == *ImageNotFoundException* ]]; then',
+    `    echo "$1=true" >> ${output}`,
+    '  else',
+    `    echo "${warning}could not tell whether $2:$IMAGE_TAG exists, pushing it: $(printf '%s' "$error" | tr '\\n' ' ')"`,
+    `    echo "$1=true" >> ${output}`,
+    '  fi',
+    '}',
+  ];
+}
 
 /**
  * The bake invocation of a build with the registry cache: the generated bake file from the working
@@ -349,7 +359,7 @@ export function deployWorkflow(config: ResolvedConfig, version = GENERATOR_VERSI
       // group of its own, and so does a branch deletion. Superseded runs are cancelled, except
       // in the main branch's group, where a deploy must never be cut off midway.
       group: `${expr('github.workflow')}-${expr(HEAD_REPOSITORY_EXPRESSION)}-${expr(concurrencyBranch)}`,
-      'cancel-in-progress': expr(`(${concurrencyBranch}) != ${literal(config.github.mainBranch)}`),
+      'cancel-in-progress': expr(`(${concurrencyBranch}) != ${literal(config.mainBranch)}`),
     },
     jobs,
   };

@@ -51,6 +51,37 @@ export interface CachedDeployGithubOptions {
   readonly mainBranch?: string;
 }
 
+/** The GitLab project the pipeline runs in (with `ci: 'gitlab'`). */
+export interface CachedDeployGitlabOptions {
+  /** The project's full path, `group/subgroup/project`; the OIDC trust policies are scoped to it. */
+  readonly project: string;
+  /**
+   * The GitLab instance's host name (self-managed instances too): the IAM OIDC provider.
+   *
+   * @default 'gitlab.com'
+   */
+  readonly host?: string;
+  /**
+   * The branch that deploys and owns the main cache (every other branch imports it).
+   *
+   * @default 'main'
+   */
+  readonly mainBranch?: string;
+  /**
+   * The `aud` the jobs' ID tokens ask for, and the trust policies require.
+   *
+   * @default - `https://<host>`
+   */
+  readonly audience?: string;
+  /**
+   * Runner tags every job carries (the build and seed jobs need a runner that allows privileged
+   * Docker-in-Docker).
+   *
+   * @default - none
+   */
+  readonly tags?: string[];
+}
+
 /** One image: a bake target, the ECR repository it is pushed to, and its cache repository. */
 export interface CachedDeployImageOptions {
   /**
@@ -185,28 +216,28 @@ export interface CachedDeployDeployOptions {
  */
 export type CachedDeployActionPins = { readonly [Action in ActionRepository]?: string };
 
-/** The GitHub Actions workflow. */
+/** The CI pipeline: the GitHub Actions workflow, or the GitLab CI file. */
 export interface CachedDeployWorkflowOptions {
   /**
-   * The workflow file, relative to the project directory.
+   * The generated CI file, relative to the project directory.
    *
-   * @default '.github/workflows/deploy.yml'
+   * @default - '.github/workflows/deploy.yml', or '.gitlab-ci.yml' with `ci: 'gitlab'`
    */
   readonly file?: string;
   /**
-   * The workflow's name.
+   * The workflow's name (GitHub Actions only).
    *
    * @default 'deploy'
    */
   readonly name?: string;
   /**
-   * The runner label of the build job.
+   * The runner label of the build job (GitHub Actions only; on GitLab, `gitlab.tags`).
    *
    * @default 'ubuntu-latest'
    */
   readonly runsOn?: string;
   /**
-   * When the workflow runs.
+   * When the workflow runs (GitHub Actions only).
    *
    * @default - pushes to the main branch, pull requests and manual runs
    */
@@ -218,7 +249,7 @@ export interface CachedDeployWorkflowOptions {
    */
   readonly deploy?: CachedDeployDeployOptions;
   /**
-   * Pin every action by full commit SHA instead of its `@vN` tag: `true` pins each to the release
+   * GitHub Actions only. Pin every action by full commit SHA instead of its `@vN` tag: `true` pins each to the release
    * this package ships (written `uses: owner/name@<sha> # vX.Y.Z`; the README lists them), a mapping
    * pins the actions it names to your own commits and the others to the shipped releases.
    *
@@ -323,8 +354,16 @@ export interface CachedDeployPathsOptions {
 export interface CachedDeployOptions {
   /** The AWS account and region of the ECR registry. */
   readonly aws: CachedDeployAwsOptions;
-  /** The GitHub repository the workflow runs in. */
-  readonly github: CachedDeployGithubOptions;
+  /**
+   * Which CI runs the builds: GitHub Actions (the `github` section) or GitLab CI (`gitlab`).
+   *
+   * @default 'github'
+   */
+  readonly ci?: 'github' | 'gitlab';
+  /** The GitHub repository the workflow runs in (required with `ci: 'github'`, the default). */
+  readonly github?: CachedDeployGithubOptions;
+  /** The GitLab project the pipeline runs in (required with `ci: 'gitlab'`). */
+  readonly gitlab?: CachedDeployGitlabOptions;
   /** The images to build, cache and push: at least one, at most 20. */
   readonly images: CachedDeployImageOptions[];
   /**

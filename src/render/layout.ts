@@ -53,6 +53,13 @@ export const JSON_FILE_SETS: readonly JsonFileSet[] = [ECR_FILES_0_1, ECR_FILES]
 /** Every file the current layout may write into `paths.ecrDir` (`main.tf` only with terraform). */
 export const ECR_FILE_NAMES = [...ECR_FILES.required, ...ECR_FILES.optional, 'main.tf'] as const;
 
+/**
+ * Where a GitLab pipeline may be generated: `.gitlab-ci.yml`, or a file under `.gitlab/` that the
+ * repository's own `.gitlab-ci.yml` includes.
+ */
+export const GITLAB_CI_PATH =
+  /^(?:\.gitlab-ci\.ya?ml|\.gitlab\/[A-Za-z0-9._@+ -]+(?:\/[A-Za-z0-9._@+ -]+)*\.ya?ml)$/;
+
 /** `name` inside `dir` (the repository root is "."). */
 export function inDir(dir: string, name: string): string {
   return dir === '.' ? name : `${dir}/${name}`;
@@ -98,6 +105,7 @@ export function hasGeneratedShape(path: string): boolean {
     name === 'main.tf' ||
     jsonSetsOf(path).length > 0 ||
     /\.(?:hcl|mjs)$/.test(name) ||
-    /^\.github\/workflows\/[^/]+\.ya?ml$/.test(path)
+    /^\.github\/workflows\/[^/]+\.ya?ml$/.test(path) ||
+    GITLAB_CI_PATH.test(path)
   );
 }

@@ -1,6 +1,7 @@
 import type { ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError } from '../errors.js';
 import { bakeFile } from '../model/bake.js';
+import { gitlabPipeline } from '../model/gitlab-ci.js';
 import { rolePolicy, roleTrustPolicy } from '../model/iam.js';
 import {
   branchCacheLifecyclePolicy,
@@ -18,6 +19,7 @@ import {
   validateLifecyclePolicy,
 } from '../policy/validate-lifecycle.js';
 import { GENERATOR_VERSION } from '../version.js';
+import { renderGitlabCiYaml } from './gitlab-ci-yaml.js';
 import { type ECR_FILE_NAMES, inDir } from './layout.js';
 import { hashComment } from './marker.js';
 import { renderPrunerPackage, renderPruneScript } from './prune-script.js';
@@ -74,7 +76,11 @@ export function renderFiles(config: ResolvedConfig, version = GENERATOR_VERSION)
   return [
     {
       path: paths.workflow,
-      content: `${marker}\n${renderWorkflowYaml(deployWorkflow(config, version))}`,
+      content: `${marker}\n${
+        config.ci === 'gitlab'
+          ? renderGitlabCiYaml(gitlabPipeline(config, version))
+          : renderWorkflowYaml(deployWorkflow(config, version))
+      }`,
     },
     {
       path: paths.bake,

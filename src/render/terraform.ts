@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { type RepositoryKind, repositorySettings } from '../model/ecr-repositories.js';
-import { ciRoles, type RoleKind } from '../model/roles.js';
+import { ciRoles, oidcIssuer, type RoleKind } from '../model/roles.js';
 import { hashComment } from './marker.js';
 import { hclString } from './templates.js';
 
@@ -132,12 +132,24 @@ export function renderTerraform(
       ],
     );
 
+  // The CI's OIDC provider: GitHub's, or the GitLab instance's (docs/gitlab-ci.md).
+  const issuer = oidcIssuer(config);
+  const provider =
+    issuer.ci === 'gitlab'
+      ? {
+          name: 'gitlab',
+          owner: `The GitLab instance's (${issuer.host})`,
+          url: `https://${issuer.host}`,
+        }
+      : { name: 'github', owner: "GitHub's", url: `https://${issuer.host}` };
   const ROLE_COMMENTS: Record<RoleKind, string> = {
-    main: `# The main role: trusted only for the ${config.github.mainBranch} branch. Pushes images, writes and prunes the\n# main and seed caches, runs apply (and deploys when no deploy environment is set).`,
+    main: `# The main role: trusted only for the ${config.mainBranch} branch. Pushes images, writes and prunes the\n# main and seed caches, runs apply (and deploys when no deploy environment is set).`,
     branch:
       '# The branch role: every branch and same-repository pull request. Reads the main and seed\n# caches; reads, writes and deletes only in the branch-cache repositories.',
     deploy:
-      '# The deploy role: trusted only through the deploy environment, so its protection rules gate\n# AWS access. Pulls images; attach what the deploy command itself needs to this role.',
+      issuer.ci === 'gitlab'
+        ? `# The deploy role: the deploy job on the ${config.mainBranch} branch (IAM cannot read GitLab's environment\n# claims). Pulls images; attach what the deploy command itself needs to this role.`
+        : '# The deploy role: trusted only through the deploy environment, so its protection rules gate\n# AWS access. Pulls images; attach what the deploy command itself needs to this role.',
   };
   const roleResources = (kind: RoleKind): Item[] => [
     ...comment(ROLE_COMMENTS[kind]),
@@ -148,7 +160,7 @@ export function renderTerraform(
         attr('name', str(roles.find((role) => role.kind === kind)?.name ?? '')),
         attr('assume_role_policy', beside(paths.roles[kind].trust)),
         'blank',
-        attr('depends_on', line('[data.aws_iam_openid_connect_provider.github]')),
+        attr('depends_on', line(`[data.aws_iam_openid_connect_provider.${provider.name}]`)),
       ],
     ),
     'blank',
@@ -241,14 +253,14 @@ export function renderTerraform(
     'blank',
     ...comment(
       [
-        "# GitHub's OIDC provider exists once per account and is shared by every repository's role:",
+        `# ${provider.owner} OIDC provider exists once per account and is shared by every repository's role:`,
         '# it is read, not created, so planning fails here when the account does not have it yet.',
       ].join('\n'),
     ),
     block(
       'data',
-      ['aws_iam_openid_connect_provider', 'github'],
-      [attr('url', str('https://token.actions.githubusercontent.com'))],
+      ['aws_iam_openid_connect_provider', provider.name],
+      [attr('url', str(provider.url))],
     ),
     'blank',
     ...roles.flatMap((role) => roleResources(role.kind)),

@@ -214,20 +214,23 @@ export const allows = (policies: readonly Policy[], request: Request) =>
 export const GITHUB_OIDC = 'token.actions.githubusercontent.com';
 
 /**
- * Whether a GitHub Actions job's token (its `sub`, and `aud` as configure-aws-credentials asks for
- * it) may call AssumeRoleWithWebIdentity on a role with this trust policy.
+ * Whether a CI job's token (its `sub`, and `aud` as configure-aws-credentials asks for it, or as
+ * given) may call AssumeRoleWithWebIdentity on a role with this trust policy. The token comes from
+ * GitHub unless `issuer` names another host (a GitLab instance: its condition keys are
+ * `<host>:sub` and `<host>:aud`, AWS's keys for any OIDC provider).
  */
 export function trustAccepts(
   trust: Policy,
-  options: { providerArn: string; roleArn: string; sub: string; aud?: string },
+  options: { providerArn: string; roleArn: string; sub: string; aud?: string; issuer?: string },
 ): boolean {
+  const issuer = options.issuer ?? GITHUB_OIDC;
   return allows([trust], {
     action: 'sts:AssumeRoleWithWebIdentity',
     resource: options.roleArn,
     principal: { type: 'Federated', id: options.providerArn },
     context: {
-      [`${GITHUB_OIDC}:sub`]: options.sub,
-      [`${GITHUB_OIDC}:aud`]: options.aud ?? 'sts.amazonaws.com',
+      [`${issuer}:sub`]: options.sub,
+      [`${issuer}:aud`]: options.aud ?? 'sts.amazonaws.com',
     },
   });
 }
