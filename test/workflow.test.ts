@@ -10,7 +10,12 @@ import type { ResolvedConfig } from '../src/config/resolve.js';
 import { ACTIONS } from '../src/model/actions.js';
 import { registryHost } from '../src/model/aws.js';
 import { CACHE_EXPORT_OPTIONS } from '../src/model/bake.js';
-import { cacheScope, MAIN_SCOPE, SEED_SCOPE } from '../src/model/cache-tags.js';
+import {
+  cacheScope,
+  cacheTagSuffixes,
+  MAIN_SCOPE,
+  SEED_SCOPE,
+} from '../src/model/cache-tags.js';
 import type { Job, Step, Workflow } from '../src/model/workflow.js';
 import { generatedPaths, renderFiles } from '../src/render/render-files.js';
 import { actionlint, formatActionlintErrors } from './support/actionlint.js';
@@ -2601,7 +2606,7 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
         const scope = cacheScope({
           isMainBranch: isMain,
           branch: scenario.branch,
-          imageNames,
+          tagSuffixes: cacheTagSuffixes(config.images),
         });
         expect(run.scope).toBe(scope);
         expect(scope === MAIN_SCOPE).toBe(isMain);
@@ -2745,7 +2750,9 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
     const scopes = await deletionScopes(generated);
     expect(scopes.map(({ branch }) => branch)).toEqual(branches);
     for (const { branch, scope } of scopes) {
-      expect(scope).toBe(cacheScope({ isMainBranch: false, branch, imageNames }));
+      expect(scope).toBe(
+        cacheScope({ isMainBranch: false, branch, tagSuffixes: cacheTagSuffixes(config.images) }),
+      );
       expect(scope?.startsWith('br-')).toBe(true);
     }
     // A deleted tag is not a branch: nothing runs.
@@ -2785,7 +2792,7 @@ describe.each(GENERATED)('a branch deletion: $name', ({ generated }) => {
     const scope = cacheScope({
       isMainBranch: false,
       branch: 'feat/x',
-      imageNames: config.images.map((image) => image.name),
+      tagSuffixes: cacheTagSuffixes(config.images),
     });
     const step = job.ran.at(-1) as Step;
     expect(prunerInvocation(step.run ?? '', job.env.get(step) ?? {}).tags).toEqual(
