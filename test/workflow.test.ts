@@ -43,6 +43,8 @@ const THREE_IMAGES = [
     repository: 'acme/api',
     target: 'runtime',
     platforms: ['linux/amd64', 'linux/arm64'],
+    // Every platform in the one build job, with QEMU (native builds: NATIVE_CASES below).
+    build: 'emulated',
   },
   { name: 'web', repository: 'acme/web', context: 'web' },
   {
@@ -1539,6 +1541,7 @@ describe('the action table', () => {
       ecrLogin: 'aws-actions/amazon-ecr-login@v2',
       setupBuildx: 'docker/setup-buildx-action@v4',
       bake: 'docker/bake-action@v7',
+      setupQemu: 'docker/setup-qemu-action@v4',
     });
   });
 });
@@ -1781,6 +1784,7 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
     (step) => step.run !== undefined && step.if?.includes('steps.main.outputs.is-main'),
   );
   const imageNames = config.images.map((image) => image.name);
+  const emulates = config.images.some((image) => image.build === 'emulated');
   const registry = registryHost(config.aws.accountId, config.aws.region);
   /** A cache ref: seed.* and main.* in the cache repository, any branch's in the branch-cache one. */
   const ref = (image: (typeof config.images)[number], scope: string) =>
@@ -2224,6 +2228,7 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
         if (step.uses === ACTIONS.checkout) return 'check out';
         if (step.id === 'main') return 'is this main? (shell)';
         if (step.id === 'cache') return 'cache scope and repositories (shell)';
+        if (step.uses === ACTIONS.setupQemu) return 'set up QEMU (an emulated image)';
         if (step.uses === ACTIONS.configureAwsCredentials) {
           return `credentials: ${roleName(job.assumedRoles[0] ?? '?')}`;
         }
@@ -2247,6 +2252,7 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
         'build: check out',
         'build: is this main? (shell)',
         'build: cache scope and repositories (shell)',
+        ...(emulates ? ['build: set up QEMU (an emulated image)'] : []),
         `build: credentials: ${config.aws.roleName}`,
         'build: ECR login',
         'build: which commit tags are new (aws ecr describe-images)',
@@ -2406,11 +2412,13 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
                 step.uses === ACTIONS.checkout ||
                 step.id === 'main' ||
                 step.id === 'cache' ||
+                step.uses === ACTIONS.setupQemu ||
                 step.uses === ACTIONS.setupBuildx ||
                 step === forkBake,
             ),
           );
-          expect(ran).toHaveLength(5);
+          // QEMU too, when an image is built emulated: the fork builds every platform.
+          expect(ran).toHaveLength(emulates ? 6 : 5);
         }
       });
 
