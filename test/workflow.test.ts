@@ -1,5 +1,6 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: this file holds shell scripts and GitHub expressions, whose ${…} is not JavaScript's
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,7 +20,7 @@ import {
 import type { Job, Step, Workflow } from '../src/model/workflow.js';
 import { generatedPaths, renderFiles } from '../src/render/render-files.js';
 import { actionlint, formatActionlintErrors } from './support/actionlint.js';
-import { AWS_STANDIN } from './support/aws-standin.js';
+import { AWS_STANDIN, DOCKER_STANDIN } from './support/aws-standin.js';
 import {
   applyBakeSet,
   type EvaluatedTarget,
@@ -213,7 +214,7 @@ type Value = string | number | boolean | null | { [key: string]: Value };
 
 function tokenize(source: string): string[] {
   const tokens: string[] = [];
-  const pattern = /\s*('(?:[^']|'')*'|==|!=|&&|\|\||[()!,]|[A-Za-z_][A-Za-z0-9_.-]*)/y;
+  const pattern = /\s*('(?:[^']|'')*'|==|!=|&&|\|\||[()!,[\]]|[A-Za-z_][A-Za-z0-9_.-]*)/y;
   let index = 0;
   while (index < source.length) {
     if (/^\s*$/.test(source.slice(index))) break;
@@ -252,6 +253,8 @@ function callFunction(name: string, args: Value[], failed: boolean): Value {
         String(values[Number(index)] ?? ''),
       );
     }
+    case 'fromJSON':
+      return JSON.parse(String(args[0])) as Value;
     case 'success':
       return !failed;
     case 'failure':
@@ -308,7 +311,21 @@ function evaluateExpression(source: string, context: Record<string, Value>, fail
     }
     return primary();
   };
+  /** A primary, then any `[index]` after it (GitHub's property dereference by expression). */
   const primary = (): Value => {
+    let value = atom();
+    while (peek() === '[') {
+      next();
+      const key = or();
+      if (next() !== ']') throw new Error(`missing ] in ${source}`);
+      value =
+        value !== null && typeof value === 'object' && Object.hasOwn(value, String(key))
+          ? (value[String(key)] ?? null)
+          : null;
+    }
+    return value;
+  };
+  const atom = (): Value => {
     const token = next();
     if (token === '(') {
       const value = or();
@@ -615,6 +632,8 @@ interface JobRun {
   deployed: Record<string, string> | undefined;
   /** What the steps appended to $GITHUB_STEP_SUMMARY. */
   summary: string;
+  /** What the `run:` steps that ran with bash printed (the docker stand-in's calls among it). */
+  stdout: string;
 }
 
 const skippedJob = (): JobRun => ({
@@ -634,6 +653,7 @@ const skippedJob = (): JobRun => ({
   assumedRoles: [],
   deployed: undefined,
   summary: '',
+  stdout: '',
 });
 
 interface RunResult {
@@ -660,6 +680,7 @@ mkdirSync(EMPTY_DIR);
 const STANDIN_BIN = join(scratch, 'bin');
 mkdirSync(STANDIN_BIN);
 writeFileSync(join(STANDIN_BIN, 'aws'), AWS_STANDIN, { mode: 0o755 });
+writeFileSync(join(STANDIN_BIN, 'docker'), DOCKER_STANDIN, { mode: 0o755 });
 
 /**
  * Runs `run:` steps with bash, batched: spawning from the (large) test process costs ~100 ms a
@@ -693,7 +714,7 @@ const STEP_LOOP = [
   '      GIT_CONFIG_GLOBAL=/dev/null "${assigns[@]}" GITHUB_OUTPUT="$STEP_OUTPUT" \\',
   '      GITHUB_STEP_SUMMARY="$STEP_SUMMARY" \\',
   '      bash --noprofile --norc -eo pipefail "$script") >"$STEP_STDOUT" 2>&1; then',
-  '    printf \'%s\\002%s\\0\' "$(<"$STEP_OUTPUT")" "$(<"$STEP_SUMMARY")"',
+  '    printf \'%s\\002%s\\002%s\\0\' "$(<"$STEP_OUTPUT")" "$(<"$STEP_SUMMARY")" "$(<"$STEP_STDOUT")"',
   '  else',
   '    printf \'\\001%s %s\\0\' "$?" "$(<"$STEP_STDOUT")"',
   '  fi',
@@ -707,6 +728,8 @@ interface StepOutcome {
   summary: string;
   /** On failure: the exit status, then everything the step printed. */
   log: string;
+  /** On success: what it printed. */
+  stdout: string;
 }
 
 interface StepRequest {
@@ -796,16 +819,16 @@ async function runStepBatch(requests: StepRequest[]): Promise<void> {
       return;
     }
     if (result.startsWith('\x01')) {
-      request.resolve({ ok: false, outputs: {}, summary: '', log: result.slice(1) });
+      request.resolve({ ok: false, outputs: {}, summary: '', log: result.slice(1), stdout: '' });
       return;
     }
-    const [written = '', summary = ''] = result.split('\x02');
+    const [written = '', summary = '', stdout = ''] = result.split('\x02');
     const outputs: Record<string, string> = {};
     for (const line of written.split('\n')) {
       const eq = line.indexOf('=');
       if (eq > 0) outputs[line.slice(0, eq)] = line.slice(eq + 1);
     }
-    request.resolve({ ok: true, outputs, summary, log: '' });
+    request.resolve({ ok: true, outputs, summary, log: '', stdout });
   });
 }
 
@@ -1008,6 +1031,23 @@ function pushedTargets(push: Value, targets: Record<string, EvaluatedTarget>): s
     .sort();
 }
 
+/**
+ * bake-action's `metadata` output: per target with an image output (pushed or not), the digest
+ * of what it built, `containerimage.digest` (here a made-up one: the SHA-256 of the target and the
+ * commit, so each target and each commit has its own).
+ */
+function bakeMetadata(targets: Record<string, EvaluatedTarget>, commit: string): string {
+  const metadata: Record<string, Record<string, string>> = {};
+  for (const [name, target] of Object.entries(targets)) {
+    if (!(target.output ?? []).some((output) => output.startsWith('type=image'))) continue;
+    metadata[name] = { 'containerimage.digest': simulatedDigest(name, commit) };
+  }
+  return JSON.stringify(metadata);
+}
+
+const simulatedDigest = (target: string, commit: string) =>
+  `sha256:${createHash('sha256').update(`${target}@${commit}`).digest('hex')}`;
+
 interface SimulationInputs {
   parsedBake: ParsedBake;
   /** The working tree actions/checkout left (for steps that call git). */
@@ -1081,6 +1121,7 @@ async function simulateJob(
         run.stepOutputs[step.id] = outcome.outputs;
       }
       run.summary += outcome.summary;
+      run.stdout += outcome.stdout;
       if (!outcome.ok && !failed) {
         failed = true;
         run.failedAt = step;
@@ -1108,7 +1149,16 @@ async function simulateJob(
         ...(push === true ? ['*.push=true'] : []),
         ...(noCache ? ['*.no-cache=true'] : []),
       ];
-      const targets = applyBakeSet(evaluateBake(parsedBake, env).targets, overrides);
+      const all = applyBakeSet(evaluateBake(parsedBake, env).targets, overrides);
+      // bake-action's `targets` (comma-separated here): only those; else the default group, which
+      // every generated bake file makes every target.
+      const named = typeof with_.targets === 'string' ? with_.targets.split(',') : undefined;
+      for (const name of named ?? []) {
+        if (!all[name]) throw new Error(`${step.name}: no bake target ${name}`);
+      }
+      const targets = Object.fromEntries(
+        Object.entries(all).filter(([name]) => named === undefined || named.includes(name)),
+      );
       run.bakes.push({
         step,
         push,
@@ -1119,7 +1169,10 @@ async function simulateJob(
         targets,
       });
       if (step.id) {
-        steps[step.id] = { outputs: {}, outcome: inputs.bakeFails ? 'failure' : 'success' };
+        steps[step.id] = {
+          outputs: { metadata: bakeMetadata(targets, String(env.IMAGE_TAG)) },
+          outcome: inputs.bakeFails ? 'failure' : 'success',
+        };
       }
       if (inputs.bakeFails && !failed) {
         failed = true;
@@ -1573,11 +1626,25 @@ describe('the simulator', () => {
 
   it('runs steps in bash, reporting a failure with its status and output', async () => {
     const [ok, failed] = await Promise.all([
-      runStep('echo "x=$A" >> "$GITHUB_OUTPUT"', { A: 'a b' }),
+      runStep('echo "x=$A" >> "$GITHUB_OUTPUT" && echo said', { A: 'a b' }),
       runStep('echo "::error::no" && exit 3', { A: '' }),
     ]);
-    expect(ok).toEqual({ ok: true, outputs: { x: 'a b' }, summary: '', log: '' });
-    expect(failed).toEqual({ ok: false, outputs: {}, summary: '', log: '3 ::error::no' });
+    expect(ok).toEqual({ ok: true, outputs: { x: 'a b' }, summary: '', log: '', stdout: 'said' });
+    expect(failed).toEqual({
+      ok: false,
+      outputs: {},
+      summary: '',
+      log: '3 ::error::no',
+      stdout: '',
+    });
+  });
+
+  it('evaluates fromJSON and [index] dereferences, as GitHub does', () => {
+    const context = { steps: { bake: { outputs: { metadata: '{"a-b":{"x.y":"z"}}' } } } };
+    const metadata = 'steps.bake.outputs.metadata';
+    expect(evaluateExpression(`fromJSON(${metadata})['a-b']['x.y']`, context)).toBe('z');
+    expect(evaluateExpression(`fromJSON(${metadata})['nope']['x.y']`, context)).toBe(null);
+    expect(evaluateExpression(`steps.none.outputs.metadata && fromJSON(x) || ''`, context)).toBe('');
   });
 
   it('runs a step in an empty directory, or in a fresh copy of the checkout it is given', async () => {
@@ -1712,7 +1779,7 @@ describe('the changed step (run with bash in a real git checkout)', () => {
     );
     rows.forEach(({ generated, head, expected, why }, index) => {
       const label = `${generated.config.paths.ecrDir}: ${head}, ${why}`;
-      expect(outcomes[index], label).toEqual({
+      expect(outcomes[index], label).toMatchObject({
         ok: true,
         outputs: { changed: String(expected) },
         summary: '',
