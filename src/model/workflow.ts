@@ -565,11 +565,12 @@ function mergeJob(config: ResolvedConfig, legs: readonly BuildLeg[]): Job {
     [BAKE_VARIABLES.imageTag]: expr('github.sha'),
   };
   const lines = images.map((image) => {
-    const args = platformLegs.flatMap((leg) => {
-      if (!leg.targets.some((target) => target.image === image)) return [];
+    // In the order the image lists its platforms: the order of the manifest list.
+    const args = image.platforms.flatMap((platform) => {
+      const leg = platformLegs.find((each) => each.platform === platform) as BuildLeg;
       const variable = `DIGEST_${Object.keys(env).length - 1}`;
       env[variable] = expr(`needs.${legJobId('build', leg)}.outputs.${digestOutput(image.name)}`);
-      return [`'${leg.platform}'`, `"$${variable}"`];
+      return [`'${platform}'`, `"$${variable}"`];
     });
     return ['merge', `'${image.repository}'`, ...args].join(' ');
   });
