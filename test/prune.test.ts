@@ -1161,9 +1161,9 @@ describe('delete-branch: per-platform branch cache tags', () => {
     ]);
     expect(summary.errors).toEqual([]);
     expect(summary.deleted).toHaveLength(2);
-    expect(server.state.images(REPO).map((image) => [image.digest, [...image.tags].sort()])).toEqual(
-      [[kept, ['main.api.linux-arm64', 'seed.api.linux-arm64']]],
-    );
+    expect(
+      server.state.images(REPO).map((image) => [image.digest, [...image.tags].sort()]),
+    ).toEqual([[kept, ['main.api.linux-arm64', 'seed.api.linux-arm64']]]);
   });
 });
 
