@@ -116,3 +116,44 @@ describe('per-platform cache tags', () => {
     for (const tag of tags) expect(parseCacheTag(tag, config.images)).toBeDefined();
   });
 });
+
+describe('doctor, per platform', () => {
+  it('reads and judges each platform of a native image on its own tags', async () => {
+    const { doctorWithConfig } = await import('../src/doctor/doctor.js');
+    const asked: string[] = [];
+    const report = await doctorWithConfig(config, {
+      branch: 'feat/x',
+      registry: {
+        description: 'stand-in',
+        // Nothing exists yet: every cache is missing, and doctor says which tag it looked for.
+        getManifest: async (repository, tag) => {
+          asked.push(`${repository}:${tag}`);
+          return undefined;
+        },
+        getBlob: async () => new Uint8Array(),
+      },
+    });
+    const scope = cacheScope({ isMainBranch: false, branch: 'feat/x', tagSuffixes: suffixes });
+    expect(
+      report.images.map((image) => [image.image, image.platform, image.caches.map((c) => c.tag)]),
+    ).toEqual(
+      config.images.flatMap((image) => {
+        const platforms = image.build === 'native' ? image.platforms : [undefined];
+        return platforms.map((platform) => {
+          const suffix = cacheTagSuffixes([{ ...image, platforms: platform ? [platform] : [] }])[0];
+          const tail = platform === undefined ? image.name : suffix;
+          return [image.name, platform, [`main.${tail}`, `seed.${tail}`, `${scope}.${tail}`]];
+        });
+      }),
+    );
+    expect(asked).toContain(
+      'acme/api-buildcache:main.a-very-long-image-name-for-tests.linux-arm64-v8',
+    );
+    expect(report.recommendations.map((r) => r.images)).toContainEqual([
+      'a-very-long-image-name-for-tests linux/amd64',
+      'a-very-long-image-name-for-tests linux/arm64/v8',
+      'web',
+      'worker',
+    ]);
+  });
+});
