@@ -384,6 +384,7 @@ describe('invalid values', () => {
     ],
     [
       'a runner label with an expression',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub expression, not JavaScript's
       set(['workflow', 'runners'], { 'linux/arm64': '${{ github.head_ref }}' }),
       'workflow.runners.linux/arm64',
       /runner label/,

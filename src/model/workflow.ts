@@ -617,12 +617,12 @@ export function mergeScript(config: ResolvedConfig): string[] {
     '      return 1',
     '    fi',
     '  done',
-    '  if [ "${#sources[@]}" -eq 0 ]; then',
+    `  if [ "\${#sources[@]}" -eq 0 ]; then`,
     '    echo "$repository:$IMAGE_TAG: no platform pushed (a re-run of this commit): nothing to merge"',
     '    return 0',
     '  fi',
-    '  if [ "${#missing[@]}" -gt 0 ]; then',
-    '    echo "::error::$repository: no digest from the ${missing[*]} build: refusing a manifest list without every platform"',
+    `  if [ "\${#missing[@]}" -gt 0 ]; then`,
+    `    echo "::error::$repository: no digest from the \${missing[*]} build: refusing a manifest list without every platform"`,
     '    return 1',
     '  fi',
     ...(immutable
@@ -639,7 +639,7 @@ export function mergeScript(config: ResolvedConfig): string[] {
           '  fi',
         ]
       : []),
-    '  docker buildx imagetools create --tag "$REGISTRY/$repository:$IMAGE_TAG" "${sources[@]}"',
+    `  docker buildx imagetools create --tag "$REGISTRY/$repository:$IMAGE_TAG" "\${sources[@]}"`,
     '}',
   ];
 }
