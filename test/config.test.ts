@@ -87,6 +87,10 @@ function expectSchemaRejects(text: string): void {
 const BEYOND_JSON_SCHEMA = new Set([
   // A range's start after its end: a regular expression cannot compare two numbers.
   'a seed schedule with a reversed range',
+  // Checks across fields: which platforms have runners, and names of other images.
+  'a native platform without a runner',
+  'an image named like the cache-tag suffix of a platform built natively',
+  'an image named like the bake target of a platform built natively',
 ]);
 
 function errorOf(run: () => unknown): CachedDeployError {
@@ -342,6 +346,49 @@ describe('invalid values', () => {
       /listed twice/,
     ],
     ['no platforms', set(['images', 1, 'platforms'], []), 'images[1].platforms', /at least 1/],
+    [
+      'a platform longer than 32 characters',
+      set(['images', 1, 'platforms'], ['linux/amd64', `linux/${'a'.repeat(27)}`]),
+      'images[1].platforms[1]',
+      /32 characters/,
+    ],
+    [
+      'a build that is neither native nor emulated',
+      set(['images', 1, 'build'], 'qemu'),
+      'images[1].build',
+      /native, emulated/,
+    ],
+    [
+      'a native platform without a runner',
+      set(['images', 1, 'platforms'], ['linux/amd64', 'linux/riscv64']),
+      'images[1].platforms[1]',
+      /linux\/riscv64 has no runner for a native build: set workflow\.runners/,
+    ],
+    [
+      'an image named like the cache-tag suffix of a platform built natively',
+      set(['images', 0, 'name'], 'linux-arm64'),
+      'images[0].name',
+      /"linux-arm64" is also the cache-tag suffix of images\[1\] \(worker\) on linux\/arm64/,
+    ],
+    [
+      'an image named like the bake target of a platform built natively',
+      set(['images', 0, 'name'], 'worker-linux-amd64'),
+      'images[0].name',
+      /"worker-linux-amd64" is also the bake target of images\[1\] \(worker\) on linux\/amd64/,
+    ],
+    [
+      'a runner for something that is not a platform',
+      set(['workflow', 'runners'], { arm64: 'ubuntu-24.04-arm' }),
+      'workflow.runners.arm64',
+      /not a platform/,
+    ],
+    [
+      'a runner label with an expression',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub expression, not JavaScript's
+      set(['workflow', 'runners'], { 'linux/arm64': '${{ github.head_ref }}' }),
+      'workflow.runners.linux/arm64',
+      /runner label/,
+    ],
     [
       'an invalid target stage name',
       set(['images', 1, 'target'], '-stage'),
@@ -964,5 +1011,30 @@ describe('the defaults of trust separation', () => {
     }
     expect(a.branchRoleName).not.toBe(b.branchRoleName);
     expect(a.deployRoleName).not.toBe(b.deployRoleName);
+  });
+});
+
+describe('GitLab and images built per platform', () => {
+  const gitlab = (image: Record<string, unknown>) =>
+    stringify({
+      version: 1,
+      ci: 'gitlab',
+      aws: { accountId: '123456789012', region: 'eu-west-1' },
+      gitlab: { project: 'acme/api' },
+      images: [{ name: 'api', repository: 'acme/api', ...image }],
+    });
+
+  test('several platforms are built emulated by default on GitLab', () => {
+    const config = parseConfig(gitlab({ platforms: ['linux/amd64', 'linux/arm64'] }));
+    expect(config.images[0]?.build).toBe('emulated');
+  });
+
+  test('native is refused on GitLab, naming the field', () => {
+    const error = expectConfigError(
+      () => parseConfig(gitlab({ platforms: ['linux/amd64', 'linux/arm64'], build: 'native' })),
+      'CONFIG_INVALID',
+      'images[0].build',
+    );
+    expect(error.message).toMatch(/GitHub Actions only; on GitLab use build: emulated/);
   });
 });

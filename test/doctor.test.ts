@@ -616,7 +616,7 @@ interface Placement {
 function branchTag(image: string): string {
   // The workflow's scope for this branch (its '/' is not a tag byte, so the slug is hashed).
   return cacheTag(
-    cacheScope({ isMainBranch: false, branch: BRANCH, imageNames: ['web', 'worker'] }),
+    cacheScope({ isMainBranch: false, branch: BRANCH, tagSuffixes: ['web', 'worker'] }),
     image,
   );
 }

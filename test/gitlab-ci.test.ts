@@ -19,7 +19,7 @@ import { parseConfig } from '../src/config/load.js';
 import type { ResolvedConfig } from '../src/config/resolve.js';
 import { registryHost } from '../src/model/aws.js';
 import { CACHE_EXPORT_LAYOUT, CACHE_EXPORT_OPTIONS } from '../src/model/bake.js';
-import { cacheScope, MAIN_SCOPE, SEED_SCOPE } from '../src/model/cache-tags.js';
+import { cacheScope, cacheTagSuffixes, MAIN_SCOPE, SEED_SCOPE } from '../src/model/cache-tags.js';
 import { GITLAB_JOBS, ID_TOKEN_VARIABLE, RESEED_VARIABLE } from '../src/model/gitlab-ci.js';
 import { ciRoles, type RoleKind } from '../src/model/roles.js';
 import { renderFiles } from '../src/render/render-files.js';
@@ -505,7 +505,7 @@ describe.each(fixtures.map((fixture) => [fixture.label, fixture] as const))(
             const scope = cacheScope({
               isMainBranch: scenario.isMain,
               branch: scenario.ref,
-              imageNames: config.images.map((image) => image.name),
+              tagSuffixes: cacheTagSuffixes(config.images),
             });
             for (const image of config.images) {
               const target = targets[image.name] as EvaluatedTarget;

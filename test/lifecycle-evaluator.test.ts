@@ -280,6 +280,64 @@ describe('index children', () => {
   });
 });
 
+describe('images built per platform and merged (docs/multi-platform.md)', () => {
+  const config = resolveConfig({
+    aws: { accountId: '123456789012', region: 'eu-west-1' },
+    github: { repository: 'acme/shop' },
+    images: [{ name: 'api', repository: 'acme/api', platforms: ['linux/amd64', 'linux/arm64'] }],
+    deployImages: { keep: 2 },
+  } as RawConfig);
+
+  /**
+   * One commit as the workflow leaves it in the image repository: each platform's job pushed an
+   * index by digest (its image and provenance attestation, untagged), and the merge made the tagged
+   * manifest list of those images and attestations (`imagetools create` lists the children of its
+   * sources, not the sources themselves).
+   */
+  function commit(name: string, days: number): ListedImage[] {
+    const pushed = daysAgo(days);
+    const children = ['amd64', 'amd64-att', 'arm64', 'arm64-att'].map((part) => `${name}-${part}`);
+    return [
+      image(
+        `${name}-list`,
+        [name],
+        pushed,
+        children.map((child) => `sha256:${child}`),
+      ),
+      image(`${name}-amd64-push`, [], pushed, [`sha256:${name}-amd64`, `sha256:${name}-amd64-att`]),
+      image(`${name}-arm64-push`, [], pushed, [`sha256:${name}-arm64`, `sha256:${name}-arm64-att`]),
+      ...children.map((child) => image(child, [], pushed)),
+    ];
+  }
+
+  test('"keep the newest N" counts manifest lists; the untagged rule never takes a kept list\'s platform images', () => {
+    const images = [...commit('c1', 10), ...commit('c2', 5), ...commit('c3', 2)];
+    const evaluation = evaluateLifecyclePolicy(imageLifecyclePolicy(config), images, NOW);
+    // keep: 2 keeps c2's and c3's lists; c1's list goes, and with it everything only it held.
+    // The per-platform pushes are untagged and nothing references them: they go after a day,
+    // while the lists that stay keep every platform image and attestation.
+    expect(expiredNames(evaluation)).toEqual(
+      [
+        ...['list', 'amd64', 'amd64-att', 'arm64', 'arm64-att'].map((part) => `c1-${part}`),
+        ...['c1', 'c2', 'c3'].flatMap((name) => [`${name}-amd64-push`, `${name}-arm64-push`]),
+      ].sort(),
+    );
+    expect(evaluation.protectedChildren.map((child) => child.digest).sort()).toEqual(
+      ['c2', 'c3']
+        .flatMap((name) =>
+          ['amd64', 'amd64-att', 'arm64', 'arm64-att'].map((part) => `sha256:${name}-${part}`),
+        )
+        .sort(),
+    );
+  });
+
+  test('in the push-by-digest window (before the merge), the platform images are untagged and young: nothing expires', () => {
+    const fresh = commit('c9', 0.1).filter((entry) => !entry.digest.endsWith('-list'));
+    const evaluation = evaluateLifecyclePolicy(imageLifecyclePolicy(config), fresh, NOW);
+    expect(evaluation.expired).toEqual([]);
+  });
+});
+
 // --- property-based ---
 
 const TAGS = ['main.app', 'seed.app', 'br-a.app', 'br-b.app', 'prod-1', 'prod-2', 'beta-1', 'v1'];

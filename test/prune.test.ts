@@ -107,7 +107,18 @@ const ROOT = new URL('..', import.meta.url).pathname;
 const REPO = 'cache';
 const CACHE = MediaTypes.buildkitCacheConfig;
 const HELM_CONFIG = 'application/vnd.cncf.helm.config.v1+json';
-const TAGS = ['main.api', 'main.web', 'br-x.api', 'br-y.api', 'pr-7.web', 'latest'] as const;
+// With per-platform cache tags of an image built natively per platform (docs/multi-platform.md).
+const TAGS = [
+  'main.api',
+  'main.web',
+  'br-x.api',
+  'br-y.api',
+  'pr-7.web',
+  'latest',
+  'main.api.linux-arm64',
+  'seed.api.linux-amd64',
+  'br-x.api.linux-arm64',
+] as const;
 /** A whole second, so pushedAt survives the epoch-seconds round trip exactly. */
 const NOW = Date.UTC(2026, 10, 27, 12, 0, 0);
 const MINUTE = 60_000;
@@ -193,7 +204,7 @@ function checkCallLimits(calls: readonly CallRecord[]) {
 type Kind =
   /** a BuildKit cache artifact */
   | 'cache'
-  /** an ordinary image (OCI config) */
+  /** an ordinary image (OCI config), e.g. a platform image pushed by digest, untagged until the merge */
   | 'image'
   /** another OCI artifact (a Helm chart) */
   | 'artifact'
@@ -201,7 +212,10 @@ type Kind =
   | 'listed-as-cache'
   /** a cache manifest the listing does not report as one: kept, the listing is not trusted */
   | 'unlisted-cache'
-  /** a multi-platform index; its children are seeded untagged */
+  /**
+   * a multi-platform index (a merged manifest list, or a platform's own push by digest, which is an
+   * index of the image and its attestation); its children are seeded untagged
+   */
   | 'index';
 
 interface ImageSpec {
@@ -1130,6 +1144,27 @@ describe('delete-branch', () => {
   });
 });
 
+describe('delete-branch: per-platform branch cache tags', () => {
+  it('deletes br-<branch>.<image>.<platform> tags, keeping main and seed per-platform tags', async () => {
+    const perPlatform = ['br-feat-x.api.linux-amd64', 'br-feat-x.api.linux-arm64'];
+    for (const tag of perPlatform) {
+      server.state.putImage(REPO, { manifest: buildCacheManifest({ salt: tag }), tags: [tag] });
+    }
+    const kept = server.state.putImage(REPO, {
+      manifest: buildCacheManifest({ salt: 'main-arm' }),
+      tags: ['main.api.linux-arm64', 'seed.api.linux-arm64'],
+    });
+    const summary = await pruner.deleteBranchTags(await port(), [
+      { repository: REPO, tags: perPlatform },
+    ]);
+    expect(summary.errors).toEqual([]);
+    expect(summary.deleted).toHaveLength(2);
+    expect(
+      server.state.images(REPO).map((image) => [image.digest, [...image.tags].sort()]),
+    ).toEqual([[kept, ['main.api.linux-arm64', 'seed.api.linux-arm64']]]);
+  });
+});
+
 describe('delete-branch: only branch cache tags', () => {
   it.each([
     [['main.api']],
@@ -1139,6 +1174,10 @@ describe('delete-branch: only branch cache tags', () => {
     [['br-']],
     [['br-x']],
     [['pr-7.web']],
+    // Per-platform tags of main and the seed (docs/multi-platform.md) are no branch's either.
+    [['main.api.linux-arm64']],
+    [['seed.api.linux-amd64']],
+    [['br-x.api.linux-arm64', 'main.api.linux-arm64']],
   ])('refuses %j: one line, nothing deleted, no ECR call', async (tags) => {
     const tagged = server.state.putImage(REPO, {
       manifest: buildCacheManifest({ salt: 'kept' }),

@@ -1,5 +1,6 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: this file holds shell scripts and GitHub expressions, whose ${…} is not JavaScript's
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,11 +11,24 @@ import type { ResolvedConfig } from '../src/config/resolve.js';
 import { ACTIONS } from '../src/model/actions.js';
 import { registryHost } from '../src/model/aws.js';
 import { CACHE_EXPORT_OPTIONS } from '../src/model/bake.js';
-import { cacheScope, MAIN_SCOPE, SEED_SCOPE } from '../src/model/cache-tags.js';
+import {
+  cacheRepositoryVariable,
+  cacheScope,
+  cacheTagSuffixes,
+  MAIN_SCOPE,
+  SEED_SCOPE,
+} from '../src/model/cache-tags.js';
+import {
+  type BuildLeg,
+  type BuildTarget,
+  buildLegs,
+  buildTargets,
+  imageBuildTargets,
+} from '../src/model/platforms.js';
 import type { Job, Step, Workflow } from '../src/model/workflow.js';
 import { generatedPaths, renderFiles } from '../src/render/render-files.js';
-import { actionlint, formatActionlintErrors } from './support/actionlint.js';
-import { AWS_STANDIN } from './support/aws-standin.js';
+import { actionlint, actionlint177, formatActionlintErrors } from './support/actionlint.js';
+import { AWS_STANDIN, DOCKER_STANDIN } from './support/aws-standin.js';
 import {
   applyBakeSet,
   type EvaluatedTarget,
@@ -38,6 +52,8 @@ const THREE_IMAGES = [
     repository: 'acme/api',
     target: 'runtime',
     platforms: ['linux/amd64', 'linux/arm64'],
+    // Every platform in the one build job, with QEMU (native builds: NATIVE_CASES below).
+    build: 'emulated',
   },
   { name: 'web', repository: 'acme/web', context: 'web' },
   {
@@ -206,7 +222,7 @@ type Value = string | number | boolean | null | { [key: string]: Value };
 
 function tokenize(source: string): string[] {
   const tokens: string[] = [];
-  const pattern = /\s*('(?:[^']|'')*'|==|!=|&&|\|\||[()!,]|[A-Za-z_][A-Za-z0-9_.-]*)/y;
+  const pattern = /\s*('(?:[^']|'')*'|==|!=|&&|\|\||[()!,[\]]|[A-Za-z_][A-Za-z0-9_.-]*)/y;
   let index = 0;
   while (index < source.length) {
     if (/^\s*$/.test(source.slice(index))) break;
@@ -245,6 +261,8 @@ function callFunction(name: string, args: Value[], failed: boolean): Value {
         String(values[Number(index)] ?? ''),
       );
     }
+    case 'fromJSON':
+      return JSON.parse(String(args[0])) as Value;
     case 'success':
       return !failed;
     case 'failure':
@@ -301,7 +319,21 @@ function evaluateExpression(source: string, context: Record<string, Value>, fail
     }
     return primary();
   };
+  /** A primary, then any `[index]` after it (GitHub's property dereference by expression). */
   const primary = (): Value => {
+    let value = atom();
+    while (peek() === '[') {
+      next();
+      const key = or();
+      if (next() !== ']') throw new Error(`missing ] in ${source}`);
+      value =
+        value !== null && typeof value === 'object' && Object.hasOwn(value, String(key))
+          ? (value[String(key)] ?? null)
+          : null;
+    }
+    return value;
+  };
+  const atom = (): Value => {
     const token = next();
     if (token === '(') {
       const value = or();
@@ -608,6 +640,8 @@ interface JobRun {
   deployed: Record<string, string> | undefined;
   /** What the steps appended to $GITHUB_STEP_SUMMARY. */
   summary: string;
+  /** What the `run:` steps that ran with bash printed (the docker stand-in's calls among it). */
+  stdout: string;
 }
 
 const skippedJob = (): JobRun => ({
@@ -627,6 +661,7 @@ const skippedJob = (): JobRun => ({
   assumedRoles: [],
   deployed: undefined,
   summary: '',
+  stdout: '',
 });
 
 interface RunResult {
@@ -653,6 +688,7 @@ mkdirSync(EMPTY_DIR);
 const STANDIN_BIN = join(scratch, 'bin');
 mkdirSync(STANDIN_BIN);
 writeFileSync(join(STANDIN_BIN, 'aws'), AWS_STANDIN, { mode: 0o755 });
+writeFileSync(join(STANDIN_BIN, 'docker'), DOCKER_STANDIN, { mode: 0o755 });
 
 /**
  * Runs `run:` steps with bash, batched: spawning from the (large) test process costs ~100 ms a
@@ -686,7 +722,7 @@ const STEP_LOOP = [
   '      GIT_CONFIG_GLOBAL=/dev/null "${assigns[@]}" GITHUB_OUTPUT="$STEP_OUTPUT" \\',
   '      GITHUB_STEP_SUMMARY="$STEP_SUMMARY" \\',
   '      bash --noprofile --norc -eo pipefail "$script") >"$STEP_STDOUT" 2>&1; then',
-  '    printf \'%s\\002%s\\0\' "$(<"$STEP_OUTPUT")" "$(<"$STEP_SUMMARY")"',
+  '    printf \'%s\\002%s\\002%s\\0\' "$(<"$STEP_OUTPUT")" "$(<"$STEP_SUMMARY")" "$(<"$STEP_STDOUT")"',
   '  else',
   '    printf \'\\001%s %s\\0\' "$?" "$(<"$STEP_STDOUT")"',
   '  fi',
@@ -700,6 +736,8 @@ interface StepOutcome {
   summary: string;
   /** On failure: the exit status, then everything the step printed. */
   log: string;
+  /** On success: what it printed. */
+  stdout: string;
 }
 
 interface StepRequest {
@@ -789,16 +827,16 @@ async function runStepBatch(requests: StepRequest[]): Promise<void> {
       return;
     }
     if (result.startsWith('\x01')) {
-      request.resolve({ ok: false, outputs: {}, summary: '', log: result.slice(1) });
+      request.resolve({ ok: false, outputs: {}, summary: '', log: result.slice(1), stdout: '' });
       return;
     }
-    const [written = '', summary = ''] = result.split('\x02');
+    const [written = '', summary = '', stdout = ''] = result.split('\x02');
     const outputs: Record<string, string> = {};
     for (const line of written.split('\n')) {
       const eq = line.indexOf('=');
       if (eq > 0) outputs[line.slice(0, eq)] = line.slice(eq + 1);
     }
-    request.resolve({ ok: true, outputs, summary, log: '' });
+    request.resolve({ ok: true, outputs, summary, log: '', stdout });
   });
 }
 
@@ -1001,6 +1039,23 @@ function pushedTargets(push: Value, targets: Record<string, EvaluatedTarget>): s
     .sort();
 }
 
+/**
+ * bake-action's `metadata` output: per target with an image output (pushed or not), the digest
+ * of what it built, `containerimage.digest` (here a made-up one: the SHA-256 of the target and the
+ * commit, so each target and each commit has its own).
+ */
+function bakeMetadata(targets: Record<string, EvaluatedTarget>, commit: string): string {
+  const metadata: Record<string, Record<string, string>> = {};
+  for (const [name, target] of Object.entries(targets)) {
+    if (!(target.output ?? []).some((output) => output.startsWith('type=image'))) continue;
+    metadata[name] = { 'containerimage.digest': simulatedDigest(name, commit) };
+  }
+  return JSON.stringify(metadata);
+}
+
+const simulatedDigest = (target: string, commit: string) =>
+  `sha256:${createHash('sha256').update(`${target}@${commit}`).digest('hex')}`;
+
 interface SimulationInputs {
   parsedBake: ParsedBake;
   /** The working tree actions/checkout left (for steps that call git). */
@@ -1074,6 +1129,7 @@ async function simulateJob(
         run.stepOutputs[step.id] = outcome.outputs;
       }
       run.summary += outcome.summary;
+      run.stdout += outcome.stdout;
       if (!outcome.ok && !failed) {
         failed = true;
         run.failedAt = step;
@@ -1101,7 +1157,16 @@ async function simulateJob(
         ...(push === true ? ['*.push=true'] : []),
         ...(noCache ? ['*.no-cache=true'] : []),
       ];
-      const targets = applyBakeSet(evaluateBake(parsedBake, env).targets, overrides);
+      const all = applyBakeSet(evaluateBake(parsedBake, env).targets, overrides);
+      // bake-action's `targets` (comma-separated here): only those; else the default group, which
+      // every generated bake file makes every target.
+      const named = typeof with_.targets === 'string' ? with_.targets.split(',') : undefined;
+      for (const name of named ?? []) {
+        if (!all[name]) throw new Error(`${step.name}: no bake target ${name}`);
+      }
+      const targets = Object.fromEntries(
+        Object.entries(all).filter(([name]) => named === undefined || named.includes(name)),
+      );
       run.bakes.push({
         step,
         push,
@@ -1112,7 +1177,10 @@ async function simulateJob(
         targets,
       });
       if (step.id) {
-        steps[step.id] = { outputs: {}, outcome: inputs.bakeFails ? 'failure' : 'success' };
+        steps[step.id] = {
+          outputs: { metadata: bakeMetadata(targets, String(env.IMAGE_TAG)) },
+          outcome: inputs.bakeFails ? 'failure' : 'success',
+        };
       }
       if (inputs.bakeFails && !failed) {
         failed = true;
@@ -1122,7 +1190,8 @@ async function simulateJob(
     }
   }
   for (const [name, value] of Object.entries(job.outputs ?? {})) {
-    run.outputs[name] = evaluateField(value, { ...context, steps });
+    // Job outputs are strings: one from a step output nobody wrote is '' (not null).
+    run.outputs[name] = evaluateField(value, { ...context, steps }) ?? '';
   }
   return run;
 }
@@ -1532,6 +1601,7 @@ describe('the action table', () => {
       ecrLogin: 'aws-actions/amazon-ecr-login@v2',
       setupBuildx: 'docker/setup-buildx-action@v4',
       bake: 'docker/bake-action@v7',
+      setupQemu: 'docker/setup-qemu-action@v4',
     });
   });
 });
@@ -1563,11 +1633,27 @@ describe('the simulator', () => {
 
   it('runs steps in bash, reporting a failure with its status and output', async () => {
     const [ok, failed] = await Promise.all([
-      runStep('echo "x=$A" >> "$GITHUB_OUTPUT"', { A: 'a b' }),
+      runStep('echo "x=$A" >> "$GITHUB_OUTPUT" && echo said', { A: 'a b' }),
       runStep('echo "::error::no" && exit 3', { A: '' }),
     ]);
-    expect(ok).toEqual({ ok: true, outputs: { x: 'a b' }, summary: '', log: '' });
-    expect(failed).toEqual({ ok: false, outputs: {}, summary: '', log: '3 ::error::no' });
+    expect(ok).toEqual({ ok: true, outputs: { x: 'a b' }, summary: '', log: '', stdout: 'said' });
+    expect(failed).toEqual({
+      ok: false,
+      outputs: {},
+      summary: '',
+      log: '3 ::error::no',
+      stdout: '',
+    });
+  });
+
+  it('evaluates fromJSON and [index] dereferences, as GitHub does', () => {
+    const context = { steps: { bake: { outputs: { metadata: '{"a-b":{"x.y":"z"}}' } } } };
+    const metadata = 'steps.bake.outputs.metadata';
+    expect(evaluateExpression(`fromJSON(${metadata})['a-b']['x.y']`, context)).toBe('z');
+    expect(evaluateExpression(`fromJSON(${metadata})['nope']['x.y']`, context)).toBe(null);
+    expect(evaluateExpression(`steps.none.outputs.metadata && fromJSON(x) || ''`, context)).toBe(
+      '',
+    );
   });
 
   it('runs a step in an empty directory, or in a fresh copy of the checkout it is given', async () => {
@@ -1702,7 +1788,7 @@ describe('the changed step (run with bash in a real git checkout)', () => {
     );
     rows.forEach(({ generated, head, expected, why }, index) => {
       const label = `${generated.config.paths.ecrDir}: ${head}, ${why}`;
-      expect(outcomes[index], label).toEqual({
+      expect(outcomes[index], label).toMatchObject({
         ok: true,
         outputs: { changed: String(expected) },
         summary: '',
@@ -1774,6 +1860,7 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
     (step) => step.run !== undefined && step.if?.includes('steps.main.outputs.is-main'),
   );
   const imageNames = config.images.map((image) => image.name);
+  const emulates = config.images.some((image) => image.build === 'emulated');
   const registry = registryHost(config.aws.accountId, config.aws.region);
   /** A cache ref: seed.* and main.* in the cache repository, any branch's in the branch-cache one. */
   const ref = (image: (typeof config.images)[number], scope: string) =>
@@ -2217,6 +2304,7 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
         if (step.uses === ACTIONS.checkout) return 'check out';
         if (step.id === 'main') return 'is this main? (shell)';
         if (step.id === 'cache') return 'cache scope and repositories (shell)';
+        if (step.uses === ACTIONS.setupQemu) return 'set up QEMU (an emulated image)';
         if (step.uses === ACTIONS.configureAwsCredentials) {
           return `credentials: ${roleName(job.assumedRoles[0] ?? '?')}`;
         }
@@ -2240,6 +2328,7 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
         'build: check out',
         'build: is this main? (shell)',
         'build: cache scope and repositories (shell)',
+        ...(emulates ? ['build: set up QEMU (an emulated image)'] : []),
         `build: credentials: ${config.aws.roleName}`,
         'build: ECR login',
         'build: which commit tags are new (aws ecr describe-images)',
@@ -2398,11 +2487,13 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
                 step.uses === ACTIONS.checkout ||
                 step.id === 'main' ||
                 step.id === 'cache' ||
+                step.uses === ACTIONS.setupQemu ||
                 step.uses === ACTIONS.setupBuildx ||
                 step === forkBake,
             ),
           );
-          expect(ran).toHaveLength(5);
+          // QEMU too, when an image is built emulated: the fork builds every platform.
+          expect(ran).toHaveLength(emulates ? 6 : 5);
         }
       });
 
@@ -2598,7 +2689,7 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
         const scope = cacheScope({
           isMainBranch: isMain,
           branch: scenario.branch,
-          imageNames,
+          tagSuffixes: cacheTagSuffixes(config.images),
         });
         expect(run.scope).toBe(scope);
         expect(scope === MAIN_SCOPE).toBe(isMain);
@@ -2742,7 +2833,9 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
     const scopes = await deletionScopes(generated);
     expect(scopes.map(({ branch }) => branch)).toEqual(branches);
     for (const { branch, scope } of scopes) {
-      expect(scope).toBe(cacheScope({ isMainBranch: false, branch, imageNames }));
+      expect(scope).toBe(
+        cacheScope({ isMainBranch: false, branch, tagSuffixes: cacheTagSuffixes(config.images) }),
+      );
       expect(scope?.startsWith('br-')).toBe(true);
     }
     // A deleted tag is not a branch: nothing runs.
@@ -2782,7 +2875,7 @@ describe.each(GENERATED)('a branch deletion: $name', ({ generated }) => {
     const scope = cacheScope({
       isMainBranch: false,
       branch: 'feat/x',
-      imageNames: config.images.map((image) => image.name),
+      tagSuffixes: cacheTagSuffixes(config.images),
     });
     const step = job.ran.at(-1) as Step;
     expect(prunerInvocation(step.run ?? '', job.env.get(step) ?? {}).tags).toEqual(
@@ -2814,5 +2907,371 @@ describe('the default workflow', () => {
     expect(broken).not.toBe(workflowText);
     const errors = await actionlint(broken, '.github/workflows/deploy.yml');
     expect(formatActionlintErrors(errors).join('\n')).toMatch(/cron|schedule/i);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Images built natively per platform (docs/multi-platform.md): a build job per platform on that
+// platform's runner, pushing by digest, a merge job that makes the manifest list, a deploy that
+// waits for the merge, and a cache tag per platform. Linted with actionlint 1.7.7, which knows
+// the arm64 runner labels.
+// ---------------------------------------------------------------------------------------------
+
+const NATIVE_CASES: { name: string; raw: Raw }[] = [
+  {
+    name: 'native: one image on amd64 and arm64, deploy with environment',
+    raw: raw({
+      images: [{ name: 'api', repository: 'acme/api', platforms: ['linux/amd64', 'linux/arm64'] }],
+      workflow: { deploy: { command: DEPLOY_COMMAND, environment: 'production' } },
+    }),
+  },
+  {
+    name: 'native beside one-platform and emulated images, deploy without environment',
+    raw: raw({
+      mainBranch: 'release/prod',
+      images: [
+        {
+          name: 'api',
+          repository: 'acme/api',
+          target: 'runtime',
+          platforms: ['linux/amd64', 'linux/arm64'],
+          build: 'native',
+        },
+        { name: 'web', repository: 'acme/web', context: 'web' },
+        {
+          name: 'worker-jobs',
+          repository: 'acme/worker',
+          context: 'services/worker',
+          platforms: ['linux/amd64', 'linux/arm64'],
+          build: 'emulated',
+        },
+        { name: '2fa', repository: 'acme/two-factor', platforms: ['linux/arm64', 'linux/amd64'] },
+      ],
+      workflow: { deploy: { command: 'make deploy' } },
+    }),
+  },
+  {
+    name: 'native on runners of its own, MUTABLE tags, seed and sweep off',
+    raw: {
+      ...raw({
+        images: [
+          { name: 'api', repository: 'acme/api', platforms: ['linux/amd64', 'linux/arm64'] },
+        ],
+        workflow: {
+          runsOn: 'ubuntu-22.04',
+          runners: { 'linux/amd64': 'ubuntu-22.04', 'linux/arm64': 'ubuntu-22.04-arm' },
+          deploy: { command: DEPLOY_COMMAND },
+        },
+        seed: { enabled: false },
+      }),
+      ecr: { imageTagMutability: 'MUTABLE' },
+      prune: { sweep: false },
+    },
+  },
+];
+
+const NATIVE = NATIVE_CASES.map((each) => ({ ...each, generated: generate(each.raw) }));
+
+describe.each(NATIVE)('a workflow with images built per platform: $name', ({ generated }) => {
+  const { config, workflow, workflowText } = generated;
+  const legs = buildLegs(config);
+  const platformLegs = legs.filter((leg) => leg.platform !== undefined);
+  const shared = legs.find((leg) => leg.platform === undefined);
+  const nativeImages = config.images.filter((image) => image.build === 'native');
+  const registry = registryHost(config.aws.accountId, config.aws.region);
+  const jobId = (kind: 'build' | 'seed', leg: BuildLeg) => `${kind}${leg.idSuffix}`;
+  const ref = (target: BuildTarget, scope: string) =>
+    `type=registry,ref=${registry}/${scope === SEED_SCOPE || scope === MAIN_SCOPE ? target.image.cacheRepository : target.image.branchCacheRepository}:${scope}.${target.tagSuffix}`;
+
+  it('passes actionlint 1.7.7 with zero errors (arm64 runner labels included)', async () => {
+    const errors = await actionlint177(workflowText, generated.workflowPath);
+    expect(formatActionlintErrors(errors)).toEqual([]);
+  });
+
+  it('has a build job per platform on its runner, the shared one on runsOn, a merge, and a deploy that waits for it', () => {
+    expect(Object.keys(workflow.jobs)).toEqual([
+      ...legs.map((leg) => jobId('build', leg)),
+      'merge',
+      ...(config.workflow.deploy ? ['deploy'] : []),
+      ...(config.prune.sweep ? ['prune'] : []),
+      'delete-branch-cache',
+      ...(config.seed.enabled ? legs.map((leg) => jobId('seed', leg)) : []),
+      'apply',
+    ]);
+    for (const leg of legs) {
+      const expected =
+        leg.platform === undefined ? config.workflow.runsOn : config.workflow.runners[leg.platform];
+      expect(workflow.jobs[jobId('build', leg)]?.['runs-on']).toBe(expected);
+      if (config.seed.enabled)
+        expect(workflow.jobs[jobId('seed', leg)]?.['runs-on']).toBe(expected);
+    }
+    expect(workflow.jobs['build-linux-arm64']?.['runs-on']).toBe(
+      config.workflow.runners['linux/arm64'],
+    );
+    expect(workflow.jobs['build-linux-arm64']?.['runs-on']).toMatch(/-arm$/);
+    for (const job of Object.values(workflow.jobs)) {
+      expect(job.permissions).toEqual({ contents: 'read', 'id-token': 'write' });
+    }
+    const merge = workflow.jobs.merge as Job;
+    expect(merge.needs).toEqual(platformLegs.map((leg) => jobId('build', leg)));
+    const deploy = workflow.jobs.deploy;
+    if (deploy) {
+      expect([deploy.needs].flat()).toContain('merge');
+      expect([deploy.needs].flat()).toEqual([...(shared ? ['build'] : []), 'merge']);
+    }
+    // QEMU only where an emulated image is built, before that job's credentials.
+    for (const [id, job] of Object.entries(workflow.jobs)) {
+      const qemu = job.steps.findIndex((step) => step.uses === ACTIONS.setupQemu);
+      const emulated = shared?.emulate === true && (id === 'build' || id === 'seed');
+      expect(qemu >= 0, id).toBe(emulated);
+      if (!emulated) continue;
+      const credentials = job.steps.findIndex(
+        (step) => step.uses === ACTIONS.configureAwsCredentials,
+      );
+      const buildx = job.steps.findIndex((step) => step.uses === ACTIONS.setupBuildx);
+      expect(qemu).toBeLessThan(credentials);
+      expect(qemu).toBeLessThan(buildx);
+      expect(job.steps[qemu]?.with).toEqual({ platforms: 'linux/amd64,linux/arm64' });
+    }
+  });
+
+  it('keeps untrusted text out of run: and uses only actions of the table', () => {
+    for (const { step } of allSteps(workflow)) {
+      expect(step.run ?? '', step.name).not.toContain('${{');
+      if (step.uses) expect(Object.values(ACTIONS), step.uses).toContain(step.uses);
+    }
+    const untrusted = /github\.(head_ref|ref_name|ref\b|event\.)/;
+    for (const { path, text } of strings(workflow)) {
+      if (!untrusted.test(text)) continue;
+      const allowed =
+        path[0] === 'concurrency' ||
+        path.at(-1) === 'if' ||
+        (path.includes('env') && !path.includes('with'));
+      expect(allowed, path.join('.')).toBe(true);
+    }
+  });
+
+  it('bakes per-platform targets that build one platform each, with its own cache tags, pushed by digest', async () => {
+    const bake = evaluateBake(await parseBake(generated.bakeText), {
+      CACHE_SCOPE: 'br-x',
+      ...Object.fromEntries(
+        config.images.map((image) => [
+          cacheRepositoryVariable(image.name),
+          image.branchCacheRepository,
+        ]),
+      ),
+    });
+    for (const image of nativeImages) {
+      const targets = imageBuildTargets(image);
+      expect(bake.groups[image.name]?.targets).toEqual(targets.map((target) => target.name));
+      expect(bake.targets[image.name]).toBeUndefined();
+      for (const target of targets) {
+        const evaluated = bake.targets[target.name] as EvaluatedTarget;
+        expect(evaluated.platforms).toEqual([target.platform]);
+        // No tag (BuildKit refuses to push a tagged name by digest): the name is in the output.
+        expect(evaluated.tags).toBeUndefined();
+        expect(evaluated.output).toEqual([
+          `type=image,name=${registry}/${image.repository},push-by-digest=true,name-canonical=true`,
+        ]);
+        expect(evaluated['cache-to']).toEqual([`${ref(target, 'br-x')},${CACHE_EXPORT_OPTIONS}`]);
+        expect(target.tagSuffix).toBe(`${image.name}.${target.platform?.replaceAll('/', '-')}`);
+      }
+    }
+    expect(bake.groups.default?.targets).toEqual(config.images.map((image) => image.name));
+  });
+
+  describe.each(scenarios(generated))('a run: $name', (scenario) => {
+    const isMain = scenario.event !== 'pull_request' && scenario.branch === config.mainBranch;
+    const seedRun =
+      config.seed.enabled &&
+      (scenario.event === 'schedule' ||
+        (scenario.event === 'workflow_dispatch' && scenario.reseed === true));
+    const trusted = !scenario.fork;
+    const buildRuns =
+      !seedRun && (scenario.event !== 'workflow_dispatch' || config.workflow.on.workflowDispatch);
+    const pushes =
+      buildRuns &&
+      trusted &&
+      isMain &&
+      (!scenario.rerun || config.ecr.imageTagMutability === 'MUTABLE');
+    const expectedJobs = [
+      ...(seedRun ? legs.map((leg) => jobId('seed', leg)) : []),
+      ...(buildRuns ? legs.map((leg) => jobId('build', leg)) : []),
+      ...(buildRuns && isMain ? ['merge', ...(config.workflow.deploy ? ['deploy'] : [])] : []),
+      ...(buildRuns && trusted && config.prune.sweep ? ['prune'] : []),
+      ...(scenario.event === 'push' ? ['apply'] : []),
+    ];
+    const result = () => simulate(generated, scenario);
+
+    it(`runs ${expectedJobs.join(' + ') || 'no job'}, each job with the role of its work`, async () => {
+      const run = await result();
+      const running = Object.keys(run.jobs).filter((id) => run.jobs[id]?.runs);
+      expect(running.sort()).toEqual([...expectedJobs].sort());
+      const push = scenario.event === 'push' ? await pushOf(config, scenario) : undefined;
+      const context = githubContext(scenario, generated, push);
+      const buildRole = trusted ? (isMain ? 'main' : 'branch') : undefined;
+      for (const id of running) {
+        const jobRun = run.jobs[id] as JobRun;
+        if (!id.startsWith('seed'))
+          expect(jobRun.failedAt, `${id}: ${jobRun.failure}`).toBeUndefined();
+        const expected = id.startsWith('build')
+          ? buildRole
+          : id === 'prune'
+            ? buildRole
+            : id === 'deploy'
+              ? config.workflow.deploy?.environment
+                ? 'deploy'
+                : 'main'
+              : id === 'apply'
+                ? isMain && (scenario.change ?? 'ecr') === 'ecr'
+                  ? 'main'
+                  : undefined
+                : isMain
+                  ? 'main'
+                  : undefined;
+        checkJobRole(generated, workflow.jobs[id] as Job, jobRun, context, expected, id);
+      }
+    });
+
+    if (buildRuns) {
+      it(`each build job bakes only its own targets${trusted ? `, reading and writing ${isMain ? 'main' : 'its branch'}'s cache per platform` : ', with a local cache only'}`, async () => {
+        const run = await result();
+        const scope = cacheScope({
+          isMainBranch: isMain,
+          branch: scenario.branch,
+          tagSuffixes: cacheTagSuffixes(config.images),
+        });
+        for (const leg of legs) {
+          const job = run.jobs[jobId('build', leg)] as JobRun;
+          expect(job.stepOutputs.cache?.scope).toBe(scope);
+          const [bake, ...more] = job.bakes;
+          expect(more).toEqual([]);
+          expect(Object.keys(bake?.targets ?? {}).sort()).toEqual(
+            leg.targets.map((target) => target.name).sort(),
+          );
+          for (const target of leg.targets) {
+            const evaluated = bake?.targets[target.name] as EvaluatedTarget;
+            expect(evaluated.platforms).toEqual(target.platforms);
+            if (!trusted) {
+              for (const each of [
+                ...(evaluated['cache-from'] ?? []),
+                ...(evaluated['cache-to'] ?? []),
+              ]) {
+                expect(each).toMatch(/^type=local,/);
+              }
+              continue;
+            }
+            const seed = config.seed.enabled ? [ref(target, SEED_SCOPE)] : [];
+            expect(evaluated['cache-from']).toEqual(
+              isMain
+                ? [...seed, ref(target, MAIN_SCOPE)]
+                : [...seed, ref(target, MAIN_SCOPE), ref(target, scope)],
+            );
+            expect(evaluated['cache-to']).toEqual([
+              `${ref(target, scope)},${CACHE_EXPORT_OPTIONS}`,
+            ]);
+            if (target.platform !== undefined) {
+              // Pushed by digest on main only (and not again on a re-run of IMMUTABLE tags).
+              expect(evaluated.output).toEqual([
+                `type=image,name=${registry}/${target.image.repository},push-by-digest=true,name-canonical=true,push=${pushes}`,
+              ]);
+            }
+          }
+        }
+      });
+
+      it(`${isMain && trusted ? (pushes ? 'merges every platform digest into the image tag' : 'merges nothing: every commit tag exists (a re-run)') : 'makes no manifest list'}${config.workflow.deploy && isMain ? ', and deploys after the merge' : ''}`, async () => {
+        const run = await result();
+        const merge = run.jobs.merge as JobRun;
+        expect(merge.runs).toBe(isMain);
+        const sha = String(
+          (
+            githubContext(
+              scenario,
+              generated,
+              scenario.event === 'push' ? await pushOf(config, scenario) : undefined,
+            ).github as Record<string, Value>
+          ).sha,
+        );
+        for (const leg of platformLegs) {
+          const outputs = run.jobs[jobId('build', leg)]?.outputs ?? {};
+          for (const target of leg.targets) {
+            expect(outputs[`digest-${target.image.name}`]).toBe(
+              pushes ? simulatedDigest(target.name, sha) : '',
+            );
+          }
+        }
+        if (!isMain) return;
+        const calls = merge.stdout.split('\n').filter((line) => line.startsWith('DOCKER-CALL:'));
+        expect(calls).toEqual(
+          pushes
+            ? nativeImages.map(
+                (image) =>
+                  `DOCKER-CALL: buildx imagetools create --tag ${registry}/${image.repository}:${sha} ${imageBuildTargets(
+                    image,
+                  )
+                    .map(
+                      (target) =>
+                        `${registry}/${image.repository}@${simulatedDigest(target.name, sha)}`,
+                    )
+                    .join(' ')}`,
+              )
+            : [],
+        );
+        if (!pushes) {
+          expect(merge.stdout).toContain('nothing to merge');
+        }
+        if (config.workflow.deploy) {
+          expect(run.jobs.deploy?.runs).toBe(true);
+          expect(run.jobs.deploy?.deployed?.IMAGE_TAG).toBe(sha);
+        }
+      });
+    }
+
+    if (seedRun && isMain) {
+      it('seeds every platform: a cold build per leg, on its runner, exporting only its seed tags', async () => {
+        const run = await result();
+        for (const leg of legs) {
+          const job = run.jobs[jobId('seed', leg)] as JobRun;
+          expect(job.failedAt).toBeUndefined();
+          const [coldBuild, ...more] = job.bakes;
+          expect(more).toEqual([]);
+          expect(Object.keys(coldBuild?.targets ?? {}).sort()).toEqual(
+            leg.targets.map((target) => target.name).sort(),
+          );
+          for (const target of leg.targets) {
+            const evaluated = coldBuild?.targets[target.name] as EvaluatedTarget;
+            expect(evaluated['cache-from']).toBeUndefined();
+            expect(evaluated.output).toEqual(['type=cacheonly']);
+            expect(evaluated.platforms).toEqual(target.platforms);
+            expect(evaluated['cache-to']).toEqual([
+              `${ref(target, SEED_SCOPE)},mode=max,image-manifest=true,oci-mediatypes=true`,
+            ]);
+          }
+          expect(job.recorded).toEqual(
+            leg.targets.map(
+              (target) => `${target.image.cacheRepository}:${SEED_SCOPE}.${target.tagSuffix}`,
+            ),
+          );
+        }
+      });
+    }
+  });
+
+  it('deletes every platform cache tag of a deleted branch, with the branch role', async () => {
+    const context = deletion(config, 'feat/x');
+    const run = await simulateContext(generated, context);
+    const job = run.jobs['delete-branch-cache'] as JobRun;
+    const step = job.ran.at(-1) as Step;
+    const scope = cacheScope({
+      isMainBranch: false,
+      branch: 'feat/x',
+      tagSuffixes: cacheTagSuffixes(config.images),
+    });
+    expect(prunerInvocation(step.run ?? '', job.env.get(step) ?? {}).tags).toEqual(
+      buildTargets(config).map(
+        (target) => `${target.image.branchCacheRepository}:${scope}.${target.tagSuffix}`,
+      ),
+    );
   });
 });

@@ -43,6 +43,8 @@ export function jsonPattern(pattern: RegExp): string {
  * after it) as absent, so the schema must accept null there too.
  */
 export function nullable(schema: JsonSchema): JsonSchema {
+  // `not` would also judge null (a pattern holds vacuously for a non-string, so `not` fails it).
+  if ('not' in schema) return { anyOf: [schema, { type: 'null' }] };
   if (Array.isArray(schema.anyOf)) return { ...schema, anyOf: [...schema.anyOf, { type: 'null' }] };
   if ('const' in schema) {
     const { const: value, ...rest } = schema;

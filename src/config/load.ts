@@ -2,7 +2,8 @@ import { existsSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { parseDockerfileStages } from '../detect/dockerfile.js';
 import { CachedDeployError } from '../errors.js';
-import { cacheRepositoryVariable } from '../model/cache-tags.js';
+import { buildsPerPlatform, cacheRepositoryVariable, platformSlug } from '../model/cache-tags.js';
+import { platformTargetName } from '../model/platforms.js';
 import { RepoFiles, UnsafePathError } from '../repo-files.js';
 import { quoteForMessage } from '../text.js';
 import { parseYamlValue } from './parse-yaml.js';
@@ -61,6 +62,51 @@ function checkCrossFields(raw: RawConfig, source: string): void {
   });
   checkRepositories(raw, source);
   checkRoleNames(raw, source);
+  checkPlatforms(raw, source);
+}
+
+/**
+ * Images built natively per platform (docs/multi-platform.md): each platform needs a runner, and
+ * their per-platform names must not be another image's: an image named `linux-amd64` would make a
+ * branch's `<scope>.linux-amd64` tag another branch's `<scope>.<image>.linux-amd64`, and one named
+ * `api-linux-amd64` would be the bake target of api's linux/amd64 build.
+ */
+function checkPlatforms(raw: RawConfig, source: string): void {
+  const config = resolveConfig(raw);
+  const index = new Map(config.images.map((image, i) => [image.name, i]));
+  config.images.forEach((image, i) => {
+    if (!buildsPerPlatform(image)) return;
+    if (config.ci === 'gitlab') {
+      fail(
+        source,
+        `images[${i}].build`,
+        'native (one job per platform) is generated for GitHub Actions only; on GitLab use build: emulated',
+      );
+    }
+    image.platforms.forEach((platform, j) => {
+      if (config.workflow.runners[platform] === undefined) {
+        fail(
+          source,
+          `images[${i}].platforms[${j}]`,
+          `${platform} has no runner for a native build: set workflow.runners.${platform} to its runner label, or build: emulated`,
+        );
+      }
+      const clashes: [string, string][] = [
+        [platformSlug(platform), 'the cache-tag suffix of'],
+        [platformTargetName(image.name, platform), 'the bake target of'],
+      ];
+      for (const [name, what] of clashes) {
+        const other = index.get(name);
+        if (other !== undefined) {
+          fail(
+            source,
+            `images[${other}].name`,
+            `"${name}" is also ${what} images[${i}] (${image.name}) on ${platform}; rename it`,
+          );
+        }
+      }
+    });
+  });
 }
 
 /**

@@ -1,6 +1,17 @@
 import { createHash } from 'node:crypto';
 import { type ActionPins, resolveActionPins } from '../model/actions.js';
-import type { RawConfig } from './schema.js';
+import type { PLATFORM_BUILDS, RawConfig } from './schema.js';
+
+export type PlatformBuild = (typeof PLATFORM_BUILDS)[number];
+
+/**
+ * The GitHub-hosted runner of each platform a native build runs on, unless `workflow.runners`
+ * says otherwise (docs/multi-platform.md): x64 and arm64 Ubuntu 24.04.
+ */
+export const DEFAULT_PLATFORM_RUNNERS: Readonly<Record<string, string>> = {
+  'linux/amd64': 'ubuntu-24.04',
+  'linux/arm64': 'ubuntu-24.04-arm',
+};
 
 /** The BuildKit image the workflow pins when the config does not say (docs/cache-strategy.md). */
 export const DEFAULT_BUILDKIT_IMAGE = 'moby/buildkit:v0.27.0';
@@ -14,6 +25,14 @@ export interface ImageSettings {
   /** The Dockerfile stage to build, or undefined for the last stage. */
   target: string | undefined;
   platforms: string[];
+  /**
+   * How the platforms are built (docs/multi-platform.md): `native`, one build job per platform on a
+   * runner of that platform, each with its own cache tag, merged into one manifest list; `emulated`,
+   * every platform in the one build job, with QEMU, and one cache tag. `native` by default when there
+   * is more than one platform; with one and no setting, undefined: the image is built in the one
+   * build job on `workflow.runsOn`, as before there was a choice.
+   */
+  build: PlatformBuild | undefined;
   repository: string;
   /** Where the main branch's and the seed's caches live: written only by the main role. */
   cacheRepository: string;
@@ -49,6 +68,8 @@ export interface ResolvedConfig {
     file: string;
     name: string;
     runsOn: string;
+    /** The runner label of each platform a native build runs on (the defaults, then the config's). */
+    runners: Record<string, string>;
     on: { push: string[]; pullRequest: boolean; workflowDispatch: boolean };
     deploy: { command: string; environment: string | undefined } | undefined;
     /** The commit each action is pinned to; `false` (the default) keeps the `@vN` tags. */
@@ -146,6 +167,14 @@ export function resolveConfig(raw: RawConfig): ResolvedConfig {
       dockerfile: normalizePath(image.dockerfile ?? joinPath(image.context ?? '.', 'Dockerfile')),
       target: image.target,
       platforms: image.platforms ?? ['linux/amd64'],
+      // On GitLab the pipeline builds several platforms emulated (no per-platform jobs there yet).
+      build:
+        image.build ??
+        ((image.platforms?.length ?? 1) > 1
+          ? ci === 'gitlab'
+            ? 'emulated'
+            : 'native'
+          : undefined),
       repository: image.repository,
       cacheRepository: defaultCacheRepository(image),
       branchCacheRepository: defaultBranchCacheRepository(image),
@@ -159,6 +188,7 @@ export function resolveConfig(raw: RawConfig): ResolvedConfig {
       ),
       name: workflow.name ?? 'deploy',
       runsOn: workflow.runsOn ?? 'ubuntu-latest',
+      runners: { ...DEFAULT_PLATFORM_RUNNERS, ...workflow.runners },
       on: {
         push: workflow.on?.push ?? [branchFilterFor(mainBranch)],
         pullRequest: workflow.on?.pullRequest ?? true,

@@ -53,6 +53,8 @@ export const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/;
 // A pinned image reference: a tag other than latest, or a digest (no tag at all means latest).
 export const PINNED_IMAGE =
   /^[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::(?!latest$)[\w][\w.-]{0,127}(?:@sha256:[a-f0-9]{64})?|@sha256:[a-f0-9]{64})$/;
+/** How an image's platforms are built: one job per platform, or all in one job with QEMU. */
+export const PLATFORM_BUILDS = ['native', 'emulated'] as const;
 export const DOCKERFILE_STAGE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
 const checkRelativePath = (value: unknown, path: string, source: string): string => {
@@ -127,6 +129,10 @@ function oneLineText(maxLength: number, what: string) {
     hint: `${what}: one line, without control characters or \${{ }} expressions`,
   });
 }
+
+/** A runner label (`runs-on`): text that reaches the workflow's YAML. */
+const runnerLabel = oneLineText(200, 'a runner label');
+const runnerLabelSchema = () => runnerLabel.jsonSchema;
 
 export function pathOutsideRepo(source: string, path: string, text: string) {
   return new PathOutsideRepoError(
@@ -319,17 +325,67 @@ const imageSchema = object(
     context: relativePath,
     dockerfile: relativePath,
     target: string({ pattern: DOCKERFILE_STAGE, hint: 'a Dockerfile stage name' }),
-    platforms: list(string({ pattern: PLATFORM, hint: 'a platform such as linux/amd64' }), {
-      min: 1,
-      unique: true,
-    }),
+    // At most 32 characters: a platform is part of its cache tags (`<scope>.<image>.<platform>`),
+    // which must leave room for a branch's slug within Docker's 128.
+    platforms: list(
+      string({ pattern: PLATFORM, maxLength: 32, hint: 'a platform such as linux/amd64' }),
+      {
+        min: 1,
+        unique: true,
+      },
+    ),
+    // How the platforms are built (docs/multi-platform.md): `native`, one job per platform on a
+    // runner of that platform (the default with more than one); `emulated`, every platform in the
+    // one build job, with QEMU.
+    build: oneOf(PLATFORM_BUILDS),
     repository: string({ pattern: ECR_REPOSITORY, hint: 'a valid ECR repository name' }),
     cacheRepository: string({ pattern: ECR_REPOSITORY, hint: 'a valid ECR repository name' }),
     // Where branch builds and pull requests read and write their own caches: a repository of its
     // own, because IAM cannot restrict a role by image tag (docs/trust-separation.md).
     branchCacheRepository: string({ pattern: ECR_REPOSITORY, hint: 'a valid ECR repository name' }),
   },
-  ['context', 'dockerfile', 'target', 'platforms', 'cacheRepository', 'branchCacheRepository'],
+  [
+    'context',
+    'dockerfile',
+    'target',
+    'platforms',
+    'build',
+    'cacheRepository',
+    'branchCacheRepository',
+  ],
+);
+
+/**
+ * `workflow.runners`: the runner label of each platform a native build runs on, for the platforms
+ * whose GitHub-hosted default (DEFAULT_PLATFORM_RUNNERS) is not wanted, or that have none.
+ */
+const platformRunners = checker(
+  (value, path, source): Record<string, string> => {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      fail(
+        source,
+        path,
+        `expected a mapping from platform to runner label, got ${describe(value)}`,
+      );
+    }
+    const runners: Record<string, string> = {};
+    for (const [platform, label] of Object.entries(value)) {
+      const where = join(path, platform);
+      if (!PLATFORM.test(platform) || platform.length > 32) {
+        fail(source, where, `${quoteForMessage(platform)} is not a platform such as linux/arm64`);
+      }
+      if (label === null || label === undefined) continue;
+      runners[platform] = runnerLabel(label, where, source);
+    }
+    return runners;
+  },
+  {
+    type: 'object',
+    propertyNames: { pattern: jsonPattern(PLATFORM), maxLength: 32 },
+    additionalProperties: nullable(runnerLabelSchema()),
+    description:
+      'The runner label each platform of a native build runs on (default: linux/amd64 on ubuntu-24.04, linux/arm64 on ubuntu-24.04-arm).',
+  },
 );
 
 export const CI_KINDS = ['github', 'gitlab'] as const;
@@ -413,7 +469,8 @@ const configFields = object(
       {
         file: outputPath,
         name: oneLineText(100, 'a workflow name'),
-        runsOn: oneLineText(200, 'a runner label'),
+        runsOn: runnerLabel,
+        runners: platformRunners,
         on: object(
           {
             push: list(BRANCH_FILTER, { unique: true }),
@@ -433,7 +490,7 @@ const configFields = object(
         ),
         pinActions: actionPins,
       },
-      ['file', 'name', 'runsOn', 'on', 'deploy', 'pinActions'],
+      ['file', 'name', 'runsOn', 'runners', 'on', 'deploy', 'pinActions'],
     ),
     seed: object(
       {

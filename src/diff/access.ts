@@ -1,6 +1,6 @@
 import type { ResolvedConfig } from '../config/resolve.js';
 import { repositoryArn } from '../model/aws.js';
-import { MAIN_SCOPE, SEED_SCOPE } from '../model/cache-tags.js';
+import { cacheTag, imageTagSuffixes, MAIN_SCOPE, SEED_SCOPE } from '../model/cache-tags.js';
 import { repositoryNames } from '../model/iam.js';
 import {
   GITHUB_OIDC_HOST,
@@ -235,7 +235,13 @@ function capabilities(config: ResolvedConfig): Capability[] {
   const tagsIn = (repository: string) =>
     config.images
       .filter((image) => image.cacheRepository === repository)
-      .flatMap((image) => [`${MAIN_SCOPE}.${image.name}`, `${SEED_SCOPE}.${image.name}`]);
+      .flatMap((image) =>
+        // One tag per platform for an image built per platform (main.api.linux-arm64).
+        imageTagSuffixes(image).flatMap((suffix) => [
+          cacheTag(MAIN_SCOPE, suffix),
+          cacheTag(SEED_SCOPE, suffix),
+        ]),
+      );
   const all = [...repos.images, ...repos.caches, ...repos.branchCaches];
   return [
     ...repos.images.map((repository) => ({

@@ -9,8 +9,15 @@ import { basename } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError, isCachedDeployError } from '../errors.js';
-import { cacheScope, cacheTag, MAIN_SCOPE, SEED_SCOPE } from '../model/cache-tags.js';
+import {
+  cacheScope,
+  cacheTag,
+  cacheTagSuffixes,
+  MAIN_SCOPE,
+  SEED_SCOPE,
+} from '../model/cache-tags.js';
 import { RESEED_VARIABLE } from '../model/gitlab-ci.js';
+import { imageBuildTargets } from '../model/platforms.js';
 import { githubOf } from '../model/roles.js';
 import { createHttpClient, type HttpClient } from '../net/bounded-fetch.js';
 import { RepoFiles } from '../repo-files.js';
@@ -141,6 +148,11 @@ export interface Problem {
 
 export interface ImageReport {
   image: string;
+  /**
+   * For an image built natively per platform: the platform whose caches this report judges (each
+   * platform has its own main, seed and branch cache tags, and its own report).
+   */
+  platform?: string;
   cacheRepository: string;
   /** Where branch caches live (read with `--branch`). */
   branchCacheRepository: string;
@@ -225,27 +237,35 @@ export async function doctorWithConfig(
           clientConfig: options.ecrClientConfig,
           http,
         }));
-  const imageNames = config.images.map((image) => image.name);
   const branchScope =
     options.branch === undefined || options.branch === config.mainBranch
       ? undefined
-      : cacheScope({ isMainBranch: false, branch: options.branch, imageNames });
+      : cacheScope({
+          isMainBranch: false,
+          branch: options.branch,
+          tagSuffixes: cacheTagSuffixes(config.images),
+        });
 
   const images: ImageReport[] = [];
   try {
-    for (const image of config.images) {
+    // One report per bake target: an image, or each platform of an image built per platform,
+    // whose caches are apart (docs/multi-platform.md).
+    for (const target of config.images.flatMap(imageBuildTargets)) {
+      const { image } = target;
       // main.* and seed.* live in the cache repository; a branch's cache in the branch-cache one.
       const wanted: [CacheKind, string, string][] = [['main', MAIN_SCOPE, image.cacheRepository]];
       if (config.seed.enabled) wanted.push(['seed', SEED_SCOPE, image.cacheRepository]);
       if (branchScope) wanted.push(['branch', branchScope, image.branchCacheRepository]);
       const read = await Promise.all(
         wanted.map(([kind, scope, repository]) =>
-          inspectCache(registry, repository, kind, cacheTag(scope, image.name), now),
+          inspectCache(registry, repository, kind, cacheTag(scope, target.tagSuffix), now),
         ),
       );
       images.push(
         judgeImage({
           image: image.name,
+          platform: target.platform,
+          target: target.name,
           cacheRepository: image.cacheRepository,
           branchCacheRepository: image.branchCacheRepository,
           read,
@@ -254,7 +274,7 @@ export async function doctorWithConfig(
           branch: options.branch,
           now,
           periodMs,
-          imported: seedImportOf(config, image.name, options.bakeText),
+          imported: seedImportOf(config, target, options.bakeText),
         }),
       );
     }
@@ -404,6 +424,9 @@ const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? o
 
 interface JudgeInput {
   image: string;
+  platform: string | undefined;
+  /** The bake target whose caches these are. */
+  target: string;
   cacheRepository: string;
   branchCacheRepository: string;
   read: ReadCache[];
@@ -457,6 +480,7 @@ function judgeImage(input: JudgeInput): ImageReport {
   const status: Health = hasError ? 'error' : problems.length > 0 ? 'degraded' : 'healthy';
   return {
     image: input.image,
+    ...(input.platform === undefined ? {} : { platform: input.platform }),
     cacheRepository: input.cacheRepository,
     branchCacheRepository: input.branchCacheRepository,
     status,
@@ -495,7 +519,7 @@ function judgeSeed(
       cause: `${config.paths.bakeFile} does not import ${tag}`,
     });
     findings.push(
-      `builds do not import ${tag}: the cache-from of target "${input.image}" in ${config.paths.bakeFile} does not list it (edited by hand, or written by an older version), so nothing restores what main loses; regenerate`,
+      `builds do not import ${tag}: the cache-from of target "${input.target}" in ${config.paths.bakeFile} does not list it (edited by hand, or written by an older version), so nothing restores what main loses; regenerate`,
     );
   } else if (imported.imported === 'unknown') {
     findings.push(
@@ -658,6 +682,11 @@ function describeBranch(input: JudgeInput, branch: ReadCache, seedUsable: boolea
   return `branch ${name}: of the seed's ${against.seedReusable} reusable steps it keeps ${against.kept}${lost}${different}; ${builds}`;
 }
 
+/** How reports and recommendations name an image: `api`, or `api linux/arm64` for one platform. */
+export function reportLabel(report: Pick<ImageReport, 'image' | 'platform'>): string {
+  return report.platform === undefined ? report.image : `${report.image} ${report.platform}`;
+}
+
 function worst(statuses: Health[]): Health {
   if (statuses.includes('error')) return 'error';
   if (statuses.includes('degraded')) return 'degraded';
@@ -675,7 +704,7 @@ function recommend(config: ResolvedConfig, images: ImageReport[]): Recommendatio
       const own = image.problems.filter((problem) => problem.action === action);
       return own.length === 0
         ? []
-        : [{ image: image.image, cause: own.map((problem) => problem.cause).join(', ') }];
+        : [{ image: reportLabel(image), cause: own.map((problem) => problem.cause).join(', ') }];
     });
     if (causes.length === 0) continue;
     const names = causes.map((each) => each.image);

@@ -3,7 +3,7 @@ import { formatBytes } from '../text.js';
  * Prints a DoctorReport: a table per image, its findings, then the verdict and what to do.
  * `--json` prints the report itself instead (versioned by `formatVersion`).
  */
-import type { CacheReport, DoctorReport } from './doctor.js';
+import { type CacheReport, type DoctorReport, reportLabel } from './doctor.js';
 
 const COLUMNS = [
   'cache',
@@ -24,7 +24,7 @@ export function formatDoctorReport(report: DoctorReport): string {
     const where = branchRead
       ? `${image.cacheRepository}; branch caches in ${image.branchCacheRepository}`
       : image.cacheRepository;
-    lines.push(`${image.image} (${where}): ${image.status}`);
+    lines.push(`${reportLabel(image)} (${where}): ${image.status}`);
     const rows = image.caches.map(cacheRow);
     lines.push(...table([COLUMNS, ...rows]).map((line) => `  ${line}`));
     for (const finding of image.findings) lines.push(`  - ${finding}`);

@@ -1,6 +1,7 @@
 /**
  * Whether ordinary builds import an image's seed cache: the seed must be enabled, and the bake
- * file's `cache-from` for the image's target must list `seed.<image>`. Every build imports the
+ * file's `cache-from` for the image's target must list `seed.<image>` (for one platform of an image
+ * built per platform: its target `<image>-<platform>` must list `seed.<image>.<platform>`). Every build imports the
  * seed in the generated file; a hand-edited one, or one from an older generator, may not, and then
  * nothing restores what main loses on fresh runners (docs/doctor.md). Pure.
  *
@@ -28,19 +29,24 @@ export type SeedImport =
  */
 export function seedImportOf(
   config: ResolvedConfig,
-  image: string,
+  targetOrImage: { name: string; tagSuffix: string } | string,
   bakeText: string | undefined,
 ): SeedImport {
   if (!config.seed.enabled) return { imported: false, reason: 'disabled' };
-  const seedTag = cacheTag(SEED_SCOPE, image);
+  // An image name: its one target, whose tags end in the name.
+  const target =
+    typeof targetOrImage === 'string'
+      ? { name: targetOrImage, tagSuffix: targetOrImage }
+      : targetOrImage;
+  const seedTag = cacheTag(SEED_SCOPE, target.tagSuffix);
   if (bakeText === undefined) {
-    const target = bakeFile(config).targets.find((each) => each.name === image);
-    const listed = target?.cacheFrom.some((ref) => refNamesTag(ref, seedTag)) ?? false;
+    const generated = bakeFile(config).targets.find((each) => each.name === target.name);
+    const listed = generated?.cacheFrom.some((ref) => refNamesTag(ref, seedTag)) ?? false;
     return listed
       ? { imported: true, evidence: 'generated' }
       : { imported: false, reason: 'not listed' };
   }
-  const list = cacheFromStrings(bakeText, image);
+  const list = cacheFromStrings(bakeText, target.name);
   if (typeof list === 'string') return { imported: 'unknown', reason: list };
   return list.some((ref) => refNamesTag(ref, seedTag))
     ? { imported: true, evidence: 'bake file' }

@@ -9,6 +9,8 @@ export const ACTIONS = {
   ecrLogin: 'aws-actions/amazon-ecr-login@v2',
   setupBuildx: 'docker/setup-buildx-action@v4',
   bake: 'docker/bake-action@v7',
+  /** Only in a job that builds an image `emulated` (docs/multi-platform.md). */
+  setupQemu: 'docker/setup-qemu-action@v4',
 } as const;
 
 export type ActionKey = keyof typeof ACTIONS;
@@ -58,6 +60,11 @@ export const ACTION_RELEASES = {
   bake: {
     version: 'v7.1.0',
     commit: 'a66e1c87e2eca0503c343edf1d208c716d54b8a8',
+    readOn: '2026-11-29',
+  },
+  setupQemu: {
+    version: 'v4.2.0',
+    commit: '96fe6ef7f33517b61c61be40b68a1882f3264fb8',
     readOn: '2026-11-29',
   },
 } as const satisfies Record<ActionKey, ActionRelease>;

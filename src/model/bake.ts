@@ -1,12 +1,14 @@
 import type { ResolvedConfig } from '../config/resolve.js';
 import { registryHost } from './aws.js';
 import {
+  buildsPerPlatform,
   cacheRepositoryVariable,
   cacheTag,
   LOCAL_CACHE_SCOPE,
   MAIN_SCOPE,
   SEED_SCOPE,
 } from './cache-tags.js';
+import { buildTargets, imageBuildTargets } from './platforms.js';
 
 /**
  * The buildx bake file as data. The cache strategy (docs/cache-strategy.md) holds by plain variable
@@ -20,7 +22,17 @@ import {
  */
 export interface BakeFile {
   variables: BakeVariable[];
+  /** What the `default` group builds: every image (a target, or a group of per-platform ones). */
+  defaultGroup: string[];
+  /** One per image built per platform, named after it: its per-platform targets. */
+  groups: BakeGroup[];
   targets: BakeTarget[];
+}
+
+export interface BakeGroup {
+  name: string;
+  targets: string[];
+  comment: string;
 }
 
 export interface BakeVariable {
@@ -35,10 +47,24 @@ export interface BakeTarget {
   dockerfile: string;
   target: string | undefined;
   platforms: string[];
+  /** The image's tag; none on a per-platform target, which is pushed by digest. */
   tags: string[];
+  /**
+   * A per-platform target's image output: pushed by digest into the image repository (named in
+   * the output: BuildKit refuses to push a tagged name by digest), when the workflow sets
+   * `<target>.push=true`. Undefined for an image's one target (buildx adds the output on push).
+   */
+  output: string[] | undefined;
   cacheFrom: string[];
   cacheTo: string[];
 }
+
+/**
+ * The image output of a per-platform target (Docker, "Multi-platform image with GitHub Actions",
+ * distributing the build across runners: docs/multi-platform.md): an image pushed by its digest
+ * only, with its canonical `name@digest` in the build's metadata, for the merge.
+ */
+export const PUSH_BY_DIGEST_OUTPUT = 'type=image,push-by-digest=true,name-canonical=true';
 
 export const BAKE_VARIABLES = {
   registry: 'REGISTRY',
@@ -87,17 +113,28 @@ export function bakeFile(config: ResolvedConfig): BakeFile {
         comment: `The repository of ${image.name}'s own cache scope: ${image.cacheRepository} for "${MAIN_SCOPE}"${config.seed.enabled ? ` and "${SEED_SCOPE}"` : ''}, ${image.branchCacheRepository} for branches and builds outside CI (set by the workflow).`,
       })),
     ],
-    targets: config.images.map((image) => {
+    defaultGroup: config.images.map((image) => image.name),
+    groups: config.images.filter(buildsPerPlatform).map((image) => ({
+      name: image.name,
+      targets: imageBuildTargets(image).map((target) => target.name),
+      comment: `${image.name} on every platform: one target per platform, each built on its own runner and pushed by digest.`,
+    })),
+    targets: buildTargets(config).map((buildTarget) => {
+      const { image } = buildTarget;
       const ownRepository = v(cacheRepositoryVariable(image.name));
       const cacheRef = (repository: string, tagScope: string) =>
-        `type=registry,ref=${registry}/${repository}:${cacheTag(tagScope, image.name)}`;
+        `type=registry,ref=${registry}/${repository}:${cacheTag(tagScope, buildTarget.tagSuffix)}`;
+      const perPlatform = buildTarget.platform !== undefined;
       return {
-        name: image.name,
+        name: buildTarget.name,
         context: image.context,
         dockerfile: relativeToContext(image.context, image.dockerfile),
         target: image.target,
-        platforms: image.platforms,
-        tags: [`${registry}/${image.repository}:${v(BAKE_VARIABLES.imageTag)}`],
+        platforms: buildTarget.platforms,
+        tags: perPlatform ? [] : [`${registry}/${image.repository}:${v(BAKE_VARIABLES.imageTag)}`],
+        output: perPlatform
+          ? [`${PUSH_BY_DIGEST_OUTPUT.replace(',', `,name=${registry}/${image.repository},`)}`]
+          : undefined,
         // The seed first: it is the one cache that re-exports from fresh runners cannot erode.
         // Without a seed job nothing writes it, so nothing imports it either.
         cacheFrom: [

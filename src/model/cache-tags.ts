@@ -7,9 +7,19 @@ import { createHash } from 'node:crypto';
  *   main.<image>          written only by builds of the main branch, kept forever
  *   br-<slug>.<image>     written only by builds of that branch, expired after N days
  *
+ * An image built natively per platform (`build: native`) has one cache tag per scope *and
+ * platform*, since builders on several runners exporting one tag overwrite each other
+ * (docs/multi-platform.md):
+ *
+ *   <scope>.<image>.<os>-<arch>[-<variant>]     e.g. main.api.linux-arm64, br-feat-x.api.linux-amd64
+ *
  * The scope comes first so that lifecycle rules can select by tag prefix ("main." vs "br-": no
- * branch can ever reach the main namespace), and the image name comes last after a '.', which
- * image names cannot contain, so `<scope>.<image>` is unambiguous.
+ * branch can ever reach the main namespace), and what follows the scope is the tag's *suffix*:
+ * `<image>`, or `<image>.<platform slug>`. Image names and platform slugs contain no '.', so the
+ * last one or two dot-separated parts are the suffix. Which one is decided against the
+ * configuration's own suffixes (`cacheTagSuffixes`, `parseCacheTag`): the config refuses an image
+ * named like the platform slug of a per-platform image (say `linux-amd64`), the one way a branch's
+ * `<scope>.<image>` could equal another branch's `<scope>.<image>.<platform>` (docs/cache-strategy.md).
  *
  * The branch slug is computed in two places that must agree byte for byte: here (for tests, the
  * pruner and the branch-deletion job) and in the workflow's shell step (BRANCH_SCOPE_SCRIPT below),
@@ -30,10 +40,84 @@ export const MAX_TAG_LENGTH = 128;
 const HASH_LENGTH = 16;
 const HASHED_SUFFIX = /-[0-9a-f]{16}$/;
 
-/** The longest slug that still fits `br-<slug>.<image>` for every image name given. */
-export function maxSlugLength(imageNames: readonly string[]): number {
-  const longest = Math.max(0, ...imageNames.map((name) => name.length));
+/**
+ * The longest slug that still fits `br-<slug>.<suffix>` for every tag suffix given: the image names,
+ * and `<image>.<platform slug>` for an image built per platform (`cacheTagSuffixes`).
+ */
+export function maxSlugLength(tagSuffixes: readonly string[]): number {
+  const longest = Math.max(0, ...tagSuffixes.map((suffix) => suffix.length));
   return MAX_TAG_LENGTH - BRANCH_SCOPE_PREFIX.length - 1 - longest;
+}
+
+/** What a cache tag needs to know of an image: its name, platforms and how they are built. */
+export interface CacheImage {
+  name: string;
+  platforms: readonly string[];
+  build?: 'native' | 'emulated' | undefined;
+}
+
+/**
+ * Whether an image is built per platform, each platform on its own runner with its own cache tag
+ * (`build: native`); otherwise all its platforms are built together and share one cache tag.
+ */
+export function buildsPerPlatform(image: Pick<CacheImage, 'build'>): boolean {
+  return image.build === 'native';
+}
+
+/**
+ * A platform as it appears in cache tags, bake target names and job ids: its parts joined by '-'
+ * (`linux/arm64/v8` → `linux-arm64-v8`). One-to-one: a platform's parts contain no '-' (see
+ * PLATFORM in config/schema.ts), and no '.', so it never splits a tag's suffix.
+ */
+export function platformSlug(platform: string): string {
+  return platform.replaceAll('/', '-');
+}
+
+/** The suffix of an image's cache tags: `<image>`, or `<image>.<platform slug>` for one platform. */
+export function cacheTagSuffix(imageName: string, platform?: string): string {
+  return platform === undefined ? imageName : `${imageName}.${platformSlug(platform)}`;
+}
+
+/** An image's tag suffixes: one per platform when it is built per platform, else its name. */
+export function imageTagSuffixes(image: CacheImage): string[] {
+  return buildsPerPlatform(image)
+    ? image.platforms.map((platform) => cacheTagSuffix(image.name, platform))
+    : [image.name];
+}
+
+/** Every tag suffix of a configuration's images, in image and platform order. */
+export function cacheTagSuffixes(images: readonly CacheImage[]): string[] {
+  return images.flatMap(imageTagSuffixes);
+}
+
+/** A cache tag of a configuration, taken apart. */
+export interface ParsedCacheTag {
+  scope: string;
+  image: string;
+  /** The platform of a per-platform tag; undefined for an image's one tag. */
+  platform: string | undefined;
+}
+
+/**
+ * Takes a cache tag of this configuration apart (`br-feat-x.api.linux-arm64` → scope `br-feat-x`,
+ * image `api`, platform `linux/arm64`), or undefined when it ends in none of the configuration's
+ * suffixes. For the branch-cache sweep and explanations: a tag's scope is what precedes its suffix.
+ * At most one suffix can match, given the config's rule above.
+ */
+export function parseCacheTag(
+  tag: string,
+  images: readonly CacheImage[],
+): ParsedCacheTag | undefined {
+  for (const image of images) {
+    const platforms = buildsPerPlatform(image) ? image.platforms : [undefined];
+    for (const platform of platforms) {
+      const suffix = `.${cacheTagSuffix(image.name, platform)}`;
+      if (tag.length > suffix.length && tag.endsWith(suffix)) {
+        return { scope: tag.slice(0, -suffix.length), image: image.name, platform };
+      }
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -68,14 +152,18 @@ function isTagByte(byte: number): boolean {
   );
 }
 
-/** The scope a build writes: main's on the main branch, the branch's own everywhere else. */
+/**
+ * The scope a build writes: main's on the main branch, the branch's own everywhere else. Every
+ * job of a run computes the same scope, from every tag suffix of the configuration
+ * (`cacheTagSuffixes`), so one scope fits all of its tags.
+ */
 export function cacheScope(options: {
   isMainBranch: boolean;
   branch: string;
-  imageNames: readonly string[];
+  tagSuffixes: readonly string[];
 }): string {
   if (options.isMainBranch) return MAIN_SCOPE;
-  return BRANCH_SCOPE_PREFIX + branchSlug(options.branch, maxSlugLength(options.imageNames));
+  return BRANCH_SCOPE_PREFIX + branchSlug(options.branch, maxSlugLength(options.tagSuffixes));
 }
 
 /**
@@ -85,8 +173,9 @@ export function cacheScope(options: {
  */
 export const LOCAL_CACHE_SCOPE = `${BRANCH_SCOPE_PREFIX}local-${'0'.repeat(HASH_LENGTH)}`;
 
-export function cacheTag(scope: string, imageName: string): string {
-  return `${scope}.${imageName}`;
+/** `<scope>.<suffix>`: an image's tag (`main.api`) or a platform's (`main.api.linux-arm64`). */
+export function cacheTag(scope: string, tagSuffix: string): string {
+  return `${scope}.${tagSuffix}`;
 }
 
 /**
@@ -99,7 +188,7 @@ export function cacheRepositoryVariable(imageName: string): string {
 }
 
 /** An image's cache repositories, as the scope step needs them. */
-export interface CacheLocations {
+export interface CacheLocations extends CacheImage {
   name: string;
   cacheRepository: string;
   branchCacheRepository: string;
@@ -125,7 +214,7 @@ export function branchScopeScript(
   images: readonly CacheLocations[],
   outputVariable = 'GITHUB_OUTPUT',
 ): string {
-  const max = maxSlugLength(images.map((image) => image.name));
+  const max = maxSlugLength(cacheTagSuffixes(images));
   const output = `"$${outputVariable}"`;
   const repositories = (isMain: boolean) =>
     images.map(

@@ -1,5 +1,11 @@
 import type { ResolvedConfig } from '../config/resolve.js';
-import { BRANCH_SCOPE_PREFIX, cacheTag, MAIN_SCOPE, SEED_SCOPE } from './cache-tags.js';
+import {
+  BRANCH_SCOPE_PREFIX,
+  cacheTag,
+  cacheTagSuffixes,
+  MAIN_SCOPE,
+  SEED_SCOPE,
+} from './cache-tags.js';
 
 /** An ECR lifecycle policy as ECR's API takes it (docs/ecr-lifecycle.md). */
 export interface LifecyclePolicy {
@@ -29,12 +35,15 @@ export interface LifecycleRule {
 export const KEEP_FOREVER_COUNT = 9999;
 
 /**
- * The cache tags the cache policy must never expire: main's and (when on) the seed's, per image.
- * The generator checks its policy against them, and `apply` refuses a policy that would expire one.
+ * The cache tags the cache policy must never expire: main's and (when on) the seed's, per image,
+ * and per platform of an image built per platform (`main.api.linux-arm64`: the prefix rules cover
+ * them as they cover `main.api`). The generator checks its policy against them, and `apply`
+ * refuses a policy that would expire one.
  */
 export function keptCacheTags(config: ResolvedConfig): string[] {
   const scopes = [MAIN_SCOPE, ...(config.seed.enabled ? [SEED_SCOPE] : [])];
-  return scopes.flatMap((scope) => config.images.map((image) => cacheTag(scope, image.name)));
+  const suffixes = cacheTagSuffixes(config.images);
+  return scopes.flatMap((scope) => suffixes.map((suffix) => cacheTag(scope, suffix)));
 }
 
 /**

@@ -211,13 +211,21 @@ export function deployRoleKind(config: ResolvedConfig): RoleKind {
 }
 
 /** The kinds of work a CI job does, each of which needs exactly one role. */
-export type Work = 'build' | 'prune' | 'seed' | 'apply' | 'deploy' | 'delete-branch-cache';
+export type Work =
+  | 'build'
+  | 'prune'
+  | 'seed'
+  | 'merge'
+  | 'apply'
+  | 'deploy'
+  | 'delete-branch-cache';
 
 /**
  * The role of each kind of work: the one table every CI's jobs are built from. A build (and the
  * prune after it) writes main's cache and pushes images on the main branch, and only a branch's
- * cache anywhere else; the seed and apply run on main only; the deploy has its own role behind an
- * environment; a deleted branch's cache is in the branch-cache repositories.
+ * cache anywhere else; the seed, the merge of platform images into a manifest list (it pushes the
+ * image's tag) and apply run on main only; the deploy has its own role behind an environment; a
+ * deleted branch's cache is in the branch-cache repositories.
  */
 export function roleForWork(config: ResolvedConfig, work: Work, onMainBranch: boolean): RoleKind {
   switch (work) {
@@ -225,6 +233,7 @@ export function roleForWork(config: ResolvedConfig, work: Work, onMainBranch: bo
     case 'prune':
       return onMainBranch ? 'main' : 'branch';
     case 'seed':
+    case 'merge':
     case 'apply':
       return 'main';
     case 'deploy':

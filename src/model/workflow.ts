@@ -1,4 +1,4 @@
-import type { ResolvedConfig } from '../config/resolve.js';
+import type { ImageSettings, ResolvedConfig } from '../config/resolve.js';
 import { GENERATOR_VERSION } from '../version.js';
 import { ACTIONS, pinWorkflowActions } from './actions.js';
 import { registryHost } from './aws.js';
@@ -10,6 +10,13 @@ import {
   ownCacheRepository,
   SEED_SCOPE,
 } from './cache-tags.js';
+import {
+  type BuildLeg,
+  type BuildTarget,
+  buildLegs,
+  buildTargets,
+  hasPlatformLegs,
+} from './platforms.js';
 import { prunerPaths } from './pruner.js';
 import { ciRole, type RoleKind, roleForWork, type Work } from './roles.js';
 
@@ -210,7 +217,11 @@ export const pushOutput = (imageName: string) => `push-${imageName}`;
  * re-run of the same commit builds new timestamps), so a re-run skips the push and deploys the
  * image the first run pushed. Outputs one `true`/`false` per image (`pushOutput`).
  */
-export function imageTagCheckStep(config: ResolvedConfig, condition?: string): Step {
+export function imageTagCheckStep(
+  config: ResolvedConfig,
+  condition?: string,
+  images: readonly ImageSettings[] = config.images,
+): Step {
   const step = {
     name: 'Push only images whose commit tag is not in ECR yet (a re-run pushes nothing twice)',
     id: 'push',
@@ -224,16 +235,14 @@ export function imageTagCheckStep(config: ResolvedConfig, condition?: string): S
       env: { IS_MAIN: expr('steps.main.outputs.is-main') },
       run: [
         'set -euo pipefail',
-        ...config.images.map(
-          (image) => `echo "${pushOutput(image.name)}=$IS_MAIN" >> "$GITHUB_OUTPUT"`,
-        ),
+        ...images.map((image) => `echo "${pushOutput(image.name)}=$IS_MAIN" >> "$GITHUB_OUTPUT"`),
       ].join('\n'),
     };
   }
   // One awscli start per image (~0.45 s each): all at once, then wait. Each writes one short line
   // to GITHUB_OUTPUT (an append, so they do not interleave).
   const checks = [
-    ...config.images.map((image) => `decide '${pushOutput(image.name)}' '${image.repository}' &`),
+    ...images.map((image) => `decide '${pushOutput(image.name)}' '${image.repository}' &`),
     'wait',
   ];
   return {
@@ -285,23 +294,139 @@ export function imageTagCheckLines(outputVariable = 'GITHUB_OUTPUT', warning = '
  * tree (`source: .`, so uncommitted generated files count), the cache variables from the `cache`
  * step, and one `<target>.push=` per image from the `push` step.
  */
-export function registryBakeStep(config: ResolvedConfig, condition?: string): Step {
+export function registryBakeStep(
+  config: ResolvedConfig,
+  condition?: string,
+  leg: BuildLeg = sharedLeg(config),
+): Step {
   return {
     name: 'Build with the registry cache, push on the main branch',
+    ...(leg.platform === undefined ? {} : { id: PLATFORM_BAKE_STEP }),
     ...(condition ? { if: condition } : {}),
     uses: ACTIONS.bake,
     env: { ...cacheEnv(config), [BAKE_VARIABLES.imageTag]: expr('github.sha') },
     with: {
       source: '.',
       files: config.paths.bakeFile,
-      set: config.images
+      ...bakeTargetsInput(config, leg),
+      set: leg.targets
         .map(
-          (image) => `${image.name}.push=${expr(`steps.push.outputs.${pushOutput(image.name)}`)}`,
+          (target) =>
+            `${target.name}.push=${expr(`steps.push.outputs.${pushOutput(target.image.name)}`)}`,
         )
         .join('\n'),
     },
   };
 }
+
+/** The id of a per-platform job's bake step, whose `metadata` output holds the pushed digests. */
+const PLATFORM_BAKE_STEP = 'bake';
+
+/**
+ * The bake-action `targets` input of a leg: only when the bake file has per-platform targets,
+ * which a job of another platform must not build (without it, bake builds the `default` group).
+ */
+function bakeTargetsInput(config: ResolvedConfig, leg: BuildLeg): { targets?: string } {
+  return hasPlatformLegs(config)
+    ? { targets: leg.targets.map((target) => target.name).join(',') }
+    : {};
+}
+
+/** The one leg of a configuration without per-platform builds: every image, on runsOn. */
+function sharedLeg(config: ResolvedConfig): BuildLeg {
+  const [first, ...more] = buildLegs(config);
+  if (!first || more.length > 0 || first.platform !== undefined) {
+    throw new Error('this configuration builds per platform: name the leg');
+  }
+  return first;
+}
+
+/** The images a leg builds, each once. */
+function legImages(leg: BuildLeg): ImageSettings[] {
+  return [...new Set(leg.targets.map((target) => target.image))];
+}
+
+/** A job id of a leg: `build`, `build-linux-arm64`; `seed`, `seed-linux-arm64`. */
+export function legJobId(kind: 'build' | 'seed', leg: BuildLeg): string {
+  return `${kind}${leg.idSuffix}`;
+}
+
+/**
+ * QEMU, registered before buildx (Docker's multi-platform guide): a job that builds an image
+ * `emulated` builds platforms its runner cannot run. Only the emulated images' platforms are
+ * installed. It runs before the job's credentials step: its binfmt image runs privileged.
+ */
+export function setupQemuStep(leg: BuildLeg): Step {
+  const platforms = [
+    ...new Set(
+      leg.targets.flatMap((target) =>
+        target.image.build === 'emulated' ? target.image.platforms : [],
+      ),
+    ),
+  ];
+  return {
+    name: 'Set up QEMU (emulated platforms)',
+    uses: ACTIONS.setupQemu,
+    with: { platforms: platforms.join(',') },
+  };
+}
+
+/** The output of a per-platform job that passes on one image's pushed digest. */
+export const digestOutput = (imageName: string) => `digest-${imageName}`;
+
+/** The environment variable of a per-platform job's digest step, or the merge step, for an image. */
+const imageVariable = (prefix: string, imageName: string) =>
+  `${prefix}_${imageName.toUpperCase().replaceAll('-', '_')}`;
+
+/**
+ * A per-platform job's last step: the digest of each image it pushed, from the bake's metadata
+ * (`containerimage.digest` of its target), as the job's `digest-<image>` output for the merge.
+ * Nothing for an image it did not push. The metadata reaches the shell through env only.
+ */
+export function platformDigestsStep(leg: BuildLeg, condition: string): Step {
+  const metadata = `steps.${PLATFORM_BAKE_STEP}.outputs.metadata`;
+  return {
+    name: 'Pass on the digests of the platform images pushed',
+    id: 'digests',
+    if: condition,
+    env: Object.fromEntries(
+      leg.targets.flatMap((target) => [
+        [
+          imageVariable('PUSH', target.image.name),
+          expr(`steps.push.outputs.${pushOutput(target.image.name)}`),
+        ],
+        [
+          imageVariable('DIGEST', target.image.name),
+          expr(
+            `${metadata} && fromJSON(${metadata})[${literal(target.name)}]['containerimage.digest'] || ''`,
+          ),
+        ],
+      ]),
+    ),
+    run: [
+      ...PLATFORM_DIGESTS_SCRIPT,
+      ...leg.targets.map(
+        (target) =>
+          `pass '${digestOutput(target.image.name)}' "$${imageVariable('PUSH', target.image.name)}" "$${imageVariable('DIGEST', target.image.name)}"`,
+      ),
+    ].join('\n'),
+  };
+}
+
+export const PLATFORM_DIGESTS_SCRIPT = [
+  'set -euo pipefail',
+  '# pass <output> <pushed> <digest>: the digest of a platform image this job pushed, for the merge.',
+  'pass() {',
+  '  if [ "$2" != "true" ]; then',
+  '    return',
+  '  fi',
+  '  if [[ ! "$3" =~ ^sha256:[0-9a-f]{64}$ ]]; then',
+  `    echo "::error::the build reported no digest for $1 (got '$3')"`,
+  '    exit 1',
+  '  fi',
+  '  echo "$1=$3" >> "$GITHUB_OUTPUT"',
+  '}',
+];
 
 const checkout = (): Step => ({
   name: 'Check out',
@@ -314,11 +439,18 @@ const checkout = (): Step => ({
 // ---------------------------------------------------------------------------------------------
 
 export function deployWorkflow(config: ResolvedConfig, version = GENERATOR_VERSION): Workflow {
-  const jobs: Record<string, Job> = { build: buildJob(config) };
-  if (config.workflow.deploy) jobs.deploy = deployJob(config);
-  if (config.prune.sweep) jobs.prune = pruneJob(config);
+  // One build job per leg: `build` for the images built together, `build-<platform>` for each
+  // platform of the images built natively per platform (docs/multi-platform.md), then the merge.
+  const legs = buildLegs(config);
+  const jobs: Record<string, Job> = {};
+  for (const leg of legs) jobs[legJobId('build', leg)] = buildJob(config, leg);
+  if (hasPlatformLegs(config)) jobs.merge = mergeJob(config, legs);
+  if (config.workflow.deploy) jobs.deploy = deployJob(config, legs);
+  if (config.prune.sweep) jobs.prune = pruneJob(config, legs);
   jobs['delete-branch-cache'] = deleteBranchCacheJob(config);
-  if (config.seed.enabled) jobs.seed = seedJob(config);
+  if (config.seed.enabled) {
+    for (const leg of legs) jobs[legJobId('seed', leg)] = seedJob(config, leg);
+  }
   jobs.apply = applyJob(config, version);
 
   const on: Record<string, unknown> = {};
@@ -370,24 +502,37 @@ export function deployWorkflow(config: ResolvedConfig, version = GENERATOR_VERSI
  * Build (and on main, push): what the deploy waits for, and nothing else. No install and no
  * pruner run here; pruning is the prune job's, which the deploy does not wait for.
  */
-function buildJob(config: ResolvedConfig): Job {
+function buildJob(config: ResolvedConfig, leg: BuildLeg): Job {
   const isTrusted = "env.TRUSTED == 'true'";
+  const perPlatform = leg.platform !== undefined;
   return {
-    name: 'Build',
+    name: perPlatform ? `Build (${leg.platform})` : 'Build',
     if: buildCondition(config),
-    'runs-on': config.workflow.runsOn,
+    'runs-on': leg.runner,
     permissions: { contents: 'read', 'id-token': 'write' },
     env: { TRUSTED: expr(TRUSTED_EXPRESSION) },
-    outputs: { 'is-main': expr('steps.main.outputs.is-main') },
+    outputs: {
+      'is-main': expr('steps.main.outputs.is-main'),
+      // The digest of each image this platform pushed, for the merge job.
+      ...(perPlatform
+        ? Object.fromEntries(
+            leg.targets.map((target) => {
+              const output = digestOutput(target.image.name);
+              return [output, expr(`steps.digests.outputs.${output}`)];
+            }),
+          )
+        : {}),
+    },
     steps: [
       checkout(),
       mainBranchStep(config),
       cacheScopeStep(config, expr(BRANCH_EXPRESSION), expr('steps.main.outputs.is-main')),
+      ...(leg.emulate ? [setupQemuStep(leg)] : []),
       credentialsStep(config, buildRoleExpression(config), isTrusted),
       { name: 'Log in to Amazon ECR', if: isTrusted, uses: ACTIONS.ecrLogin },
-      imageTagCheckStep(config, isTrusted),
+      imageTagCheckStep(config, isTrusted, legImages(leg)),
       setupBuildx(config),
-      registryBakeStep(config, isTrusted),
+      registryBakeStep(config, isTrusted, leg),
       {
         // Without credentials the ECR cache cannot be read, and a fork must not write one:
         // point both at a throwaway local directory instead.
@@ -397,6 +542,7 @@ function buildJob(config: ResolvedConfig): Job {
         with: {
           source: '.',
           files: config.paths.bakeFile,
+          ...bakeTargetsInput(config, leg),
           push: false,
           set: [
             '*.cache-from=type=local,src=/tmp/cached-deploy-fork-cache',
@@ -404,8 +550,108 @@ function buildJob(config: ResolvedConfig): Job {
           ].join('\n'),
         },
       },
+      ...(perPlatform ? [platformDigestsStep(leg, isTrusted)] : []),
     ],
   };
+}
+
+/**
+ * The manifest list of each image built per platform (docs/multi-platform.md), on the main branch
+ * once every platform's job has pushed its image by digest: `docker buildx imagetools create -t
+ * <repository>:<sha> <digest>…`, with the main role. An image none of the jobs pushed (its commit
+ * tag exists: a re-run) is left as it is, and so is a tag that exists by the time the merge runs
+ * (IMMUTABLE; with MUTABLE tags nothing is asked, and the tag moves to the new list).
+ */
+function mergeJob(config: ResolvedConfig, legs: readonly BuildLeg[]): Job {
+  const platformLegs = legs.filter((leg) => leg.platform !== undefined);
+  const [first] = platformLegs as [BuildLeg];
+  const isMain = `needs.${legJobId('build', first)}.outputs.is-main`;
+  const images = config.images.filter((image) =>
+    platformLegs.some((leg) => leg.targets.some((target) => target.image === image)),
+  );
+  // One variable per image and platform: DIGEST_1, DIGEST_2, … in the order of the merge lines.
+  const env: Record<string, string> = {
+    [BAKE_VARIABLES.registry]: registryHost(config.aws.accountId, config.aws.region),
+    [BAKE_VARIABLES.imageTag]: expr('github.sha'),
+  };
+  const lines = images.map((image) => {
+    // In the order the image lists its platforms: the order of the manifest list.
+    const args = image.platforms.flatMap((platform) => {
+      const leg = platformLegs.find((each) => each.platform === platform) as BuildLeg;
+      const variable = `DIGEST_${Object.keys(env).length - 1}`;
+      env[variable] = expr(`needs.${legJobId('build', leg)}.outputs.${digestOutput(image.name)}`);
+      return [`'${platform}'`, `"$${variable}"`];
+    });
+    return ['merge', `'${image.repository}'`, ...args].join(' ');
+  });
+  return {
+    name: 'Merge the platform images into one manifest list per image',
+    needs: platformLegs.map((leg) => legJobId('build', leg)),
+    if: `${isMain} == 'true'`,
+    'runs-on': config.workflow.runsOn,
+    permissions: { contents: 'read', 'id-token': 'write' },
+    outputs: { 'is-main': expr(isMain) },
+    steps: [
+      credentialsStep(config, roleArnOf(config, roleForWork(config, 'merge', true))),
+      { name: 'Log in to Amazon ECR', uses: ACTIONS.ecrLogin },
+      setupBuildx(config),
+      {
+        name: 'Create each image tag from its platform digests',
+        env,
+        run: [...mergeScript(config), ...lines].join('\n'),
+      },
+    ],
+  };
+}
+
+/** The merge step's shell function (see mergeJob); the tag check only with IMMUTABLE tags. */
+export function mergeScript(config: ResolvedConfig): string[] {
+  const immutable = config.ecr.imageTagMutability === 'IMMUTABLE';
+  return [
+    'set -euo pipefail',
+    '# merge <repository> <platform> <digest> [<platform> <digest>]...: makes <repository>:$IMAGE_TAG',
+    '# the manifest list of the platform images the build jobs pushed by digest.',
+    'merge() {',
+    '  local repository=$1 platform digest error',
+    '  local sources=() missing=()',
+    '  shift',
+    '  while [ $# -gt 0 ]; do',
+    '    platform=$1 digest=$2',
+    '    shift 2',
+    '    if [ -z "$digest" ]; then',
+    '      missing+=("$platform")',
+    '    elif [[ "$digest" =~ ^sha256:[0-9a-f]{64}$ ]]; then',
+    '      sources+=("$REGISTRY/$repository@$digest")',
+    '    else',
+    `      echo "::error::$repository: the $platform build passed on '$digest', not a digest"`,
+    '      return 1',
+    '    fi',
+    '  done',
+    `  if [ "\${#sources[@]}" -eq 0 ]; then`,
+    '    echo "$repository:$IMAGE_TAG: no platform pushed (a re-run of this commit): nothing to merge"',
+    '    return 0',
+    '  fi',
+    `  if [ "\${#missing[@]}" -gt 0 ]; then`,
+    `    echo "::error::$repository: no digest from the \${missing[*]} build: refusing a manifest list without every platform"`,
+    '    return 1',
+    '  fi',
+    ...(immutable
+      ? [
+          '  # IMMUTABLE: a tag that exists by now (a re-run of the merge alone) is left as it is.',
+          '  if ! command -v aws >/dev/null 2>&1; then',
+          '    echo "::warning::no aws CLI on this runner: creating $repository:$IMAGE_TAG without checking whether it exists"',
+          '  elif error=$(aws ecr describe-images --repository-name "$repository" --image-ids "imageTag=$IMAGE_TAG" \\',
+          '      --query "imageDetails[0].imageDigest" --output text 2>&1 >/dev/null); then',
+          '    echo "$repository:$IMAGE_TAG exists already (a re-run of this commit): not replacing it"',
+          '    return 0',
+          '  elif [[ "$error" != *ImageNotFoundException* ]]; then',
+          "    echo \"::warning::could not tell whether $repository:$IMAGE_TAG exists, creating it: $(printf '%s' \"$error\" | tr '\\n' ' ')\"",
+          '  fi',
+        ]
+      : []),
+    `  docker buildx imagetools create --tag "$REGISTRY/$repository:$IMAGE_TAG" "\${sources[@]}"`,
+    '}',
+  ];
 }
 
 /**
@@ -413,13 +659,20 @@ function buildJob(config: ResolvedConfig): Job {
  * (the token's subject is then `environment:<name>`, which only that role trusts), else the main
  * role.
  */
-function deployJob(config: ResolvedConfig): Job {
+function deployJob(config: ResolvedConfig, legs: readonly BuildLeg[]): Job {
   const deploy = config.workflow.deploy;
   if (!deploy) throw new Error('no deploy configured');
+  // The build of the images built together, and the merge of those built per platform (which
+  // waits for every platform's job).
+  const needs = [
+    ...(legs.some((leg) => leg.platform === undefined) ? ['build'] : []),
+    ...(hasPlatformLegs(config) ? ['merge'] : []),
+  ];
+  const [gate] = needs as [string];
   return {
     name: 'Deploy',
-    needs: 'build',
-    if: "needs.build.outputs.is-main == 'true'",
+    needs: needs.length === 1 ? gate : needs,
+    if: `needs.${gate}.outputs.is-main == 'true'`,
     'runs-on': config.workflow.runsOn,
     ...(deploy.environment ? { environment: deploy.environment } : {}),
     permissions: { contents: 'read', 'id-token': 'write' },
@@ -445,11 +698,14 @@ function deployJob(config: ResolvedConfig): Job {
  * elsewhere). Every digest a build supersedes becomes such an artifact, so no `record` before the
  * build is needed. Also after a failed build; never for a fork (no credentials).
  */
-function pruneJob(config: ResolvedConfig): Job {
+function pruneJob(config: ResolvedConfig, legs: readonly BuildLeg[]): Job {
+  const builds = legs.map((leg) => legJobId('build', leg));
+  const [first] = builds as [string];
+  // Every build job has the same `if:`, so the first one's result says whether they ran.
   return {
     name: 'Prune superseded cache artifacts',
-    needs: 'build',
-    if: `!cancelled() && needs.build.result != 'skipped' && (${TRUSTED_EXPRESSION})`,
+    needs: builds.length === 1 ? first : builds,
+    if: `!cancelled() && needs.${first}.result != 'skipped' && (${TRUSTED_EXPRESSION})`,
     'runs-on': config.workflow.runsOn,
     permissions: { contents: 'read', 'id-token': 'write' },
     steps: [
@@ -491,7 +747,7 @@ function deleteBranchCacheJob(config: ResolvedConfig): Job {
       {
         name: "Delete the branch's cache tags",
         env: cacheEnv(config),
-        run: prunerCommand(config, 'delete-branch', []),
+        run: prunerCommand(config, 'delete-branch', [], buildTargets(config)),
       },
     ],
   };
@@ -572,12 +828,12 @@ function applyJob(config: ResolvedConfig, version: string): Job {
  * role. Ordinary builds import it and never write it; only this job sets CACHE_SCOPE=seed, and
  * only on the main branch.
  */
-function seedJob(config: ResolvedConfig): Job {
+function seedJob(config: ResolvedConfig, leg: BuildLeg): Job {
   const scope = mainCacheEnv(config, SEED_SCOPE);
   return {
-    name: 'Refresh the seed cache (cold build)',
+    name: `Refresh the seed cache (cold build${leg.platform === undefined ? '' : `, ${leg.platform}`})`,
     if: SEED_RUN_EXPRESSION,
-    'runs-on': config.workflow.runsOn,
+    'runs-on': leg.runner,
     permissions: { contents: 'read', 'id-token': 'write' },
     steps: [
       checkout(),
@@ -588,12 +844,13 @@ function seedJob(config: ResolvedConfig): Job {
         run: 'echo "::error::The seed cache is refreshed only from the main branch." && exit 1',
       },
       installPrunerStep(config),
+      ...(leg.emulate ? [setupQemuStep(leg)] : []),
       credentialsStep(config, roleArnOf(config, roleForWork(config, 'seed', true))),
       { name: 'Log in to Amazon ECR', uses: ACTIONS.ecrLogin },
       {
         name: 'Record the seed digests this build will supersede',
         env: scope,
-        run: prunerCommand(config, 'record', [`--state "${DIGESTS_FILE}"`]),
+        run: prunerCommand(config, 'record', [`--state "${DIGESTS_FILE}"`], leg.targets),
       },
       setupBuildx(config),
       {
@@ -604,9 +861,10 @@ function seedJob(config: ResolvedConfig): Job {
         with: {
           source: '.',
           files: config.paths.bakeFile,
+          ...bakeTargetsInput(config, leg),
           push: false,
           'no-cache': true,
-          set: seedBakeOverrides(config).join('\n'),
+          set: seedBakeOverrides(config, leg.targets).join('\n'),
         },
       },
       {
@@ -614,20 +872,28 @@ function seedJob(config: ResolvedConfig): Job {
         name: 'Prune superseded seed artifacts',
         if: `!cancelled() && ${IS_MAIN}`,
         env: scope,
-        run: prunerCommand(config, 'prune', [
-          `--state "${DIGESTS_FILE}"`,
-          ...(config.prune.sweep ? ['--sweep'] : []),
-          `--grace-hours ${config.prune.graceHours}`,
-          ...(config.prune.failOnError ? ['--fail-on-error'] : []),
-        ]),
+        run: prunerCommand(
+          config,
+          'prune',
+          [
+            `--state "${DIGESTS_FILE}"`,
+            ...(config.prune.sweep ? ['--sweep'] : []),
+            `--grace-hours ${config.prune.graceHours}`,
+            ...(config.prune.failOnError ? ['--fail-on-error'] : []),
+          ],
+          leg.targets,
+        ),
       },
       {
         name: 'Say in the job summary whether the seed was refreshed',
         if: `!cancelled() && ${IS_MAIN}`,
         env: {
           OUTCOME: expr(`steps.${SEED_BUILD_STEP}.outcome`),
-          SEED_CACHES: config.images
-            .map((image) => `${image.cacheRepository}:${cacheTag(SEED_SCOPE, image.name)}`)
+          SEED_CACHES: leg.targets
+            .map(
+              (target) =>
+                `${target.image.cacheRepository}:${cacheTag(SEED_SCOPE, target.tagSuffix)}`,
+            )
             .join(' '),
         },
         run: SEED_SUMMARY_SCRIPT,
@@ -647,14 +913,17 @@ const SEED_BUILD_STEP = 'seed-build';
  * - per image, `cache-to` the seed tag without `ignore-error=true`: the seed is this job's only
  *   output, so a failed export must fail the job instead of passing unnoticed.
  */
-export function seedBakeOverrides(config: ResolvedConfig): string[] {
+export function seedBakeOverrides(
+  config: ResolvedConfig,
+  targets: readonly BuildTarget[] = buildTargets(config),
+): string[] {
   const registry = registryHost(config.aws.accountId, config.aws.region);
   return [
     '*.cache-from=',
     '*.output=type=cacheonly',
-    ...config.images.map(
-      (image) =>
-        `${image.name}.cache-to=type=registry,ref=${registry}/${image.cacheRepository}:${cacheTag(SEED_SCOPE, image.name)},${CACHE_EXPORT_LAYOUT}`,
+    ...targets.map(
+      (target) =>
+        `${target.name}.cache-to=type=registry,ref=${registry}/${target.image.cacheRepository}:${cacheTag(SEED_SCOPE, target.tagSuffix)},${CACHE_EXPORT_LAYOUT}`,
     ),
   ];
 }
@@ -706,18 +975,29 @@ export function installPrunerStep(config: ResolvedConfig, condition?: string): S
 }
 
 /**
- * One pruner invocation covering every image: `--repository "$CACHE_REPOSITORY_<IMAGE>"` (and
- * `--tag "$CACHE_SCOPE".<image>` to record or delete) per image, read from the step's env; image
- * names are validated names.
+ * One pruner invocation: `--repository "$CACHE_REPOSITORY_<IMAGE>"` per image of `targets` (by
+ * default every bake target), with `--tag "$CACHE_SCOPE".<suffix>` for
+ * each of its targets there (one per platform of an image built per platform), read from the
+ * step's env; image names and platforms are validated names.
  */
-function prunerCommand(config: ResolvedConfig, command: string, flags: string[]): string {
-  const targets = config.images.map((image) =>
+function prunerCommand(
+  config: ResolvedConfig,
+  command: string,
+  flags: string[],
+  targets: readonly BuildTarget[] = buildTargets(config),
+): string {
+  const images = config.images.filter((image) => targets.some((target) => target.image === image));
+  const repositories = images.map((image) =>
     [
       `--repository "$${cacheRepositoryVariable(image.name)}"`,
-      ...(command === 'prune' ? [] : [`--tag ${cacheTag('"$CACHE_SCOPE"', image.name)}`]),
+      ...(command === 'prune'
+        ? []
+        : targets
+            .filter((target) => target.image === image)
+            .map((target) => `--tag ${cacheTag('"$CACHE_SCOPE"', target.tagSuffix)}`)),
     ].join(' '),
   );
-  return [`node "${PRUNER_DIR}/prune-ecr-cache.mjs" ${command}`, ...targets, ...flags].join(
+  return [`node "${PRUNER_DIR}/prune-ecr-cache.mjs" ${command}`, ...repositories, ...flags].join(
     ' \\\n  ',
   );
 }

@@ -113,6 +113,14 @@ export interface CachedDeployImageOptions {
    * @default ['linux/amd64']
    */
   readonly platforms?: string[];
+  /**
+   * How the platforms are built: `native`, one job per platform on a runner of that platform
+   * (`workflow.runners`), each with its own cache, merged into one manifest list; `emulated`, all
+   * of them in the one build job, with QEMU.
+   *
+   * @default - `native` with more than one platform; with one, the one build job on `runsOn`
+   */
+  readonly build?: 'native' | 'emulated';
   /** The ECR repository of the deployable image. */
   readonly repository: string;
   /**
@@ -236,6 +244,13 @@ export interface CachedDeployWorkflowOptions {
    * @default 'ubuntu-latest'
    */
   readonly runsOn?: string;
+  /**
+   * The runner label of each platform a native build runs on, such as
+   * `{ 'linux/arm64': 'ubuntu-24.04-arm' }`.
+   *
+   * @default - linux/amd64 on `ubuntu-24.04`, linux/arm64 on `ubuntu-24.04-arm`
+   */
+  readonly runners?: { readonly [platform: string]: string };
   /**
    * When the workflow runs (GitHub Actions only).
    *

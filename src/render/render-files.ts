@@ -87,8 +87,10 @@ export function renderFiles(config: ResolvedConfig, version = GENERATOR_VERSION)
       content: renderTemplate('docker-bake.hcl.hbs', {
         marker,
         seed: config.seed.enabled,
+        perPlatform: bake.groups.length > 0,
         variables: bake.variables,
-        targetNames: bake.targets.map((target) => target.name),
+        targetNames: bake.defaultGroup,
+        groups: bake.groups,
         targets: bake.targets,
       }),
     },

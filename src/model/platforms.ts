@@ -1,0 +1,122 @@
+import type { ImageSettings, ResolvedConfig } from '../config/resolve.js';
+import { buildsPerPlatform, cacheTagSuffix, platformSlug } from './cache-tags.js';
+
+/**
+ * Which bake targets are built where (docs/multi-platform.md), independent of the CI that runs
+ * them: the GitHub workflow makes one job of each leg, and another CI can do the same.
+ *
+ * - An image on one platform (no `build` setting), or built `emulated`, is one bake target named
+ *   after the image, building all its platforms on one builder: they share one cache tag per scope
+ *   (a single builder exports one cache for every platform it built).
+ * - An image built `native` is one bake target per platform, `<image>-<os>-<arch>[-<variant>]`,
+ *   each built on a runner of that platform, each with its own cache tags
+ *   (`<scope>.<image>.<platform slug>`, since runners exporting one tag overwrite each other) and
+ *   pushed by digest; a merge then makes the manifest list under the image's tag.
+ */
+
+/** One bake target: an image, or one platform of an image built per platform. */
+export interface BuildTarget {
+  /** The bake target's name: the image's, or `<image>-<platform slug>`. */
+  name: string;
+  image: ImageSettings;
+  /** The one platform of a per-platform target; undefined for an image's one target. */
+  platform: string | undefined;
+  /** The platforms it builds. */
+  platforms: string[];
+  /** What its cache tags end in after `<scope>.` (see cacheTagSuffix). */
+  tagSuffix: string;
+}
+
+/** The bake target name of one platform of an image built per platform. */
+export function platformTargetName(imageName: string, platform: string): string {
+  return `${imageName}-${platformSlug(platform)}`;
+}
+
+/** An image's bake targets: one per platform when it is built per platform, else one. */
+export function imageBuildTargets(image: ImageSettings): BuildTarget[] {
+  if (!buildsPerPlatform(image)) {
+    return [
+      {
+        name: image.name,
+        image,
+        platform: undefined,
+        platforms: image.platforms,
+        tagSuffix: cacheTagSuffix(image.name),
+      },
+    ];
+  }
+  return image.platforms.map((platform) => ({
+    name: platformTargetName(image.name, platform),
+    image,
+    platform,
+    platforms: [platform],
+    tagSuffix: cacheTagSuffix(image.name, platform),
+  }));
+}
+
+/** Every bake target of a configuration, in image and platform order. */
+export function buildTargets(config: ResolvedConfig): BuildTarget[] {
+  return config.images.flatMap(imageBuildTargets);
+}
+
+/** Whether any image is built per platform: then the workflow has per-platform jobs and a merge. */
+export function hasPlatformLegs(config: ResolvedConfig): boolean {
+  return config.images.some(buildsPerPlatform);
+}
+
+/** Bake targets built together on one runner: one job of the workflow. */
+export interface BuildLeg {
+  /**
+   * The platform every target of the leg builds, for a per-platform leg; undefined for the shared
+   * leg, which builds every image that is not built per platform.
+   */
+  platform: string | undefined;
+  /** `''` for the shared leg, else `-<platform slug>`: what job ids of the leg end in. */
+  idSuffix: string;
+  /** The runner label: `workflow.runsOn` for the shared leg, the platform's runner otherwise. */
+  runner: string;
+  targets: BuildTarget[];
+  /** Whether the leg builds a platform its runner may not run: QEMU is set up first. */
+  emulate: boolean;
+}
+
+/**
+ * The legs of a configuration: the shared one (when any image is not built per platform) first,
+ * then one per platform of the images built per platform, in the order the platforms first appear.
+ */
+export function buildLegs(config: ResolvedConfig): BuildLeg[] {
+  const targets = buildTargets(config);
+  const legs: BuildLeg[] = [];
+  const shared = targets.filter((target) => target.platform === undefined);
+  if (shared.length > 0) {
+    legs.push({
+      platform: undefined,
+      idSuffix: '',
+      runner: config.workflow.runsOn,
+      targets: shared,
+      emulate: shared.some((target) => target.image.build === 'emulated'),
+    });
+  }
+  const platforms = [
+    ...new Set(
+      targets.flatMap((target) => (target.platform === undefined ? [] : [target.platform])),
+    ),
+  ];
+  for (const platform of platforms) {
+    legs.push({
+      platform,
+      idSuffix: `-${platformSlug(platform)}`,
+      runner: platformRunner(config, platform),
+      targets: targets.filter((target) => target.platform === platform),
+      emulate: false,
+    });
+  }
+  return legs;
+}
+
+/** The runner label of a platform's native builds; the config refuses a platform without one. */
+export function platformRunner(config: ResolvedConfig, platform: string): string {
+  const runner = config.workflow.runners[platform];
+  if (runner === undefined) throw new Error(`no runner for ${platform} (workflow.runners)`);
+  return runner;
+}
