@@ -244,7 +244,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .helpOption(false)
     .allowUnknownOption()
     .allowExcessArguments()
-    .argument('[args...]', 'record | prune | delete-branch, and their options')
+    .argument('[args...]', 'record | prune | delete-branch | sweep-branches, and their options')
     .action(async (args: string[]) => {
       // The command is the shipped script itself, so both always behave the same.
       const { PRUNE_SCRIPT_TEMPLATE } = await import('../render/prune-script.js');
