@@ -170,10 +170,7 @@ const SLUG_CHARACTERS = /^[A-Za-z0-9_.-]+$/;
  * every reading stale. The shipped pruner reads tags the same way (its `splitBranchCacheTag`;
  * a test compares the two): change both together.
  */
-export function splitBranchCacheTag(
-  tag: string,
-  imageNames: readonly string[],
-): BranchCacheTag[] {
+export function splitBranchCacheTag(tag: string, imageNames: readonly string[]): BranchCacheTag[] {
   if (tag.length > MAX_TAG_LENGTH || !/^br-[A-Za-z0-9_.-]+\.[A-Za-z0-9_-]+$/.test(tag)) return [];
   const body = tag.slice(BRANCH_SCOPE_PREFIX.length);
   const readings: BranchCacheTag[] = [];
