@@ -64,6 +64,10 @@ export interface ResolvedConfig {
   };
   /** `terraform`: also generate <ecrDir>/main.tf. */
   iac: 'none' | 'terraform';
+  /** The CI the repository runs on (read through src/gitlab-api/project.ts). */
+  ci: 'github' | 'gitlab';
+  /** The GitLab project, as cached-deploy.yml names it (no defaults filled in here). */
+  gitlab?: { host?: string; project?: string };
 }
 
 export const DEFAULTS = {
@@ -141,6 +145,8 @@ export function resolveConfig(raw: RawConfig): ResolvedConfig {
     },
     ecr: { ...DEFAULTS.ecr, ...raw.ecr },
     iac: raw.iac ?? DEFAULTS.iac,
+    ci: raw.ci ?? 'github',
+    ...(raw.gitlab ? { gitlab: { ...raw.gitlab } } : {}),
   };
 }
 

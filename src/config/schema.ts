@@ -39,6 +39,12 @@ export const PLATFORM = /^[a-z0-9]+\/[a-z0-9_]+(?:\/[a-z0-9]+)?$/;
 export const PINNED_IMAGE =
   /^[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::(?!latest$)[\w][\w.-]{0,127}(?:@sha256:[a-f0-9]{64})?|@sha256:[a-f0-9]{64})$/;
 export const DOCKERFILE_STAGE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+// A GitLab instance: a host name (with an optional port), or its https URL.
+export const GITLAB_HOST =
+  /^(?:https:\/\/)?[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*(?::\d{1,5})?(?:\/[A-Za-z0-9._~-]+)*\/?$/;
+// A GitLab project's full path: group, any subgroups, project.
+export const GITLAB_PROJECT =
+  /^(?=.{3,255}$)[A-Za-z0-9_][A-Za-z0-9_.-]*(?:\/[A-Za-z0-9_][A-Za-z0-9_.-]*)+$/;
 
 const checkRelativePath = (value: unknown, path: string, source: string): string => {
   const text = string()(value, path, source);
@@ -92,8 +98,9 @@ const outputPath = checker(
   },
   {
     ...relativePath.jsonSchema,
-    // cached-deploy.yml however it is spelt: `./cached-deploy.yml`, `cached-deploy.yml/`.
-    not: { pattern: '^(?:\\.?/)*cached-deploy\\.yml(?:/\\.?)*$' },
+    // cached-deploy.yml however it is spelt: `./cached-deploy.yml`, `cached-deploy.yml/`. Only a
+    // string can be that: a null (which the validator reads as absent) must not fail the `not`.
+    not: { type: 'string', pattern: '^(?:\\.?/)*cached-deploy\\.yml(?:/\\.?)*$' },
     description: `${relativePath.jsonSchema.description} Not ${CONFIG_FILE} itself.`,
   },
 );
@@ -418,6 +425,22 @@ export const configSchema = object(
     ),
     // `terraform`: also generate <ecrDir>/main.tf (repositories, lifecycle policies, CI roles).
     iac: oneOf(['none', 'terraform'] as const),
+    // The CI the repository runs on; with `gitlab`, `apply` keeps the seed's pipeline schedule
+    // and `doctor --reseed` starts a pipeline (read through src/gitlab-api/project.ts).
+    ci: oneOf(['github', 'gitlab'] as const),
+    gitlab: object(
+      {
+        host: string({
+          pattern: GITLAB_HOST,
+          hint: 'the GitLab instance, such as gitlab.com or https://gitlab.example.com',
+        }),
+        project: string({
+          pattern: GITLAB_PROJECT,
+          hint: 'the full path of the GitLab project, such as group/subgroup/project',
+        }),
+      },
+      ['host'],
+    ),
   },
   [
     'version',
@@ -431,6 +454,8 @@ export const configSchema = object(
     'paths',
     'ecr',
     'iac',
+    'ci',
+    'gitlab',
   ],
 );
 

@@ -243,6 +243,18 @@ export interface CachedDeploySeedOptions {
   readonly schedule?: string;
 }
 
+/** The GitLab project of a repository on GitLab CI. */
+export interface CachedDeployGitLabOptions {
+  /**
+   * The GitLab instance: a host name or its https URL.
+   *
+   * @default 'gitlab.com'
+   */
+  readonly host?: string;
+  /** The project's full path: group, any subgroups, project. */
+  readonly project: string;
+}
+
 /** Settings of the ECR repositories themselves (`create-cached-deploy apply`, and Terraform). */
 export interface CachedDeployEcrOptions {
   /**
@@ -382,6 +394,19 @@ export interface CachedDeployOptions {
    * @default 'none'
    */
   readonly iac?: 'none' | 'terraform';
+  /**
+   * The CI the repository runs on. With `gitlab`, `apply` keeps the seed's pipeline schedule and
+   * `doctor --reseed` starts a pipeline on the main branch.
+   *
+   * @default 'github'
+   */
+  readonly ci?: 'github' | 'gitlab';
+  /**
+   * The GitLab project, with `ci: gitlab`.
+   *
+   * @default - none
+   */
+  readonly gitlab?: CachedDeployGitLabOptions;
   /**
    * Check the images against the project directory as the CLI does: every Dockerfile and build
    * context exists, every target is a stage of its Dockerfile, and no path leaves the project
