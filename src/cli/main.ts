@@ -118,12 +118,17 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
   program
     .command('apply')
     .description(
-      'make ECR match the committed files: repositories, tag mutability, scan on push, lifecycle policies (previewed first)',
+      "make ECR match the committed files: repositories, tag mutability, scan on push, lifecycle policies (previewed first); on GitLab, the seed's pipeline schedule",
     )
     .argument('[dir]', 'repository root', '.')
     .option('--dry-run', 'read and preview only; exit 2 when changes are pending')
     .option('--force', 'put a lifecycle policy even if it would expire images the config protects')
     .option('--json', 'print the report as JSON (formatVersion 1)')
+    .option(
+      '--gitlab-token <token>',
+      "with ci: gitlab: keep the seed's pipeline schedule (default: $GITLAB_TOKEN)",
+    )
+    .option('--gitlab-url <url>', 'the GitLab instance (default: gitlab.host, else gitlab.com)')
     .action(async (dir: string, options: import('../ecr/cli.js').ApplyCommandOptions) => {
       const { applyCommand } = await import('../ecr/cli.js');
       exitCode = await applyCommand(dir, options, io);
