@@ -184,9 +184,17 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--registry-url <url>', 'read from this OCI registry (distribution API) instead of ECR')
     .option('--branch <name>', "also inspect this branch's cache")
     .option('--json', 'print the report as JSON')
-    .option('--reseed', 'when a reseed is recommended, trigger it (workflow_dispatch reseed=true)')
+    .option(
+      '--reseed',
+      'when a reseed is recommended, trigger it (workflow_dispatch reseed=true; on GitLab a pipeline with CACHED_DEPLOY_RESEED=true)',
+    )
     .option('--github-token <token>', 'token for --reseed (default: $GITHUB_TOKEN)')
     .option('--github-api-url <url>', 'GitHub API base URL (default: https://api.github.com)')
+    .option(
+      '--gitlab-token <token>',
+      'with ci: gitlab, token for --reseed (default: $GITLAB_TOKEN)',
+    )
+    .option('--gitlab-url <url>', 'the GitLab instance (default: gitlab.host, else gitlab.com)')
     .option(
       '--min-retained <fraction>',
       'main is eroded when builds can reuse less than this share of its steps (default 0.75)',
