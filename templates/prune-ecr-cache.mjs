@@ -910,18 +910,21 @@ export function parseArgs(argv) {
 export function formatSummary(summary) {
   const lines = [];
   const verb = summary.dryRun ? 'would delete' : 'deleted';
+  // Digests and tags are ECR's answers: printed escaped, like its error messages.
   for (const entry of summary.deleted)
     lines.push(
-      `${verb} ${entry.repository} ${entry.digest ?? ''}${entry.tag ? ` (${entry.tag})` : ''} [${entry.why}]`.replace(
-        '  ',
-        ' ',
+      printable(
+        `${verb} ${entry.repository} ${entry.digest ?? ''}${entry.tag ? ` (${entry.tag})` : ''} [${entry.why}]`.replace(
+          '  ',
+          ' ',
+        ),
       ),
     );
   const reasons = {};
   for (const entry of summary.skipped) reasons[entry.reason] = (reasons[entry.reason] ?? 0) + 1;
   for (const entry of summary.errors) {
     const id = entry.digest ?? entry.tag;
-    lines.push(`error ${entry.repository}${id ? ` ${id}` : ''}: ${entry.error}`);
+    lines.push(printable(`error ${entry.repository}${id ? ` ${id}` : ''}: ${entry.error}`));
   }
   const kept = Object.entries(reasons)
     .map(([reason, count]) => `${count} ${reason}`)
