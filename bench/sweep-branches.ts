@@ -84,7 +84,7 @@ const PREFIXES = [
 ];
 function branchName(i: number): string {
   const prefix = PREFIXES[i % PREFIXES.length] as string;
-  const tail = i % 17 === 0 ? 'x'.repeat(110) : `topic-${i}`;
+  const tail = i % 17 === 0 ? `${'x'.repeat(100)}-${i}` : `topic-${i}`;
   return `${prefix}${tail}`;
 }
 
@@ -134,6 +134,7 @@ const server = await startEcrServer();
 try {
   const rows: string[] = [];
   let firstStale = 0;
+  let firstWallMs = 0;
   for (const tags of [10_000, 50_000]) {
     const s = seed(server, tags);
     firstStale ||= s.stale;
@@ -154,6 +155,7 @@ try {
       server,
     );
     if (run.code !== 0) throw new Error(`sweep exited ${run.code}: ${run.stderr}`);
+    firstWallMs ||= run.wallMs;
     const summary = JSON.parse(run.stdout) as { deleted: unknown[]; errors: unknown[] };
     if (summary.errors.length > 0 || summary.deleted.length !== s.stale) {
       throw new Error(
@@ -197,7 +199,7 @@ try {
   console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const row of rows) console.log(row);
   console.log(
-    `\nBaseline: one delete-branch run per deleted branch took ${fmt(perBranchMs)} ms each (100 runs): ${fmt((perBranchMs * firstStale) / 1000, 1)} s for the ${fmt(firstStale)} stale tags of the 10,000-tag run.`,
+    `\nBaseline: one delete-branch run per deleted branch took ${fmt(perBranchMs)} ms each (100 runs): ${fmt((perBranchMs * firstStale) / 1000, 1)} s for the ${fmt(firstStale)} stale tags of the 10,000-tag run, ${fmt((perBranchMs * firstStale) / firstWallMs)}x the sweep's wall time.`,
   );
 } finally {
   await server.close();
