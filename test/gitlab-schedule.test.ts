@@ -313,6 +313,18 @@ describe('apply keeps the seed pipeline schedule on GitLab', () => {
     expect(text).not.toContain(TOKEN);
   });
 
+  it('a GitLab configuration without a project, or an http instance, fails before any ECR call', async () => {
+    const dir = await repo(config().replace(/^gitlab:\n.*\n.*\n/m, ''));
+    await expect(apply(dir, options())).rejects.toThrow(
+      "cached-deploy.yml: ci: gitlab needs gitlab.project (the project's full path, such as group/project)",
+    );
+    const good = await repo();
+    await expect(apply(good, options({ gitlabUrl: 'http://gitlab.example.com' }))).rejects.toThrow(
+      /must be an https URL \(a token is sent there\)/,
+    );
+    expect(ecr.calls).toEqual([]);
+  });
+
   it('refuses to send the token anywhere but https (or loopback)', () => {
     expect(gitlabInstanceUrl('gitlab.example.com')).toBe('https://gitlab.example.com');
     expect(gitlabInstanceUrl('https://git.example.com/gitlab/')).toBe(

@@ -52,6 +52,9 @@ export interface ApplyResult {
  */
 export async function apply(dir: string, options: ApplyOptions = {}): Promise<ApplyResult> {
   const config = loadConfig(dir);
+  // Read before anything is written: a GitLab configuration without a project, or an instance a
+  // token must not go to, fails here.
+  const project = gitlabProject(config, { instanceUrl: options.gitlabUrl });
   const paths = generatedPaths(config);
   const rendered = new Map(renderFiles(config).map((file) => [file.path, file.content]));
   const keepTags = keptCacheTags(config);
@@ -102,7 +105,6 @@ export async function apply(dir: string, options: ApplyOptions = {}): Promise<Ap
       options,
     );
     report.warnings.unshift(...warnings);
-    const project = gitlabProject(config, { instanceUrl: options.gitlabUrl });
     if (project) await applyPipelineSchedule(config, project, report, options);
     return { config, report };
   } finally {
