@@ -199,14 +199,18 @@ describe('apply keeps the seed pipeline schedule on GitLab', () => {
     const dir = await repo(config('seed:\n  schedule: "30 5 * * 0"\n'));
     await apply(dir, options());
     mark();
-    // The config changes; so does the schedule by hand (deactivated).
+    // Someone changes the schedule by hand (another time zone, deactivated).
     mine.active = false;
+    mine.cronTimezone = 'Europe/Berlin';
     const dry = await apply(dir, options({ dryRun: true }));
     expect(schedule(dry.report)).toMatchObject({
       status: 'pending',
       action: 'update',
       id: mine.id,
-      changes: [{ field: 'active', from: 'false', to: 'true' }],
+      changes: [
+        { field: 'cronTimezone', from: 'Europe/Berlin', to: 'UTC' },
+        { field: 'active', from: 'false', to: 'true' },
+      ],
     });
     expect(newWrites()).toEqual([]);
     const applied = await apply(dir, options());
@@ -215,7 +219,7 @@ describe('apply keeps the seed pipeline schedule on GitLab', () => {
       `PUT /api/v4/projects/${encodeURIComponent(project)}/pipeline_schedules/${mine.id}`,
     ]);
     expect(gitlab.schedules(project)).toEqual([
-      { ...mine, cron: '30 5 * * 0', active: true },
+      { ...mine, cron: '30 5 * * 0', cronTimezone: 'UTC', active: true },
       ...others,
     ]);
   });
