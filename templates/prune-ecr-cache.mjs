@@ -16,7 +16,15 @@
 // AWS_ENDPOINT_URL_ECR / AWS_ENDPOINT_URL when set.
 
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  fstatSync,
+  openSync,
+  readFileSync,
+  readSync,
+  realpathSync,
+  writeFileSync,
+} from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
 export const CACHE_CONFIG_MEDIA_TYPE = 'application/vnd.buildkit.cacheconfig.v0';
@@ -998,6 +1006,20 @@ export async function main(
   return summary.errors.length > 0 && options.failOnError ? 1 : 0;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+/**
+ * Whether this file is the program node was asked to run (not imported). Node resolves symlinks
+ * in the main module's URL but not in argv[1]: compare real paths, or a script reached through a
+ * symlinked directory (macOS's /tmp, say) would do nothing and exit 0.
+ */
+function isMainModule() {
+  if (!process.argv[1]) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isMainModule()) {
   process.exitCode = await main(process.argv.slice(2));
 }
