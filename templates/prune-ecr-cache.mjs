@@ -51,6 +51,7 @@ const USAGE = `usage:
   prune-ecr-cache.mjs delete-branch --repository NAME --tag TAG [--tag TAG ...] [--dry-run] [--json]
   prune-ecr-cache.mjs sweep-branches --repository NAME --image IMAGE [--image IMAGE ...]
       --branches-file FILE --main-branch NAME [--grace-hours H] [--dry-run] [--json] [--fail-on-error]
+      (--main-branch defaults to $CACHED_DEPLOY_MAIN_BRANCH)
 --repository, --tag and --image may repeat; each --tag or --image belongs to the --repository
 before it. FILE lists the branches that exist, one name a line, or \`git ls-remote --heads\` output.`;
 
@@ -835,7 +836,7 @@ export async function sweepBranchTags(ecr, options) {
 const COMMANDS = ['record', 'prune', 'delete-branch', 'sweep-branches'];
 
 /** Parses the command line; throws a one-line Error on bad usage. */
-export function parseArgs(argv) {
+export function parseArgs(argv, env = process.env) {
   const [command, ...rest] = argv;
   if (!COMMANDS.includes(command))
     throw new Error(`unknown command ${JSON.stringify(command ?? '')}\n${USAGE}`);
@@ -895,6 +896,8 @@ export function parseArgs(argv) {
       throw new Error(`sweep-branches needs --image after each --repository\n${USAGE}`);
     if (!options.branchesFile)
       throw new Error(`sweep-branches needs --branches-file FILE\n${USAGE}`);
+    // The generated GitLab jobs carry the main branch in CACHED_DEPLOY_MAIN_BRANCH.
+    options.mainBranch ??= env.CACHED_DEPLOY_MAIN_BRANCH || undefined;
     if (!options.mainBranch)
       throw new Error(
         `sweep-branches needs --main-branch NAME (a listing without it is taken for a failed one)\n${USAGE}`,
@@ -952,11 +955,12 @@ export async function main(
     ecr,
     stdout = (text) => process.stdout.write(text),
     stderr = (text) => process.stderr.write(text),
+    env = process.env,
   } = {},
 ) {
   let options;
   try {
-    options = parseArgs(argv);
+    options = parseArgs(argv, env);
   } catch (error) {
     stderr(`prune-ecr-cache: ${error.message}\n`);
     return 1;

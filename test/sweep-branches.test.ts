@@ -96,7 +96,12 @@ interface Pruner {
   ): Promise<Summary>;
   main(
     argv: string[],
-    io: { ecr?: EcrPort; stdout?: (text: string) => void; stderr?: (text: string) => void },
+    io: {
+      ecr?: EcrPort;
+      stdout?: (text: string) => void;
+      stderr?: (text: string) => void;
+      env?: Record<string, string>;
+    },
   ): Promise<number>;
 }
 
@@ -205,10 +210,11 @@ const tagsIn = (repository: string) =>
     .flatMap((image) => [...image.tags])
     .sort();
 
-async function sweep(argv: string[], maxAttempts = 4) {
+async function sweep(argv: string[], maxAttempts = 4, env: Record<string, string> = {}) {
   const out: string[] = [];
   const err: string[] = [];
   const code = await pruner.main(['sweep-branches', ...argv], {
+    env,
     ecr: await port(maxAttempts),
     stdout: (text) => out.push(text),
     stderr: (text) => err.push(text),
@@ -683,6 +689,27 @@ describe('sweep-branches: a listing that failed deletes nothing', () => {
     expect(tagsIn(API_REPO)).toEqual(before);
   });
 
+  it('takes the main branch from CACHED_DEPLOY_MAIN_BRANCH (the GitLab jobs set it) when no flag names it', async () => {
+    seedStale();
+    const file = join(scratch, 'env-main.txt');
+    writeFileSync(file, 'main\nfeat/a\n');
+    const argv = ['--repository', API_REPO, '--image', 'api', '--branches-file', file];
+    const refused = await sweep(argv, 4, { CACHED_DEPLOY_MAIN_BRANCH: 'release/prod' });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/does not list the main branch "release\/prod"/);
+    expect(server.calls).toEqual([]);
+    const swept = await sweep([...argv, '--json'], 4, { CACHED_DEPLOY_MAIN_BRANCH: 'main' });
+    expect(swept.code).toBe(0);
+    expect((JSON.parse(swept.stdout) as Summary).deleted.map((e) => e.tag)).toEqual([
+      tagOf('feat/b', 'api'),
+    ]);
+    // The flag wins.
+    const flagged = await sweep([...argv, '--main-branch', 'develop'], 4, {
+      CACHED_DEPLOY_MAIN_BRANCH: 'main',
+    });
+    expect(flagged.stderr).toMatch(/does not list the main branch "develop"/);
+  });
+
   it('reads at most the bound, never a prefix of a larger listing', () => {
     const file = join(scratch, 'large.txt');
     writeFileSync(file, `main\n${'feat/x\n'.repeat(100)}`);
@@ -899,6 +926,7 @@ describe('sweep-branches: usage', () => {
     const err: string[] = [];
     const code = await pruner.main(argv, {
       ecr: refuse,
+      env: {},
       stdout: () => {},
       stderr: (t) => err.push(t),
     });
