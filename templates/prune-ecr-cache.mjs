@@ -10,10 +10,21 @@
 //           BuildKit cache artifact, is no index's child, and is older than the grace period;
 //           with --sweep, also other untagged cache artifacts older than the grace period
 //   delete-branch   remove a deleted branch's cache tags (ECR deletes an image with its last tag)
+//   sweep-branches  remove the br-* cache tags of every branch that no longer exists, given a
+//           listing of the branches that do (docs/ecr-api-and-pruning.md, "The branch sweep")
 // Needs Node >= 20 and @aws-sdk/client-ecr; uses the SDK's standard credential chain, and
 // AWS_ENDPOINT_URL_ECR / AWS_ENDPOINT_URL when set.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import {
+  closeSync,
+  fstatSync,
+  openSync,
+  readFileSync,
+  readSync,
+  realpathSync,
+  writeFileSync,
+} from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
 export const CACHE_CONFIG_MEDIA_TYPE = 'application/vnd.buildkit.cacheconfig.v0';
@@ -38,7 +49,11 @@ const USAGE = `usage:
   prune-ecr-cache.mjs prune --state FILE [--sweep] [--grace-hours H] [--dry-run] [--json] [--fail-on-error]
   prune-ecr-cache.mjs prune --repository NAME --sweep [--grace-hours H] [--dry-run] [--json] [--fail-on-error]
   prune-ecr-cache.mjs delete-branch --repository NAME --tag TAG [--tag TAG ...] [--dry-run] [--json]
---repository and --tag may repeat; each --tag belongs to the --repository before it.`;
+  prune-ecr-cache.mjs sweep-branches --repository NAME --image IMAGE [--image IMAGE ...]
+      --branches-file FILE --main-branch NAME [--grace-hours H] [--dry-run] [--json] [--fail-on-error]
+      (--main-branch defaults to $CACHED_DEPLOY_MAIN_BRANCH)
+--repository, --tag and --image may repeat; each --tag or --image belongs to the --repository
+before it. FILE lists the branches that exist, one name a line, or \`git ls-remote --heads\` output.`;
 
 /**
  * The ECR calls the pruner makes, as a narrow port: tests and the CLI can pass any object with
@@ -76,12 +91,17 @@ export async function sdkPort(options = {}) {
  * quota at 1000 a page), stop with an error instead of looping. Entries are appended one by one:
  * spreading a huge page into push() overflows the stack.
  */
-export async function listImages(ecr, repositoryName, { maxPages = MAX_PAGES } = {}) {
+export async function listImages(ecr, repositoryName, { maxPages = MAX_PAGES, filter } = {}) {
   const images = [];
   const seen = new Set();
   let nextToken;
   for (let count = 1; ; count++) {
-    const page = await ecr.describeImages({ repositoryName, maxResults: PAGE_SIZE, nextToken });
+    const page = await ecr.describeImages({
+      repositoryName,
+      maxResults: PAGE_SIZE,
+      nextToken,
+      ...(filter ? { filter } : {}),
+    });
     for (const image of page.imageDetails ?? []) images.push(image);
     nextToken = page.nextToken;
     if (!nextToken) return images;
@@ -338,16 +358,126 @@ export function printable(text) {
   return line.length > 300 ? `${line.slice(0, 300)}…` : line;
 }
 
-/** A branch's cache tag, `br-<slug>.<image>`, as the workflow computes it; nothing else. */
+// ---------------------------------------------------------------------------------------------
+// Cache tags: the one place the pruner reads them. The same rules as create-cached-deploy's
+// src/model/cache-tags.ts (a test compares the two over generated branch names and tags):
+//   br-<slug>.<image>[.<platform>]   a branch's cache (the platform suffix: one per platform)
+// ---------------------------------------------------------------------------------------------
+
+export const BRANCH_SCOPE_PREFIX = 'br-';
+/** Docker's tag grammar allows 128 characters (BuildKit enforces it). */
+export const MAX_TAG_LENGTH = 128;
+/** 16 hex digits of the raw branch name's SHA-256, when the slug had to change. */
+export const SLUG_HASH_LENGTH = 16;
+const HASHED_SLUG = /-([0-9a-f]{16})$/;
+/** A build outside CI: shaped like a hashed slug no branch name can produce. */
+export const LOCAL_CACHE_SCOPE = `${BRANCH_SCOPE_PREFIX}local-${'0'.repeat(SLUG_HASH_LENGTH)}`;
+/** An image (bake target) name, as cached-deploy.yml allows it: no '.', so `<scope>.<image>` parses. */
+export const IMAGE_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+/** The per-platform suffix after the image name: `<os>-<arch>[-<variant>]`. */
+export const PLATFORM_TAG_SUFFIX = /^[a-z0-9]+-[a-z0-9_]+(?:-[a-z0-9]+)?$/;
+/** A branch's cache tag: `br-<slug>.<image>` (and anything after a further '.'); nothing else. */
 const BRANCH_TAG = /^br-[A-Za-z0-9_.-]+\.[A-Za-z0-9_-]+$/;
-const MAX_TAG_LENGTH = 128;
+const SLUG = /^[A-Za-z0-9_.-]+$/;
+
+export function isBranchCacheTag(tag) {
+  return typeof tag === 'string' && tag.length <= MAX_TAG_LENGTH && BRANCH_TAG.test(tag);
+}
+
+/**
+ * Every way `tag` reads as `br-<slug>.<image>[.<platform>]` for one of `imageNames`. A slug may
+ * hold '.', so a tag can read more than one way (`br-a.api.linux-amd64` is image `api` on
+ * linux-amd64, or image `linux-amd64` of the branch slug `a.api`): callers that delete must find
+ * every reading stale.
+ */
+export function splitBranchCacheTag(tag, imageNames) {
+  if (!isBranchCacheTag(tag)) return [];
+  const readings = [];
+  const body = tag.slice(BRANCH_SCOPE_PREFIX.length);
+  for (const image of new Set(imageNames)) {
+    const plain = `.${image}`;
+    if (body.endsWith(plain)) {
+      const slug = body.slice(0, -plain.length);
+      if (SLUG.test(slug)) readings.push({ slug, image });
+    }
+    const marker = `.${image}.`;
+    for (let at = body.indexOf(marker); at !== -1; at = body.indexOf(marker, at + 1)) {
+      const slug = body.slice(0, at);
+      const platform = body.slice(at + marker.length);
+      if (SLUG.test(slug) && PLATFORM_TAG_SUFFIX.test(platform))
+        readings.push({ slug, image, platform });
+    }
+  }
+  return readings;
+}
+
+function isTagByte(byte) {
+  return (
+    (byte >= 0x30 && byte <= 0x39) ||
+    (byte >= 0x41 && byte <= 0x5a) ||
+    (byte >= 0x61 && byte <= 0x7a) ||
+    byte === 0x5f ||
+    byte === 0x2e ||
+    byte === 0x2d
+  );
+}
+
+/**
+ * The parts a branch's slug is made of, from the raw name's bytes (a branch name is bytes; the
+ * CI shell hashes exactly those): every byte outside [A-Za-z0-9_.-] as '-', runs of '-' as one;
+ * whether that left the name as it was; the hash.
+ */
+function slugParts(branch) {
+  const bytes = typeof branch === 'string' ? Buffer.from(branch, 'utf8') : Buffer.from(branch);
+  let cleaned = '';
+  for (const byte of bytes) cleaned += isTagByte(byte) ? String.fromCharCode(byte) : '-';
+  cleaned = cleaned.replace(/-+/g, '-');
+  const unchanged = cleaned === bytes.toString('latin1');
+  const hash = createHash('sha256').update(bytes).digest('hex').slice(0, SLUG_HASH_LENGTH);
+  return { cleaned, unchanged, hash };
+}
+
+/**
+ * A branch's slug as the workflow computes it for a slug of at most `maxLength` characters:
+ * the name itself when it is tag-safe, short enough and does not end like a hashed slug; else
+ * the cleaned name cut to fit, '-', and the hash.
+ */
+export function branchSlug(branch, maxLength) {
+  const { cleaned, unchanged, hash } = slugParts(branch);
+  if (unchanged && cleaned.length <= maxLength && !HASHED_SLUG.test(cleaned)) return cleaned;
+  return `${cleaned.slice(0, maxLength - SLUG_HASH_LENGTH - 1)}-${hash}`;
+}
+
+/**
+ * The existing branches, indexed by what their slugs can be. The slug's length limit depends on
+ * the longest image name of the whole configuration (and on a platform suffix), which one sweep
+ * of one repository need not know: a slug belongs to a branch when it is that branch's slug for
+ * *some* limit. That keeps every tag a living branch can have; a deleted branch's tag matches no
+ * living branch unless their 64-bit hashes collide.
+ */
+export function branchIndex(names) {
+  const plain = new Set();
+  const byHash = new Map();
+  for (const name of names) {
+    const { cleaned, unchanged, hash } = slugParts(name);
+    if (unchanged && !HASHED_SLUG.test(cleaned)) plain.add(cleaned);
+    byHash.set(hash, [...(byHash.get(hash) ?? []), cleaned]);
+  }
+  return { plain, byHash, size: names.length };
+}
+
+export function slugOfExistingBranch(slug, index) {
+  if (index.plain.has(slug)) return true;
+  const hashed = HASHED_SLUG.exec(slug);
+  if (!hashed) return false;
+  const prefix = slug.slice(0, -(SLUG_HASH_LENGTH + 1));
+  return (index.byHash.get(hashed[1]) ?? []).some((cleaned) => cleaned.startsWith(prefix));
+}
 
 /** Throws unless every tag is a branch's cache tag: delete-branch never touches main.*, seed.*. */
 export function checkBranchTags(targets) {
   const outside = targets.flatMap(({ repository, tags }) =>
-    tags
-      .filter((tag) => !(BRANCH_TAG.test(tag) && tag.length <= MAX_TAG_LENGTH))
-      .map((tag) => `${repository}:${printable(tag)}`),
+    tags.filter((tag) => !isBranchCacheTag(tag)).map((tag) => `${repository}:${printable(tag)}`),
   );
   if (outside.length > 0)
     throw new Error(
@@ -449,10 +579,266 @@ export async function deleteBranchTags(ecr, targets, { dryRun = false } = {}) {
   return summary;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The branch sweep: the br-* tags of branches that no longer exist
+// ---------------------------------------------------------------------------------------------
+
+/** A listing of every branch of a big repository fits many times over; more is not a listing. */
+export const MAX_BRANCHES_FILE_BYTES = 16 * 1024 * 1024;
+/** `<sha>\trefs/heads/<name>`, as `git ls-remote --heads` prints it (SHA-1 or SHA-256). */
+const LS_REMOTE_LINE = /^(?:[0-9a-f]{40}|[0-9a-f]{64})\trefs\/heads\//;
+
+/**
+ * Reads the branch listing, at most `maxBytes` of it: a file that is larger, not a regular file,
+ * or unreadable is an error, never a shorter listing.
+ */
+export function readBranchesFile(path, { maxBytes = MAX_BRANCHES_FILE_BYTES } = {}) {
+  let fd;
+  try {
+    fd = openSync(path, 'r');
+    if (!fstatSync(fd).isFile()) throw new Error('not a regular file');
+    const buffer = Buffer.alloc(maxBytes + 1);
+    let length = 0;
+    for (;;) {
+      const read = readSync(fd, buffer, length, buffer.length - length, null);
+      if (read === 0) break;
+      length += read;
+      if (length > maxBytes) throw new Error(`larger than ${maxBytes} bytes`);
+    }
+    return buffer.subarray(0, length);
+  } catch (error) {
+    throw new Error(
+      `cannot read the branch listing ${printable(path)}: ${printable(error?.message ?? error)}; nothing was deleted`,
+    );
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * A byte that git never allows in a branch name (git check-ref-format): control characters,
+ * space, ~ ^ : ? * [ \ and DEL. A line holding one is not a branch name.
+ */
+function isForbiddenRefByte(byte) {
+  return byte < 0x21 || byte === 0x7f || '~^:?*[\\'.includes(String.fromCharCode(byte));
+}
+
+/**
+ * The branch names of a listing: one raw name a line, or `git ls-remote --heads` lines. Blank
+ * lines are skipped, a CR before the LF too. Names stay bytes (a branch name need not be UTF-8,
+ * and its slug hashes the bytes). Anything else, an empty listing, or one without `mainBranch`,
+ * is an error: a listing that failed must never read as "every branch was deleted".
+ */
+export function parseBranchListing(buffer, { mainBranch, source = 'the branch listing' }) {
+  const names = [];
+  let start = 0;
+  let lineNumber = 0;
+  while (start <= buffer.length) {
+    let end = buffer.indexOf(0x0a, start);
+    if (end === -1) end = buffer.length;
+    lineNumber++;
+    let line = buffer.subarray(start, end);
+    start = end + 1;
+    if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, -1);
+    if (line.length === 0) continue;
+    const text = line.toString('latin1');
+    const remote = LS_REMOTE_LINE.exec(text);
+    const name = remote ? line.subarray(remote[0].length) : line;
+    if (name.length === 0 || name.some(isForbiddenRefByte))
+      throw new Error(
+        `${source}, line ${lineNumber}: ${JSON.stringify(printable(line.toString('utf8')).slice(0, 80))} is neither a branch name nor a \`git ls-remote --heads\` line; nothing was deleted`,
+      );
+    names.push(name);
+  }
+  if (names.length === 0)
+    throw new Error(`${source} lists no branch (a failed listing?); nothing was deleted`);
+  const main = Buffer.from(mainBranch, 'utf8');
+  if (!names.some((name) => name.equals(main)))
+    throw new Error(
+      `${source} does not list the main branch ${JSON.stringify(printable(mainBranch))} (a failed or partial listing?); nothing was deleted`,
+    );
+  return names;
+}
+
+/**
+ * Pure selection over one repository's listing: the br-* tags of `imageNames` whose branch is in
+ * none of the `branches` (a `branchIndex`), pushed longer ago than the grace period. A tag that
+ * reads more than one way goes only when every reading is stale. Tags of other images, and
+ * anything outside the branch scope (main.*, seed.*, the local scope), are never candidates.
+ */
+export function selectStaleBranchTags({ images, imageNames, branches, graceMs, now }) {
+  const remove = [];
+  const skipped = [];
+  for (const image of images) {
+    for (const tag of image.imageTags ?? []) {
+      if (!tag.startsWith(BRANCH_SCOPE_PREFIX)) continue;
+      const entry = { tag, digest: image.imageDigest };
+      const readings = splitBranchCacheTag(tag, imageNames);
+      const skip = (reason) => skipped.push({ ...entry, reason });
+      if (readings.length === 0) skip('outside-scope');
+      else if (
+        readings.some((reading) => `${BRANCH_SCOPE_PREFIX}${reading.slug}` === LOCAL_CACHE_SCOPE)
+      )
+        skip('local-scope');
+      else if (readings.some((reading) => slugOfExistingBranch(reading.slug, branches)))
+        skip('branch-exists');
+      // Written so that an unknown push time (NaN) keeps the tag too.
+      else if (!(now - new Date(image.imagePushedAt).getTime() >= graceMs))
+        skip('younger-than-grace');
+      else remove.push({ ...entry, why: 'branch-gone' });
+    }
+  }
+  return { remove, skipped };
+}
+
+/**
+ * Where each tag points now (a tag that is gone is absent), one DescribeImages by tag for up to
+ * 100 of them. DescribeImages by id fails whole when one is gone: then one by one (rare).
+ */
+async function tagTargetsNow(ecr, repositoryName, tags) {
+  const targets = new Map();
+  const describe = async (batch) => {
+    const result = await ecr.describeImages({
+      repositoryName,
+      imageIds: batch.map((imageTag) => ({ imageTag })),
+    });
+    for (const image of result.imageDetails ?? [])
+      for (const tag of image.imageTags ?? [])
+        if (batch.includes(tag)) targets.set(tag, image.imageDigest);
+  };
+  try {
+    await describe(tags);
+  } catch (error) {
+    if (error?.name !== 'ImageNotFoundException') throw error;
+    for (const tag of tags) {
+      try {
+        await describe([tag]);
+      } catch (inner) {
+        if (inner?.name !== 'ImageNotFoundException') throw inner;
+      }
+    }
+  }
+  return targets;
+}
+
+/**
+ * Deletes by tag, 100 at a time, believing only what ECR says it deleted. Right before each
+ * batch the tags are read again: one that a new build (of a branch re-created since the listing)
+ * moved is kept.
+ */
+async function deleteStaleTags(ecr, repositoryName, entries, summary) {
+  for (const candidates of chunks(entries)) {
+    let result;
+    let batch;
+    try {
+      const now = await tagTargetsNow(
+        ecr,
+        repositoryName,
+        candidates.map((entry) => entry.tag),
+      );
+      batch = [];
+      for (const entry of candidates) {
+        const digest = now.get(entry.tag);
+        if (digest === undefined)
+          summary.skipped.push({ repository: repositoryName, ...entry, reason: 'already-gone' });
+        else if (digest !== entry.digest)
+          summary.skipped.push({ repository: repositoryName, ...entry, reason: 'moved' });
+        else batch.push(entry);
+      }
+      if (batch.length === 0) continue;
+      result = await ecr.batchDeleteImage({
+        repositoryName,
+        imageIds: batch.map((entry) => ({ imageTag: entry.tag })),
+      });
+    } catch (error) {
+      for (const entry of batch ?? candidates)
+        summary.errors.push({
+          repository: repositoryName,
+          tag: entry.tag,
+          error: errorText(error),
+        });
+      continue;
+    }
+    const deleted = new Set((result.imageIds ?? []).map((id) => id.imageTag));
+    const failures = new Map(
+      (result.failures ?? []).map((failure) => [failure.imageId?.imageTag, failure]),
+    );
+    for (const entry of batch) {
+      const failure = failures.get(entry.tag);
+      if (deleted.has(entry.tag)) summary.deleted.push({ repository: repositoryName, ...entry });
+      else if (failure?.failureCode === 'ImageNotFound')
+        summary.skipped.push({ repository: repositoryName, ...entry, reason: 'already-gone' });
+      else if (failure?.failureCode === 'ImageReferencedByManifestList')
+        summary.skipped.push({ repository: repositoryName, ...entry, reason: 'index-child' });
+      else {
+        const error = failure
+          ? printable(`${failure.failureCode}: ${failure.failureReason ?? ''}`.trim())
+          : 'not reported as deleted';
+        summary.errors.push({ repository: repositoryName, tag: entry.tag, error });
+      }
+    }
+  }
+}
+
+/**
+ * The branch sweep. `targets`: `{ repository, images }` (the image names whose branch tags live
+ * there); `branches`: the names of every existing branch (as `parseBranchListing` returns them).
+ * Removes by tag each stale branch tag; ECR deletes an image with its last tag, which only that
+ * branch's builds imported. Never throws for per-repository problems (they are in `errors`).
+ */
+export async function sweepBranchTags(ecr, options) {
+  const { targets, branches, dryRun = false } = options;
+  const graceMs = (options.graceHours ?? DEFAULT_GRACE_HOURS) * 3600 * 1000;
+  const now = options.now ?? Date.now();
+  const index = branchIndex(branches);
+  const summary = {
+    dryRun,
+    branches: index.size,
+    deleted: [],
+    skipped: [],
+    errors: [],
+    bytesReclaimed: 0,
+  };
+  for (const { repository, images: imageNames } of targets) {
+    try {
+      const images = await listImages(ecr, repository, {
+        maxPages: options.maxPages,
+        filter: { tagStatus: 'TAGGED' },
+      });
+      const selection = selectStaleBranchTags({
+        images,
+        imageNames,
+        branches: index,
+        graceMs,
+        now,
+      });
+      for (const entry of selection.skipped) summary.skipped.push({ repository, ...entry });
+      const before = summary.deleted.length;
+      if (dryRun) {
+        for (const entry of selection.remove) summary.deleted.push({ repository, ...entry });
+      } else {
+        await deleteStaleTags(ecr, repository, selection.remove, summary);
+      }
+      // An image goes with its last tag: its bytes count when every tag it had was removed.
+      const removed = new Set(summary.deleted.slice(before).map((entry) => entry.tag));
+      for (const image of images) {
+        const tags = image.imageTags ?? [];
+        if (tags.length > 0 && tags.every((tag) => removed.has(tag)))
+          summary.bytesReclaimed += image.imageSizeInBytes ?? 0;
+      }
+    } catch (error) {
+      summary.errors.push({ repository, error: errorText(error) });
+    }
+  }
+  return summary;
+}
+
+const COMMANDS = ['record', 'prune', 'delete-branch', 'sweep-branches'];
+
 /** Parses the command line; throws a one-line Error on bad usage. */
-export function parseArgs(argv) {
+export function parseArgs(argv, env = process.env) {
   const [command, ...rest] = argv;
-  if (!['record', 'prune', 'delete-branch'].includes(command))
+  if (!COMMANDS.includes(command))
     throw new Error(`unknown command ${JSON.stringify(command ?? '')}\n${USAGE}`);
   const options = {
     command,
@@ -463,6 +849,8 @@ export function parseArgs(argv) {
     failOnError: false,
     graceHours: DEFAULT_GRACE_HOURS,
     state: undefined,
+    branchesFile: undefined,
+    mainBranch: undefined,
   };
   const value = (index, flag) => {
     const next = rest[index + 1];
@@ -470,25 +858,51 @@ export function parseArgs(argv) {
       throw new Error(`${flag} needs a value\n${USAGE}`);
     return next;
   };
+  const sweeping = command === 'sweep-branches';
   for (let i = 0; i < rest.length; i++) {
     const flag = rest[i];
-    if (flag === '--repository') options.targets.push({ repository: value(i++, flag), tags: [] });
-    else if (flag === '--tag') {
+    if (flag === '--repository')
+      options.targets.push({ repository: value(i++, flag), tags: [], images: [] });
+    else if (flag === '--tag' || flag === '--image') {
       const target = options.targets.at(-1);
-      if (!target) throw new Error(`--tag must follow a --repository\n${USAGE}`);
-      target.tags.push(value(i++, flag));
-    } else if (flag === '--state') options.state = value(i++, flag);
+      if (!target) throw new Error(`${flag} must follow a --repository\n${USAGE}`);
+      if ((flag === '--image') !== sweeping)
+        throw new Error(`${command} takes no ${flag}\n${USAGE}`);
+      const text = value(i++, flag);
+      if (flag === '--image' && !IMAGE_NAME.test(text))
+        throw new Error(
+          `--image ${JSON.stringify(printable(text))} is not an image name ([a-z0-9][a-z0-9_-]*, at most 32 characters)\n${USAGE}`,
+        );
+      (flag === '--tag' ? target.tags : target.images).push(text);
+    } else if (flag === '--state' && !sweeping) options.state = value(i++, flag);
+    else if (flag === '--branches-file' && sweeping) options.branchesFile = value(i++, flag);
+    else if (flag === '--main-branch' && sweeping) options.mainBranch = value(i++, flag);
     else if (flag === '--grace-hours') {
       const text = value(i++, flag);
       // Number('') is 0: an empty value must not silently turn the grace period off.
       options.graceHours = text.trim() === '' ? Number.NaN : Number(text);
       if (!Number.isFinite(options.graceHours) || options.graceHours < 0)
         throw new Error(`--grace-hours must be a number >= 0\n${USAGE}`);
-    } else if (flag === '--sweep') options.sweep = true;
+    } else if (flag === '--sweep' && !sweeping) options.sweep = true;
     else if (flag === '--dry-run') options.dryRun = true;
     else if (flag === '--json') options.json = true;
     else if (flag === '--fail-on-error') options.failOnError = true;
     else throw new Error(`unknown option ${flag}\n${USAGE}`);
+  }
+  if (sweeping) {
+    if (options.targets.length === 0)
+      throw new Error(`sweep-branches needs --repository\n${USAGE}`);
+    if (options.targets.some((target) => target.images.length === 0))
+      throw new Error(`sweep-branches needs --image after each --repository\n${USAGE}`);
+    if (!options.branchesFile)
+      throw new Error(`sweep-branches needs --branches-file FILE\n${USAGE}`);
+    // The generated GitLab jobs carry the main branch in CACHED_DEPLOY_MAIN_BRANCH.
+    options.mainBranch ??= env.CACHED_DEPLOY_MAIN_BRANCH || undefined;
+    if (!options.mainBranch)
+      throw new Error(
+        `sweep-branches needs --main-branch NAME (a listing without it is taken for a failed one)\n${USAGE}`,
+      );
+    return options;
   }
   if (command !== 'prune' && options.targets.some((target) => target.tags.length === 0))
     throw new Error(`${command} needs --tag after each --repository\n${USAGE}`);
@@ -507,22 +921,27 @@ export function parseArgs(argv) {
 export function formatSummary(summary) {
   const lines = [];
   const verb = summary.dryRun ? 'would delete' : 'deleted';
+  // Digests and tags are ECR's answers: printed escaped, like its error messages.
   for (const entry of summary.deleted)
     lines.push(
-      `${verb} ${entry.repository} ${entry.digest ?? ''}${entry.tag ? ` (${entry.tag})` : ''} [${entry.why}]`.replace(
-        '  ',
-        ' ',
+      printable(
+        `${verb} ${entry.repository} ${entry.digest ?? ''}${entry.tag ? ` (${entry.tag})` : ''} [${entry.why}]`.replace(
+          '  ',
+          ' ',
+        ),
       ),
     );
   const reasons = {};
   for (const entry of summary.skipped) reasons[entry.reason] = (reasons[entry.reason] ?? 0) + 1;
   for (const entry of summary.errors) {
     const id = entry.digest ?? entry.tag;
-    lines.push(`error ${entry.repository}${id ? ` ${id}` : ''}: ${entry.error}`);
+    lines.push(printable(`error ${entry.repository}${id ? ` ${id}` : ''}: ${entry.error}`));
   }
   const kept = Object.entries(reasons)
     .map(([reason, count]) => `${count} ${reason}`)
     .join(', ');
+  if (summary.branches !== undefined)
+    lines.push(`${summary.branches} branch(es) exist; their cache tags are kept.`);
   lines.push(
     `${summary.dryRun ? 'Dry run: would delete' : 'Deleted'} ${summary.deleted.length}, reclaimed ${(summary.bytesReclaimed / 1e6).toFixed(1)} MB; kept ${summary.skipped.length}${kept ? ` (${kept})` : ''}; errors ${summary.errors.length}.`,
   );
@@ -536,14 +955,28 @@ export async function main(
     ecr,
     stdout = (text) => process.stdout.write(text),
     stderr = (text) => process.stderr.write(text),
+    env = process.env,
   } = {},
 ) {
   let options;
   try {
-    options = parseArgs(argv);
+    options = parseArgs(argv, env);
   } catch (error) {
     stderr(`prune-ecr-cache: ${error.message}\n`);
     return 1;
+  }
+  let branches;
+  if (options.command === 'sweep-branches') {
+    // Read and judged before any ECR call: a listing that failed deletes nothing.
+    try {
+      branches = parseBranchListing(readBranchesFile(options.branchesFile), {
+        mainBranch: options.mainBranch,
+        source: printable(options.branchesFile),
+      });
+    } catch (error) {
+      stderr(`prune-ecr-cache: ${error.message}\n`);
+      return 1;
+    }
   }
   const port = ecr ?? (await sdkPort());
   let summary;
@@ -563,6 +996,8 @@ export async function main(
   }
   if (options.command === 'delete-branch') {
     summary = await deleteBranchTags(port, options.targets, options);
+  } else if (options.command === 'sweep-branches') {
+    summary = await sweepBranchTags(port, { ...options, branches });
   } else {
     const recorded = options.state ? JSON.parse(readFileSync(options.state, 'utf8')) : undefined;
     summary = await prune(port, {
@@ -575,6 +1010,20 @@ export async function main(
   return summary.errors.length > 0 && options.failOnError ? 1 : 0;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+/**
+ * Whether this file is the program node was asked to run (not imported). Node resolves symlinks
+ * in the main module's URL but not in argv[1]: compare real paths, or a script reached through a
+ * symlinked directory (macOS's /tmp, say) would do nothing and exit 0.
+ */
+function isMainModule() {
+  if (!process.argv[1]) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
+  } catch {
+    return false;
+  }
+}
+
+if (isMainModule()) {
   process.exitCode = await main(process.argv.slice(2));
 }

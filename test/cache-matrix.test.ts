@@ -32,6 +32,7 @@ import {
   type ParsedBake,
   parseBake,
 } from './support/bake.js';
+import { anyName, noNul } from './support/branch-names.js';
 
 /**
  * The cache strategy end to end (docs/cache-strategy.md, docs/erosion-and-seed.md): whether a run
@@ -628,48 +629,6 @@ describe.each(RAW_CONFIGS.map(({ label }) => label))('cache matrix, %s', (label)
 // ---------------------------------------------------------------------------------------------
 // Properties
 // ---------------------------------------------------------------------------------------------
-
-const noNul = (text: string) => text.replaceAll('\0', '');
-/** Any Unicode text (no lone surrogates: a branch name is UTF-8). */
-const unicodeName = fc.string({ unit: 'binary', minLength: 1, maxLength: 150 }).map(noNul);
-const segment = fc.oneof(
-  fc.string({ unit: 'grapheme', maxLength: 16 }),
-  fc.string({ unit: 'grapheme-ascii', maxLength: 16 }),
-  fc.constantFrom(
-    'feat',
-    'main',
-    'Main',
-    'seed',
-    'seed.api',
-    'local',
-    'local-0000000000000000',
-    '0000000000000000',
-    '1234abcd5678ef90',
-    '1234abcd',
-    '-',
-    '.',
-    '..',
-    '_',
-    'ü',
-    '🚀',
-    '',
-  ),
-);
-/** Names built from path segments joined with '/'. */
-const pathName = fc
-  .array(segment, { minLength: 1, maxLength: 10 })
-  .map((parts) => noNul(parts.join('/')));
-/** Long names around the truncation point. */
-const longName = fc
-  .tuple(fc.integer({ min: 80, max: 320 }), fc.string({ unit: 'grapheme-ascii', maxLength: 8 }))
-  .map(([length, tail]) => `${'L/'.repeat(length).slice(0, length)}${tail}`);
-/** Names that need no change, around the slug length limits. */
-const tagSafeName = fc.string({
-  unit: fc.constantFrom(...'abcxyzABC0189_.'),
-  minLength: 85,
-  maxLength: 130,
-});
-const anyName = fc.oneof(unicodeName, pathName, longName, tagSafeName);
 
 const PROPERTY_TIMEOUT = 20_000;
 

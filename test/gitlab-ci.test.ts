@@ -623,6 +623,9 @@ describe.each(fixtures.map((fixture) => [fixture.label, fixture] as const))(
           ...images.flatMap((image) => ['--image', image]),
           '--branches-file',
           expect.any(String),
+          // The pruner refuses a listing without the main branch: nothing is swept then.
+          '--main-branch',
+          config.mainBranch,
           '--grace-hours',
           String(config.prune.graceHours),
         ]);

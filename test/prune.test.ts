@@ -5,7 +5,7 @@
  * processes, and usage errors.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ECRClient, PutImageCommand } from '@aws-sdk/client-ecr';
@@ -1505,6 +1505,20 @@ describe('the shipped script and the CLI', () => {
         'Deleted 0, reclaimed 0.0 MB; kept 0; errors 1.\n',
     );
     expect(server.callCount('DescribeImages')).toBe(2);
+  }, 30_000);
+
+  it('runs when reached through a symlinked directory (node resolves the module, not argv[1])', async () => {
+    const link = `${dir}-link`;
+    await symlink(dir, link);
+    try {
+      const result = await run([join(link, 'prune-ecr-cache.mjs'), 'prune']);
+      expect(result.code).toBe(1);
+      expect(result.stderr.split('\n')[0]).toBe(
+        'prune-ecr-cache: prune needs --state FILE or --sweep',
+      );
+    } finally {
+      await rm(link, { force: true });
+    }
   }, 30_000);
 
   it('usage errors exit 1 from the script and from the CLI', async () => {

@@ -1,7 +1,7 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: this file holds shell scripts and GitHub expressions, whose ${…} is not JavaScript's
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -592,6 +592,7 @@ function runnerEnv(context: Record<string, Value>): Record<string, string> {
     GITHUB_HEAD_REF: String(github.head_ref),
     GITHUB_REPOSITORY: String(github.repository),
     GITHUB_SHA: String(github.sha),
+    RUNNER_TEMP,
   };
 }
 
@@ -689,6 +690,35 @@ const STANDIN_BIN = join(scratch, 'bin');
 mkdirSync(STANDIN_BIN);
 writeFileSync(join(STANDIN_BIN, 'aws'), AWS_STANDIN, { mode: 0o755 });
 writeFileSync(join(STANDIN_BIN, 'docker'), DOCKER_STANDIN, { mode: 0o755 });
+
+/** The runner's temporary directory ($RUNNER_TEMP) of every step. */
+const RUNNER_TEMP = join(scratch, 'runner-temp');
+mkdirSync(RUNNER_TEMP);
+
+/** The branches the `gh` stand-in lists: every main branch of CASES, and others. */
+const GH_BRANCHES = ['main', 'master', 'release/prod', "it's", 'v2+hotfix', 'feat/x', 'Main'];
+const GH_BRANCHES_FILE = join(scratch, 'gh-branches.txt');
+writeFileSync(GH_BRANCHES_FILE, `${GH_BRANCHES.join('\n')}\n`);
+
+/**
+ * A stand-in for the one `gh` call a step makes (`gh api --paginate repos/O/R/branches… --jq
+ * '.[].name'`): it lists GH_BRANCHES, refuses any other call, and fails without GH_TOKEN (as gh
+ * does in a workflow) or with AWS credentials in its environment (nothing but the pruner may run
+ * next to them).
+ */
+writeFileSync(
+  join(STANDIN_BIN, 'gh'),
+  [
+    '#!/bin/bash',
+    'set -u',
+    'expected="api --paginate repos/$GITHUB_REPOSITORY/branches?per_page=100 --jq .[].name"',
+    'if [ "$*" != "$expected" ]; then echo "gh stand-in: unsupported: $*" >&2; exit 2; fi',
+    'if [ -z "${GH_TOKEN:-}" ]; then echo "gh: set the GH_TOKEN environment variable" >&2; exit 4; fi',
+    'if [ -n "${AWS_ACCESS_KEY_ID:-}" ]; then echo "gh stand-in: AWS credentials in the environment" >&2; exit 3; fi',
+    `cat '${GH_BRANCHES_FILE}'`,
+  ].join('\n'),
+  { mode: 0o755 },
+);
 
 /**
  * Runs `run:` steps with bash, batched: spawning from the (large) test process costs ~100 ms a
@@ -989,8 +1019,9 @@ const isApplyCommand = (step: Step) =>
   /\/\.bin\/create-cached-deploy"? apply$/.test(step.run ?? '');
 
 /**
- * What a pruner command is given: its subcommand, each `--repository`, and
- * `<repository>:<tag>` per `--tag`, with every quoted "$VARIABLE" taken from the step's env.
+ * What a pruner command is given: its subcommand, each `--repository`, `<repository>:<tag>` per
+ * `--tag` and `<repository>:<image>` per `--image`, and the values of its other flags, with every
+ * quoted "$VARIABLE" taken from the step's env.
  */
 function prunerInvocation(run: string, env: Record<string, string>) {
   const command = /node "[^"]*prune-ecr-cache\.mjs" (\S+)/.exec(run)?.[1];
@@ -1000,15 +1031,22 @@ function prunerInvocation(run: string, env: Record<string, string>) {
   });
   const words = expanded.split(/\s+/);
   const tags: string[] = [];
+  const images: string[] = [];
   const repositories: string[] = [];
+  const values: Record<string, string> = {};
   let repository = '<no repository>';
   for (let i = 0; i < words.length; i++) {
-    if (words[i] === '--repository') {
+    const word = words[i] as string;
+    if (word === '--repository') {
       repository = words[++i] ?? '';
       repositories.push(repository);
-    } else if (words[i] === '--tag') tags.push(`${repository}:${words[++i]}`);
+    } else if (word === '--tag') tags.push(`${repository}:${words[++i]}`);
+    else if (word === '--image') images.push(`${repository}:${words[++i]}`);
+    else if (/^--(?:branches-file|main-branch|grace-hours|state)$/.test(word)) {
+      values[word] = (words[++i] ?? '').replace(/^"(.*)"$/, '$1');
+    }
   }
-  return { command, tags, repositories };
+  return { command, tags, images, repositories, values };
 }
 
 /**
@@ -2214,7 +2252,7 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
         'delete-branch-cache',
         ...(config.workflow.deploy ? ['deploy'] : []),
         ...(config.prune.sweep ? ['prune'] : []),
-        ...(config.seed.enabled ? ['seed'] : []),
+        ...(config.seed.enabled ? ['seed', 'sweep-branch-caches'] : []),
       ].sort(),
     );
     if (!config.workflow.deploy || !deploy) return;
@@ -2292,8 +2330,8 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
         }
       });
     }
-    // The apply job's CLI, plus the pruner in the prune, delete and seed jobs.
-    expect(installs).toBe(1 + (config.prune.sweep ? 1 : 0) + 1 + (config.seed.enabled ? 1 : 0));
+    // The apply job's CLI, plus the pruner in the prune, delete, seed and branch sweep jobs.
+    expect(installs).toBe(1 + (config.prune.sweep ? 1 : 0) + 1 + (config.seed.enabled ? 2 : 0));
   });
 
   if (config.workflow.deploy !== undefined)
@@ -2435,6 +2473,70 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
     },
   );
 
+  it(
+    config.seed.enabled
+      ? 'on its schedule, sweeps the caches of deleted branches: the branches listed with the job token before any AWS credentials, then sweep-branches with the branch role on each branch-cache repository and its images'
+      : 'has no branch sweep (there is no schedule)',
+    async () => {
+      const job = workflow.jobs['sweep-branch-caches'];
+      if (!config.seed.enabled) {
+        expect(job).toBeUndefined();
+        return;
+      }
+      const run = await simulate(generated, {
+        name: 'schedule (on main)',
+        event: 'schedule',
+        branch: config.mainBranch,
+      });
+      const sweep = run.jobs['sweep-branch-caches'] as JobRun;
+      expect(sweep.failedAt, sweep.failure).toBeUndefined();
+      expect(sweep.ran).toEqual(job?.steps);
+      const [checkout, install, list, credentials, sweepStep, ...more] = (job as Job).steps;
+      expect(more).toEqual([]);
+      // Nothing of the checkout's credentials is kept: the listing uses the job's own token.
+      expect(checkout?.with).toEqual({ 'persist-credentials': false });
+      expect(sweep.installs).toEqual([install]);
+      expect(list?.env).toEqual({ GH_TOKEN: expr('github.token') });
+      expect(credentials?.uses).toBe(ACTIONS.configureAwsCredentials);
+      for (const step of [credentials, sweepStep]) {
+        expect(sweep.env.get(step as Step)?.GH_TOKEN, step?.name).toBeUndefined();
+      }
+      // What the real step (run with bash, gh stood in) left for the pruner.
+      const branchesFile = join(RUNNER_TEMP, 'cached-deploy', 'branches.txt');
+      expect(readFileSync(branchesFile, 'utf8')).toBe(`${GH_BRANCHES.join('\n')}\n`);
+      expect(GH_BRANCHES).toContain(config.mainBranch);
+      const invocation = prunerInvocation(
+        sweepStep?.run ?? '',
+        sweep.env.get(sweepStep as Step) ?? {},
+      );
+      expect(sweep.prunerCommands).toEqual(['sweep-branches']);
+      const branchCacheRepositories = [
+        ...new Set(config.images.map((image) => image.branchCacheRepository)),
+      ];
+      expect(invocation.repositories).toEqual(branchCacheRepositories);
+      expect(invocation.images.sort()).toEqual(
+        config.images.map((image) => `${image.branchCacheRepository}:${image.name}`).sort(),
+      );
+      expect(invocation.tags).toEqual([]);
+      expect(invocation.values).toEqual({
+        '--branches-file': '$RUNNER_TEMP/cached-deploy/branches.txt',
+        '--main-branch': config.mainBranch,
+        '--grace-hours': String(config.prune.graceHours),
+      });
+      // The branch role: a schedule's token says refs/heads/<main>, which it trusts.
+      const context = githubContext(
+        { name: 'schedule', event: 'schedule', branch: config.mainBranch },
+        generated,
+      );
+      expect(tokenSubject(job as Job, context)).toBe(
+        `repo:${REPOSITORY}:ref:refs/heads/${config.mainBranch}`,
+      );
+      checkJobRole(generated, job as Job, sweep, context, 'branch', 'sweep-branch-caches');
+      // Only on the schedule: no push, pull request, dispatch or deletion runs it.
+      expect(job?.if).toBe("github.event_name == 'schedule'");
+    },
+  );
+
   describe.each(scenarios(generated))('a run: $name', (scenario) => {
     const isMain = scenario.event !== 'pull_request' && scenario.branch === config.mainBranch;
     const seedRun =
@@ -2453,6 +2555,8 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
       // The sweep beside the deploy: after every build that had credentials.
       ...(buildRuns && trusted && config.prune.sweep ? ['prune'] : []),
       ...(applyRuns ? ['apply'] : []),
+      // The branch sweep runs on the schedule (the seed's).
+      ...(scenario.event === 'schedule' ? ['sweep-branch-caches'] : []),
     ];
     const result = () => simulate(generated, scenario);
 
@@ -2460,7 +2564,9 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
       const { jobs } = await result();
       const running = Object.keys(jobs).filter((id) => jobs[id]?.runs);
       expect(running.sort()).toEqual([...expectedJobs].sort());
-      for (const id of running.filter((each) => each !== 'deploy')) {
+      for (const id of running.filter(
+        (each) => each !== 'deploy' && each !== 'sweep-branch-caches',
+      )) {
         expect(jobs[id]?.stepOutputs.main, id).toEqual({ 'is-main': String(isMain) });
       }
       if (!buildRuns) return;
@@ -2751,6 +2857,7 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
         deploy: config.workflow.deploy?.environment ? 'deploy' : 'main',
         seed: isMain ? 'main' : undefined,
         apply: isMain && pushChangesEcr ? 'main' : undefined,
+        'sweep-branch-caches': 'branch',
       };
       let checked = 0;
       for (const [id, jobRun] of Object.entries(run.jobs)) {
@@ -2995,7 +3102,9 @@ describe.each(NATIVE)('a workflow with images built per platform: $name', ({ gen
       ...(config.workflow.deploy ? ['deploy'] : []),
       ...(config.prune.sweep ? ['prune'] : []),
       'delete-branch-cache',
-      ...(config.seed.enabled ? legs.map((leg) => jobId('seed', leg)) : []),
+      ...(config.seed.enabled
+        ? ['sweep-branch-caches', ...legs.map((leg) => jobId('seed', leg))]
+        : []),
       'apply',
     ]);
     for (const leg of legs) {
@@ -3100,6 +3209,8 @@ describe.each(NATIVE)('a workflow with images built per platform: $name', ({ gen
       ...(buildRuns && isMain ? ['merge', ...(config.workflow.deploy ? ['deploy'] : [])] : []),
       ...(buildRuns && trusted && config.prune.sweep ? ['prune'] : []),
       ...(scenario.event === 'push' ? ['apply'] : []),
+      // The branch sweep runs on the schedule (the seed's).
+      ...(scenario.event === 'schedule' && config.seed.enabled ? ['sweep-branch-caches'] : []),
     ];
     const result = () => simulate(generated, scenario);
 
@@ -3118,17 +3229,19 @@ describe.each(NATIVE)('a workflow with images built per platform: $name', ({ gen
           ? buildRole
           : id === 'prune'
             ? buildRole
-            : id === 'deploy'
-              ? config.workflow.deploy?.environment
-                ? 'deploy'
-                : 'main'
-              : id === 'apply'
-                ? isMain && (scenario.change ?? 'ecr') === 'ecr'
-                  ? 'main'
-                  : undefined
-                : isMain
-                  ? 'main'
-                  : undefined;
+            : id === 'sweep-branch-caches'
+              ? 'branch'
+              : id === 'deploy'
+                ? config.workflow.deploy?.environment
+                  ? 'deploy'
+                  : 'main'
+                : id === 'apply'
+                  ? isMain && (scenario.change ?? 'ecr') === 'ecr'
+                    ? 'main'
+                    : undefined
+                  : isMain
+                    ? 'main'
+                    : undefined;
         checkJobRole(generated, workflow.jobs[id] as Job, jobRun, context, expected, id);
       }
     });

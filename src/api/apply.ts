@@ -8,6 +8,7 @@ import {
 } from '../ecr/apply-ecr.js';
 import type { EcrApplyPort } from '../ecr/port.js';
 import { CachedDeployError } from '../errors.js';
+import { type GitLabProject, gitlabProject } from '../gitlab-api/project.js';
 import { MAIN_SCOPE, SEED_SCOPE } from '../model/cache-tags.js';
 import { repositorySettings } from '../model/ecr-repositories.js';
 import type { LifecyclePolicy } from '../model/lifecycle.js';
@@ -21,6 +22,15 @@ import { generatedPaths, renderFiles } from '../render/render-files.js';
 import { RepoFiles } from '../repo-files.js';
 
 export interface ApplyOptions extends ApplyEcrOptions {
+  /**
+   * With `ci: gitlab`: a token (api scope, Maintainer) to keep the seed's pipeline schedule;
+   * without one the report says what to do by hand.
+   */
+  gitlabToken?: string;
+  /** The GitLab instance, instead of gitlab.host of cached-deploy.yml. */
+  gitlabUrl?: string;
+  /** Overrides of the GitLab transport policy (tests). */
+  gitlabPolicy?: Partial<import('../fleet/hosts/http.js').HostPolicy>;
   /** The ECR calls; default: @aws-sdk/client-ecr in the config's region. */
   port?: EcrApplyPort;
   /** The ECR endpoint of the default port (default: the SDK's, which reads AWS_ENDPOINT_URL_ECR). */
@@ -42,6 +52,9 @@ export interface ApplyResult {
  */
 export async function apply(dir: string, options: ApplyOptions = {}): Promise<ApplyResult> {
   const config = loadConfig(dir);
+  // Read before anything is written: a GitLab configuration without a project, or an instance a
+  // token must not go to, fails here.
+  const project = gitlabProject(config, { instanceUrl: options.gitlabUrl });
   const paths = generatedPaths(config);
   const rendered = new Map(renderFiles(config).map((file) => [file.path, file.content]));
   const keepTags = keptCacheTags(config);
@@ -92,9 +105,49 @@ export async function apply(dir: string, options: ApplyOptions = {}): Promise<Ap
       options,
     );
     report.warnings.unshift(...warnings);
+    if (project) await applyPipelineSchedule(config, project, report, options);
     return { config, report };
   } finally {
     destroy?.();
+  }
+}
+
+/**
+ * With `ci: gitlab`, after the repositories: the seed's pipeline schedule, read and (without
+ * `dryRun`) created or updated, and folded into the report's status. Not after a failed or refused
+ * ECR part: one thing at a time.
+ */
+async function applyPipelineSchedule(
+  config: ResolvedConfig,
+  project: GitLabProject,
+  report: ApplyReport,
+  options: ApplyOptions,
+): Promise<void> {
+  const { applySeedSchedule, manualSeedSchedule } = await import('../gitlab-api/seed-schedule.js');
+  if (report.status === 'failed' || report.status === 'refused') {
+    report.pipelineSchedule = { ...manualSeedSchedule(config, project), status: 'not-run' };
+    delete report.pipelineSchedule.instructions;
+    return;
+  }
+  if (!options.gitlabToken) {
+    report.pipelineSchedule = manualSeedSchedule(config, project);
+    return;
+  }
+  const { connectGitLab } = await import('../gitlab-api/client.js');
+  const api = await connectGitLab({
+    instanceUrl: project.instanceUrl,
+    token: options.gitlabToken,
+    policy: options.gitlabPolicy,
+  });
+  const schedule = await applySeedSchedule(api, config, project, { dryRun: options.dryRun });
+  report.pipelineSchedule = schedule;
+  if (schedule.status === 'failed') {
+    report.status = 'failed';
+    report.error = schedule.error;
+  } else if (schedule.status === 'pending' && report.status === 'in-sync') {
+    report.status = 'pending';
+  } else if (schedule.status === 'done' && report.status === 'in-sync') {
+    report.status = 'applied';
   }
 }
 

@@ -137,12 +137,17 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
   program
     .command('apply')
     .description(
-      'make ECR match the committed files: repositories, tag mutability, scan on push, lifecycle policies (previewed first)',
+      "make ECR match the committed files: repositories, tag mutability, scan on push, lifecycle policies (previewed first); on GitLab, the seed's pipeline schedule",
     )
     .argument('[dir]', 'repository root', '.')
     .option('--dry-run', 'read and preview only; exit 2 when changes are pending')
     .option('--force', 'put a lifecycle policy even if it would expire images the config protects')
     .option('--json', 'print the report as JSON (formatVersion 1)')
+    .option(
+      '--gitlab-token <token>',
+      "with ci: gitlab: keep the seed's pipeline schedule (default: $GITLAB_TOKEN)",
+    )
+    .option('--gitlab-url <url>', 'the GitLab instance (default: gitlab.host, else gitlab.com)')
     .action(async (dir: string, options: import('../ecr/cli.js').ApplyCommandOptions) => {
       const { applyCommand } = await import('../ecr/cli.js');
       exitCode = await applyCommand(dir, options, io);
@@ -198,9 +203,17 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--registry-url <url>', 'read from this OCI registry (distribution API) instead of ECR')
     .option('--branch <name>', "also inspect this branch's cache")
     .option('--json', 'print the report as JSON')
-    .option('--reseed', 'when a reseed is recommended, trigger it (workflow_dispatch reseed=true)')
+    .option(
+      '--reseed',
+      'when a reseed is recommended, trigger it (workflow_dispatch reseed=true; on GitLab a pipeline with CACHED_DEPLOY_RESEED=true)',
+    )
     .option('--github-token <token>', 'token for --reseed (default: $GITHUB_TOKEN)')
     .option('--github-api-url <url>', 'GitHub API base URL (default: https://api.github.com)')
+    .option(
+      '--gitlab-token <token>',
+      'with ci: gitlab, token for --reseed (default: $GITLAB_TOKEN)',
+    )
+    .option('--gitlab-url <url>', 'the GitLab instance (default: gitlab.host, else gitlab.com)')
     .option(
       '--min-retained <fraction>',
       'main is eroded when builds can reuse less than this share of its steps (default 0.75)',
@@ -263,7 +276,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .helpOption(false)
     .allowUnknownOption()
     .allowExcessArguments()
-    .argument('[args...]', 'record | prune | delete-branch, and their options')
+    .argument('[args...]', 'record | prune | delete-branch | sweep-branches, and their options')
     .action(async (args: string[]) => {
       // The command is the shipped script itself, so both always behave the same.
       const { PRUNE_SCRIPT_TEMPLATE } = await import('../render/prune-script.js');

@@ -11,6 +11,8 @@ export interface DoctorCommandOptions {
   reseed?: boolean;
   githubToken?: string;
   githubApiUrl?: string;
+  gitlabToken?: string;
+  gitlabUrl?: string;
   minRetained?: string;
   now?: string;
   timeout?: string;
@@ -37,6 +39,8 @@ export async function doctorCommand(
     reseed: Boolean(options.reseed),
     githubToken: options.githubToken ?? (env.GITHUB_TOKEN || undefined),
     githubApiUrl: options.githubApiUrl,
+    gitlabToken: options.gitlabToken ?? (env.GITLAB_TOKEN?.trim() || undefined),
+    gitlabUrl: options.gitlabUrl,
     minRetained: options.minRetained === undefined ? undefined : fraction(options.minRetained),
     now: options.now === undefined ? undefined : date(options.now),
     timeoutMs: options.timeout === undefined ? undefined : seconds(options.timeout) * 1000,

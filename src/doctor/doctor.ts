@@ -9,6 +9,8 @@ import { basename } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError, isCachedDeployError } from '../errors.js';
+import { ciOf, GITLAB_TOKEN_ENV, gitlabProject } from '../gitlab-api/project.js';
+import { gitlabReseedCommand } from '../gitlab-api/reseed.js';
 import {
   cacheScope,
   cacheTag,
@@ -16,7 +18,6 @@ import {
   MAIN_SCOPE,
   SEED_SCOPE,
 } from '../model/cache-tags.js';
-import { RESEED_VARIABLE } from '../model/gitlab-ci.js';
 import { imageBuildTargets } from '../model/platforms.js';
 import { githubOf } from '../model/roles.js';
 import { createHttpClient, type HttpClient } from '../net/bounded-fetch.js';
@@ -69,11 +70,19 @@ export interface DoctorOptions {
    * without it, the file generated from the configuration is assumed.
    */
   bakeText?: string;
-  /** Trigger a reseed through workflow_dispatch when one is recommended. Needs githubToken. */
+  /**
+   * Trigger a reseed when one is recommended: a workflow_dispatch (needs githubToken), or with
+   * `ci: gitlab` a pipeline with CACHED_DEPLOY_RESEED=true (needs gitlabToken).
+   */
   reseed?: boolean;
   githubToken?: string;
   /** Default https://api.github.com */
   githubApiUrl?: string;
+  gitlabToken?: string;
+  /** The GitLab instance, instead of gitlab.host of cached-deploy.yml. */
+  gitlabUrl?: string;
+  /** Overrides of the GitLab transport policy (tests). */
+  gitlabPolicy?: Partial<import('../fleet/hosts/http.js').HostPolicy>;
   /** The transport under every HTTP read (registry, blobs, GitHub API). Default: fetch. */
   fetch?: typeof fetch;
   /**
@@ -313,13 +322,16 @@ function periodOf(schedule: string): number | undefined {
 }
 
 function checkCanReseed(config: ResolvedConfig, options: DoctorOptions): void {
-  if (config.ci === 'gitlab') {
-    throw new CachedDeployError(
-      'USAGE',
-      `--reseed does not trigger GitLab pipelines yet: run a pipeline on ${config.mainBranch} with the variable ${RESEED_VARIABLE}=true (Build > Pipelines > Run pipeline)`,
-    );
-  }
-  if (!options.githubToken) {
+  if (ciOf(config) === 'gitlab') {
+    // Read now: a configuration without a project fails before any registry read.
+    gitlabProject(config, { instanceUrl: options.gitlabUrl });
+    if (!options.gitlabToken) {
+      throw new CachedDeployError(
+        'USAGE',
+        `--reseed needs a GitLab token with the api scope: pass --gitlab-token or set ${GITLAB_TOKEN_ENV}`,
+      );
+    }
+  } else if (!options.githubToken) {
     throw new CachedDeployError(
       'USAGE',
       '--reseed needs a GitHub token with "actions: write": pass --github-token or set GITHUB_TOKEN',
@@ -340,6 +352,28 @@ async function reseed(
   http: HttpClient,
 ): Promise<ReseedOutcome> {
   if (!recommendations.some((each) => each.action === 'reseed')) return { status: 'not-needed' };
+  const project = gitlabProject(config, { instanceUrl: options.gitlabUrl });
+  if (project) {
+    try {
+      const { connectGitLab } = await import('../gitlab-api/client.js');
+      const { triggerGitLabReseed } = await import('../gitlab-api/reseed.js');
+      const api = await connectGitLab({
+        instanceUrl: project.instanceUrl,
+        token: options.gitlabToken ?? '',
+        policy: {
+          ...(options.requestTimeoutMs === undefined
+            ? {}
+            : { requestTimeoutMs: options.requestTimeoutMs }),
+          ...options.gitlabPolicy,
+        },
+      });
+      const pipeline = await triggerGitLabReseed(api, project);
+      return { status: 'triggered', ...(pipeline.url ? { url: pipeline.url } : {}) };
+    } catch (error) {
+      if (!isCachedDeployError(error)) throw error;
+      return { status: 'failed', error: `reseed: ${error.message}` };
+    }
+  }
   try {
     const { url } = await dispatchReseed({
       apiUrl: options.githubApiUrl ?? DEFAULT_GITHUB_API_URL,
@@ -695,6 +729,15 @@ function worst(statuses: Health[]): Health {
 
 const ACTION_ORDER: Action[] = ['reseed', 'regenerate', 'enable-seed', 'build-main'];
 
+/** How to run the seed job by hand, on the repository's CI. */
+function reseedHow(config: ResolvedConfig, workflow: string, ref: string): string {
+  const project = ciOf(config) === 'gitlab' ? gitlabProject(config) : undefined;
+  if (project) {
+    return `\`create-cached-deploy doctor --reseed\` (token in ${GITLAB_TOKEN_ENV}), or \`${gitlabReseedCommand(project)}\``;
+  }
+  return `\`create-cached-deploy doctor --reseed\` (token in GITHUB_TOKEN), or \`gh workflow run ${workflow} --ref ${ref} -f reseed=true\``;
+}
+
 function recommend(config: ResolvedConfig, images: ImageReport[]): Recommendation[] {
   const workflow = basename(config.workflow.file);
   const ref = config.mainBranch;
@@ -710,10 +753,7 @@ function recommend(config: ResolvedConfig, images: ImageReport[]): Recommendatio
     const names = causes.map((each) => each.image);
     const why = causes.map((each) => each.cause).join('; ');
     const text = {
-      reseed:
-        config.ci === 'gitlab'
-          ? `reseed ${names.join(', ')} (${why}): run the seed job (a cold build that rewrites seed.<image>): run a pipeline on ${ref} with the variable ${RESEED_VARIABLE}=true`
-          : `reseed ${names.join(', ')} (${why}): run the seed job (a cold build that rewrites seed.<image>) with \`create-cached-deploy doctor --reseed\` (token in GITHUB_TOKEN), or \`gh workflow run ${workflow} --ref ${ref} -f reseed=true\``,
+      reseed: `reseed ${names.join(', ')} (${why}): run the seed job (a cold build that rewrites seed.<image>) with ${reseedHow(config, workflow, ref)}`,
       regenerate: `regenerate ${config.paths.bakeFile} (${why}): run \`create-cached-deploy generate\` and commit it, so every build imports the seed`,
       'enable-seed': `enable the seed for ${names.join(', ')} (${why}): set seed.enabled: true in cached-deploy.yml, run \`create-cached-deploy generate\` and commit`,
       'build-main': `build ${ref} (push to it, or re-run its last ${config.ci === 'gitlab' ? 'pipeline' : 'workflow run'}) to write the main cache of ${names.join(', ')}`,

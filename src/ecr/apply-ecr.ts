@@ -110,6 +110,8 @@ export interface ApplyReport {
   warnings: string[];
   /** With status `failed`: what failed, in one line. */
   error?: string;
+  /** With `ci: gitlab`: the seed's pipeline schedule (src/gitlab-api/seed-schedule.ts). */
+  pipelineSchedule?: import('../gitlab-api/seed-schedule.js').ScheduleReport;
 }
 
 /** Exit codes (docs/exit-codes.md): 0 in sync or applied, 1 error or refused, 2 pending. */

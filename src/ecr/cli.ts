@@ -6,6 +6,8 @@ export interface ApplyCommandOptions {
   dryRun?: boolean;
   force?: boolean;
   json?: boolean;
+  gitlabToken?: string;
+  gitlabUrl?: string;
 }
 
 export interface ApplyIo {
@@ -23,12 +25,15 @@ export async function applyCommand(
   options: ApplyCommandOptions,
   io: ApplyIo,
   extra: Omit<ApplyOptions, 'dryRun' | 'force'> = {},
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<number> {
   const { apply } = await import('../api/apply.js');
   const { report } = await apply(dir, {
     ...extra,
     dryRun: Boolean(options.dryRun),
     force: Boolean(options.force),
+    gitlabToken: options.gitlabToken ?? (env.GITLAB_TOKEN?.trim() || undefined),
+    ...(options.gitlabUrl === undefined ? {} : { gitlabUrl: options.gitlabUrl }),
   });
   io.stdout(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatApplyReport(report));
   if (report.status === 'failed')

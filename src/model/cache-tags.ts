@@ -21,10 +21,12 @@ import { createHash } from 'node:crypto';
  * named like the platform slug of a per-platform image (say `linux-amd64`), the one way a branch's
  * `<scope>.<image>` could equal another branch's `<scope>.<image>.<platform>` (docs/cache-strategy.md).
  *
- * The branch slug is computed in two places that must agree byte for byte: here (for tests, the
- * pruner and the branch-deletion job) and in the workflow's shell step (BRANCH_SCOPE_SCRIPT below),
- * which runs on the CI runner with nothing but coreutils. Tests run the shell version with bash
- * and compare it to this one over generated branch names.
+ * The branch slug is computed in three places that must agree byte for byte: here (for tests,
+ * doctor and the branch-deletion job), in the workflow's shell step (BRANCH_SCOPE_SCRIPT below),
+ * which runs on the CI runner with nothing but coreutils, and in the shipped pruner
+ * (templates/prune-ecr-cache.mjs, self-contained: its branch sweep computes the slugs of the
+ * branches that exist). Tests run the shell version with bash, import the pruner, and compare both
+ * to this one over generated branch names.
  */
 
 export const MAIN_SCOPE = 'main';
@@ -238,4 +240,47 @@ export function branchScopeScript(
     `echo "scope=$scope" >> ${output}`,
     'echo "Cache scope: $scope"',
   ].join('\n');
+}
+
+/**
+ * The per-platform suffix a cache tag may carry after the image name, `<os>-<arch>[-<variant>]`
+ * (`br-<slug>.<image>.linux-arm64`): one cache per platform of a multi-platform image.
+ */
+export const PLATFORM_TAG_SUFFIX = /^[a-z0-9]+-[a-z0-9_]+(?:-[a-z0-9]+)?$/;
+
+/** One reading of a branch cache tag. */
+export interface BranchCacheTag {
+  slug: string;
+  image: string;
+  platform?: string;
+}
+
+const SLUG_CHARACTERS = /^[A-Za-z0-9_.-]+$/;
+
+/**
+ * Every way `tag` reads as `br-<slug>.<image>[.<platform>]` for one of `imageNames`. A slug may
+ * hold '.', so one tag can read more than one way (`br-a.api.linux-amd64`: image `api` on
+ * linux-amd64, or image `linux-amd64` of the slug `a.api`); whatever deletes by it must find
+ * every reading stale. The shipped pruner reads tags the same way (its `splitBranchCacheTag`;
+ * a test compares the two): change both together.
+ */
+export function splitBranchCacheTag(tag: string, imageNames: readonly string[]): BranchCacheTag[] {
+  if (tag.length > MAX_TAG_LENGTH || !/^br-[A-Za-z0-9_.-]+\.[A-Za-z0-9_-]+$/.test(tag)) return [];
+  const body = tag.slice(BRANCH_SCOPE_PREFIX.length);
+  const readings: BranchCacheTag[] = [];
+  for (const image of new Set(imageNames)) {
+    if (body.endsWith(`.${image}`)) {
+      const slug = body.slice(0, -(image.length + 1));
+      if (SLUG_CHARACTERS.test(slug)) readings.push({ slug, image });
+    }
+    const marker = `.${image}.`;
+    for (let at = body.indexOf(marker); at !== -1; at = body.indexOf(marker, at + 1)) {
+      const slug = body.slice(0, at);
+      const platform = body.slice(at + marker.length);
+      if (SLUG_CHARACTERS.test(slug) && PLATFORM_TAG_SUFFIX.test(platform)) {
+        readings.push({ slug, image, platform });
+      }
+    }
+  }
+  return readings;
 }

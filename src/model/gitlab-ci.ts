@@ -631,7 +631,7 @@ function sweepJob(config: ResolvedConfig): GitlabJob {
     variables: {
       CACHED_DEPLOY_BRANCH_ROLE: roleArnOf(
         config,
-        roleForWork(config, 'delete-branch-cache', false),
+        roleForWork(config, 'sweep-branch-caches', false),
       ),
     },
     id_tokens: idTokens(config),
@@ -651,6 +651,7 @@ function sweepJob(config: ResolvedConfig): GitlabJob {
             `--repository ${repository}`,
             ...images.map((name) => `--image ${name}`),
             `--branches-file ${branches}`,
+            `--main-branch "$${MAIN_BRANCH_VARIABLE}"`,
             `--grace-hours ${config.prune.graceHours}`,
           ].join(' \\\n  '),
         ),

@@ -218,14 +218,16 @@ export type Work =
   | 'merge'
   | 'apply'
   | 'deploy'
-  | 'delete-branch-cache';
+  | 'delete-branch-cache'
+  | 'sweep-branch-caches';
 
 /**
  * The role of each kind of work: the one table every CI's jobs are built from. A build (and the
  * prune after it) writes main's cache and pushes images on the main branch, and only a branch's
  * cache anywhere else; the seed, the merge of platform images into a manifest list (it pushes the
  * image's tag) and apply run on main only; the deploy has its own role behind an environment; a
- * deleted branch's cache is in the branch-cache repositories.
+ * deleted branch's cache is in the branch-cache repositories, and so are the caches of every
+ * branch the scheduled sweep finds deleted.
  */
 export function roleForWork(config: ResolvedConfig, work: Work, onMainBranch: boolean): RoleKind {
   switch (work) {
@@ -239,6 +241,7 @@ export function roleForWork(config: ResolvedConfig, work: Work, onMainBranch: bo
     case 'deploy':
       return deployRoleKind(config);
     case 'delete-branch-cache':
+    case 'sweep-branch-caches':
       return 'branch';
   }
 }

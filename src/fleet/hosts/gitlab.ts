@@ -1,5 +1,5 @@
 import { CachedDeployError, isCachedDeployError } from '../../errors.js';
-import { record } from './answers.js';
+import { gitbeakerConfig, HttpStatusError } from './gitbeaker.js';
 import {
   approvalStatus,
   type MergeRequest,
@@ -39,16 +39,6 @@ export const GITLAB_BODY_LIMIT = 1_000_000;
 const MAX_FILE_BYTES = 1024 * 1024;
 const DRAFT = 'Draft: ';
 
-/** A non-2xx answer, as our requester reports it. */
-class HttpStatusError extends Error {
-  constructor(
-    readonly status: number,
-    readonly description: string,
-  ) {
-    super(description);
-  }
-}
-
 interface Resources {
   MergeRequests: import('@gitbeaker/rest').MergeRequests;
   MergeRequestNotes: import('@gitbeaker/rest').MergeRequestNotes;
@@ -64,71 +54,7 @@ export async function createGitLabHost(options: {
   connection: HostConnection;
 }): Promise<CodeHost> {
   const gitbeaker = await import('@gitbeaker/rest');
-  const { createRequesterFn } = await import('@gitbeaker/requester-utils');
-  const connection = options.connection;
-  const requesterFn = createRequesterFn(
-    async (_service, requestOptions) => requestOptions,
-    async (endpoint, requestOptions) => {
-      const { prefixUrl, searchParams, method, headers, body, signal } = (requestOptions ?? {}) as {
-        prefixUrl: string;
-        searchParams?: string;
-        method?: string;
-        headers?: Record<string, string>;
-        body?: string;
-        signal?: AbortSignal;
-      };
-      const url = new URL(endpoint, prefixUrl.endsWith('/') ? prefixUrl : `${prefixUrl}/`);
-      if (searchParams) url.search = searchParams;
-      const response = await connection.fetch(url.href, {
-        method: method ?? 'GET',
-        ...(headers ? { headers } : {}),
-        ...(body !== undefined ? { body } : {}),
-        ...(signal ? { signal } : {}),
-      });
-      const type = (response.headers.get('content-type') ?? '').split(';')[0]?.trim() ?? '';
-      if (!response.ok) {
-        const content = await response.text();
-        let description = content;
-        if (type === 'application/json') {
-          try {
-            const parsed = record(JSON.parse(content), 'error');
-            const message = parsed.message ?? parsed.error ?? '';
-            description = typeof message === 'string' ? message : JSON.stringify(message);
-          } catch {
-            // Not the JSON it claims: the text says enough.
-          }
-        }
-        throw new HttpStatusError(response.status, description);
-      }
-      const answer: Record<string, unknown> | string | Blob | null =
-        response.status === 204
-          ? null
-          : type === 'application/json'
-            ? (((await response.json()) as Record<string, unknown> | null) ?? {})
-            : type.startsWith('text/')
-              ? await response.text()
-              : await response.blob();
-      const answerHeaders: Record<string, string> = {};
-      response.headers.forEach((value, name) => {
-        answerHeaders[name] = value;
-      });
-      return {
-        body: answer,
-        headers: answerHeaders,
-        status: response.status,
-      };
-    },
-  );
-  // Only the resources used, each without gitbeaker's own client-side rate limiters (the host's
-  // answers decide; see http.ts).
-  const config = {
-    host: options.apiUrl,
-    token: options.token,
-    requesterFn,
-    rateLimits: {},
-    // The connection times each attempt; gitbeaker's would also cover the rate-limit waits.
-    queryTimeout: null,
-  };
+  const config = await gitbeakerConfig(options);
   const resources: Resources = {
     MergeRequests: new gitbeaker.MergeRequests(config),
     MergeRequestNotes: new gitbeaker.MergeRequestNotes(config),
@@ -136,7 +62,7 @@ export async function createGitLabHost(options: {
     RepositoryFiles: new gitbeaker.RepositoryFiles(config),
     Users: new gitbeaker.Users(config),
   };
-  return new GitLabHost(resources, options.label, connection);
+  return new GitLabHost(resources, options.label, options.connection);
 }
 
 class GitLabHost implements CodeHost {

@@ -32,6 +32,8 @@ export interface HostPolicy {
   maxResponseBytes: number;
   /** One attempt, from sending to the answer's last byte. */
   requestTimeoutMs: number;
+  /** What a message about a wait too long tells the user to do (the fleet: `--only-failed`). */
+  rerunHint: string;
   /** Seconds pass here (tests pass a clock that only records). */
   sleep: (ms: number) => Promise<void>;
   now: () => number;
@@ -51,6 +53,7 @@ export function defaultPolicy(kind: HostKind, overrides: Partial<HostPolicy> = {
     writeIntervalMs: DEFAULT_WRITE_INTERVAL_MS[kind],
     maxResponseBytes: DEFAULT_MAX_RESPONSE_BYTES,
     requestTimeoutMs: DEFAULT_REQUEST_TIMEOUT_MS,
+    rerunHint: 'rerun with --only-failed',
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     now: Date.now,
     ...overrides,
@@ -210,13 +213,13 @@ export class HostConnection {
         if (wait.ms > this.policy.maxWaitMs) {
           throw new CachedDeployError(
             'IO',
-            `${this.label}: ${what}: ${wait.reason}, the host asks to wait ${Math.ceil(wait.ms / 1000)} s (until ${new Date(now + wait.ms).toISOString()}), more than the ${Math.round(this.policy.maxWaitMs / 1000)} s a run waits: rerun with --only-failed after then`,
+            `${this.label}: ${what}: ${wait.reason}, the host asks to wait ${Math.ceil(wait.ms / 1000)} s (until ${new Date(now + wait.ms).toISOString()}), more than the ${Math.round(this.policy.maxWaitMs / 1000)} s a run waits: ${this.policy.rerunHint} after then`,
           );
         }
         if (attempt >= this.policy.maxRetries) {
           throw new CachedDeployError(
             'IO',
-            `${this.label}: ${what}: still rate limited (${wait.reason}) after ${attempt + 1} attempts: rerun with --only-failed later`,
+            `${this.label}: ${what}: still rate limited (${wait.reason}) after ${attempt + 1} attempts: ${this.policy.rerunHint} later`,
           );
         }
         continue;
@@ -254,7 +257,7 @@ export class HostConnection {
     if (wait > this.policy.maxWaitMs) {
       throw new CachedDeployError(
         'IO',
-        `${this.label}: ${what}: not sent: ${this.pauseReason} until ${new Date(this.pausedUntil).toISOString()}, more than the ${Math.round(this.policy.maxWaitMs / 1000)} s a run waits: rerun with --only-failed after then`,
+        `${this.label}: ${what}: not sent: ${this.pauseReason} until ${new Date(this.pausedUntil).toISOString()}, more than the ${Math.round(this.policy.maxWaitMs / 1000)} s a run waits: ${this.policy.rerunHint} after then`,
       );
     }
     await this.policy.sleep(wait);

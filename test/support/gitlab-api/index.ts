@@ -2,9 +2,12 @@
  * A GitLab REST API (v4) test double on 127.0.0.1, driven by the real `@gitbeaker/rest`: project
  * ids as numbers or URL-encoded paths (`group%2Fsub%2Fname`), merge requests (list with state and
  * source_branch filters, create with 409 for a second open one, update, state_event close, merge),
- * notes, approvals, head pipelines, raw files, users; offset pagination with Link and x-next-page /
- * x-page / x-per-page / x-total / x-total-pages headers; injectable faults (a 429 with Retry-After
- * and RateLimit-* headers, anything). Git content from a bare repository or from memory.
+ * notes, approvals, head pipelines, raw files, users; pipeline schedules (list, create, edit by
+ * the owner only, as GitLab 14.10+ allows; a branch ref answered as `refs/heads/<name>`, as newer
+ * GitLab stores it) and pipelines (create, with variables refused when the project allows no one
+ * to set them); offset pagination with Link and x-next-page / x-page / x-per-page / x-total /
+ * x-total-pages headers; injectable faults (a 429 with Retry-After and RateLimit-* headers,
+ * anything). Git content from a bare repository or from memory.
  */
 
 import type { RepositorySource } from '../fake-api/repos.js';
@@ -37,6 +40,24 @@ export interface FakeMergeRequest {
   createdAt: string;
 }
 
+export interface FakeSchedule {
+  id: number;
+  description: string;
+  ref: string;
+  cron: string;
+  cronTimezone: string;
+  active: boolean;
+  /** The owner's user id: the only user who may edit it. */
+  ownerId: number;
+}
+
+export interface FakePipeline {
+  id: number;
+  ref: string;
+  source: 'api' | 'schedule';
+  variables: { key: string; value: string; variable_type?: string }[];
+}
+
 interface FakeProject {
   id: number;
   path: string;
@@ -44,10 +65,16 @@ interface FakeProject {
   mergeRequests: FakeMergeRequest[];
   nextIid: number;
   approvalsRequired: number;
+  schedules: FakeSchedule[];
+  pipelines: FakePipeline[];
+  /** Who may set pipeline variables (ci_pipeline_variables_minimum_override_role). */
+  pipelineVariables: 'developer' | 'no_one_allowed';
 }
 
 export interface GitLabApiOptions {
   token: string;
+  /** The user the token belongs to (default fleet-bot). */
+  username?: string;
 }
 
 export class FakeGitLabApi {
@@ -55,6 +82,8 @@ export class FakeGitLabApi {
   private readonly projects = new Map<string, FakeProject>();
   private readonly users = new Map<string, { id: number; username: string }>();
   private nextProjectId = 100;
+  private nextScheduleId = 1;
+  private nextPipelineId = 5000;
 
   constructor(private readonly options: GitLabApiOptions) {
     this.http = new FakeHttpServer(
@@ -62,7 +91,13 @@ export class FakeGitLabApi {
       (request) => this.authenticate(request),
     );
     this.routes();
-    this.addUser('fleet-bot');
+    this.scheduleRoutes();
+    this.addUser(options.username ?? 'fleet-bot');
+  }
+
+  /** The id of the user the token belongs to. */
+  get currentUserId(): number {
+    return this.userId(this.options.username ?? 'fleet-bot');
   }
 
   /** The instance URL gitbeaker is given (`host`; it adds /api/v4). */
@@ -92,7 +127,14 @@ export class FakeGitLabApi {
     return user.id;
   }
 
-  addProject(path: string, source: RepositorySource, options: { approvalsRequired?: number } = {}) {
+  addProject(
+    path: string,
+    source: RepositorySource,
+    options: {
+      approvalsRequired?: number;
+      pipelineVariables?: FakeProject['pipelineVariables'];
+    } = {},
+  ) {
     const project: FakeProject = {
       id: this.nextProjectId++,
       path,
@@ -100,9 +142,36 @@ export class FakeGitLabApi {
       mergeRequests: [],
       nextIid: 1,
       approvalsRequired: options.approvalsRequired ?? 1,
+      schedules: [],
+      pipelines: [],
+      pipelineVariables: options.pipelineVariables ?? 'developer',
     };
     this.projects.set(path.toLowerCase(), project);
     return project.id;
+  }
+
+  schedules(path: string): FakeSchedule[] {
+    return this.project(path).schedules;
+  }
+
+  pipelines(path: string): FakePipeline[] {
+    return this.project(path).pipelines;
+  }
+
+  /** A schedule made by someone (by default the token's user), as the UI would. */
+  seedSchedule(path: string, fields: Partial<FakeSchedule> & { description: string }) {
+    const project = this.project(path);
+    const schedule: FakeSchedule = {
+      id: this.nextScheduleId++,
+      ref: `refs/heads/${project.source.defaultBranch}`,
+      cron: '0 1 * * *',
+      cronTimezone: 'UTC',
+      active: true,
+      ownerId: this.currentUserId,
+      ...fields,
+    };
+    project.schedules.push(schedule);
+    return schedule;
   }
 
   mergeRequests(path: string): FakeMergeRequest[] {
@@ -379,6 +448,144 @@ export class FakeGitLabApi {
       );
       return { status: 200, body: users.map((user) => this.userJson(user.id)) };
     });
+  }
+
+  private scheduleRoutes(): void {
+    const projectPath = '^/api/v4/projects/(?<id>[^/]+)';
+    const http = this.http;
+    const scheduleJson = (schedule: FakeSchedule) => ({
+      id: schedule.id,
+      description: schedule.description,
+      ref: schedule.ref,
+      cron: schedule.cron,
+      cron_timezone: schedule.cronTimezone,
+      next_run_at: '2026-12-07T04:00:00.000Z',
+      active: schedule.active,
+      created_at: '2026-11-01T00:00:00.000Z',
+      updated_at: '2026-11-01T00:00:00.000Z',
+      owner: this.userJson(schedule.ownerId),
+    });
+    /** A branch, as newer GitLab stores a schedule's ref; 400 when it does not exist. */
+    const branchRef = async (project: FakeProject, ref: unknown) => {
+      const branch = typeof ref === 'string' ? ref.replace(/^refs\/heads\//, '') : '';
+      return branch && (await project.source.branchSha(branch))
+        ? `refs/heads/${branch}`
+        : undefined;
+    };
+    const validCron = (cron: unknown) =>
+      typeof cron === 'string' && cron.trim().split(/\s+/).length === 5;
+    http.route(
+      'GET',
+      new RegExp(`${projectPath}/pipeline_schedules$`),
+      this.withProject((project, request) => {
+        const { page, current, last, perPage } = paginate(project.schedules, request.query, {
+          defaultPerPage: 20,
+          maxPerPage: 100,
+        });
+        const headers: Record<string, string> = {
+          'x-page': String(current),
+          'x-per-page': String(perPage),
+          'x-total': String(project.schedules.length),
+          'x-total-pages': String(last),
+          'x-next-page': current < last ? String(current + 1) : '',
+          'x-prev-page': current > 1 ? String(current - 1) : '',
+        };
+        const link = linkHeader(request, current, last);
+        if (link) headers.link = link;
+        return { status: 200, headers, body: page.map(scheduleJson) };
+      }),
+    );
+    http.route(
+      'POST',
+      new RegExp(`${projectPath}/pipeline_schedules$`),
+      this.withProject(async (project, request) => {
+        const body = asObject(request.body);
+        if (typeof body.description !== 'string' || body.description === '') {
+          return { status: 400, body: { error: 'description is missing' } };
+        }
+        if (!validCron(body.cron)) {
+          return { status: 400, body: { message: { cron: ['is invalid syntax'] } } };
+        }
+        const ref = await branchRef(project, body.ref);
+        if (!ref) return { status: 400, body: { message: { ref: ['does not exist'] } } };
+        const schedule = this.seedSchedule(project.path, {
+          description: body.description,
+          ref,
+          cron: String(body.cron),
+          cronTimezone: typeof body.cron_timezone === 'string' ? body.cron_timezone : 'UTC',
+          active: body.active === undefined ? true : body.active === true || body.active === 'true',
+        });
+        return { status: 201, body: scheduleJson(schedule) };
+      }),
+    );
+    http.route(
+      'PUT',
+      new RegExp(`${projectPath}/pipeline_schedules/(?<sid>\\d+)$`),
+      this.withProject(async (project, request, params) => {
+        const schedule = project.schedules.find((each) => each.id === Number(params.sid));
+        if (!schedule) return { status: 404, body: { message: '404 Not found' } };
+        if (schedule.ownerId !== this.currentUserId) {
+          return { status: 403, body: { message: '403 Forbidden' } };
+        }
+        const body = asObject(request.body);
+        if (body.cron !== undefined && !validCron(body.cron)) {
+          return { status: 400, body: { message: { cron: ['is invalid syntax'] } } };
+        }
+        if (body.ref !== undefined) {
+          const ref = await branchRef(project, body.ref);
+          if (!ref) return { status: 400, body: { message: { ref: ['does not exist'] } } };
+          schedule.ref = ref;
+        }
+        if (typeof body.description === 'string') schedule.description = body.description;
+        if (typeof body.cron === 'string') schedule.cron = body.cron;
+        if (typeof body.cron_timezone === 'string') schedule.cronTimezone = body.cron_timezone;
+        if (body.active !== undefined)
+          schedule.active = body.active === true || body.active === 'true';
+        return { status: 200, body: scheduleJson(schedule) };
+      }),
+    );
+    http.route(
+      'POST',
+      new RegExp(`${projectPath}/pipeline$`),
+      this.withProject(async (project, request) => {
+        const body = asObject(request.body);
+        const ref = typeof body.ref === 'string' ? body.ref : '';
+        const sha = ref ? await project.source.branchSha(ref) : undefined;
+        if (!sha) return { status: 400, body: { message: { base: ['Reference not found'] } } };
+        const variables = Array.isArray(body.variables)
+          ? body.variables
+              .map((each) => asObject(each))
+              .map((each) => ({
+                key: String(each.key),
+                value: String(each.value),
+                ...(typeof each.variable_type === 'string'
+                  ? { variable_type: each.variable_type }
+                  : {}),
+              }))
+          : [];
+        if (variables.length > 0 && project.pipelineVariables === 'no_one_allowed') {
+          return {
+            status: 400,
+            body: { message: { base: ['Insufficient permissions to set pipeline variables'] } },
+          };
+        }
+        const pipeline: FakePipeline = { id: this.nextPipelineId++, ref, source: 'api', variables };
+        project.pipelines.push(pipeline);
+        return {
+          status: 201,
+          body: {
+            id: pipeline.id,
+            iid: project.pipelines.length,
+            project_id: project.id,
+            sha,
+            ref,
+            status: 'created',
+            source: 'api',
+            web_url: `${request.base}/${project.path}/-/pipelines/${pipeline.id}`,
+          },
+        };
+      }),
+    );
   }
 
   private userJson(id: number) {
