@@ -6,14 +6,16 @@ import { parseConfig } from '../src/config/load.js';
 import {
   BRANCH_SCOPE_PREFIX,
   branchScopeScript,
+  buildsPerPlatform,
   cacheScope,
   cacheTag,
+  cacheTagSuffix,
   cacheTagSuffixes,
-  LOCAL_CACHE_SCOPE,
   MAIN_SCOPE,
   MAX_TAG_LENGTH,
-  parseCacheTag,
+  platformSlug,
   SEED_SCOPE,
+  splitBranchCacheTag,
 } from '../src/model/cache-tags.js';
 
 /**
@@ -87,24 +89,29 @@ describe('per-platform cache tags', () => {
     }
   });
 
-  it('are taken apart again into scope, image and platform (the branch-cache sweep reads them so)', () => {
-    for (const scope of [MAIN_SCOPE, SEED_SCOPE, 'br-feat.api', LOCAL_CACHE_SCOPE]) {
-      expect(
-        parseCacheTag(`${scope}.a-very-long-image-name-for-tests.linux-arm64-v8`, config.images),
-      ).toEqual({
-        scope,
-        image: 'a-very-long-image-name-for-tests',
-        platform: 'linux/arm64/v8',
-      });
-      expect(parseCacheTag(`${scope}.worker`, config.images)).toEqual({
-        scope,
-        image: 'worker',
-        platform: undefined,
-      });
-      // An emulated image has no per-platform tags: this is no tag of the config.
-      expect(parseCacheTag(`${scope}.worker.linux-arm64`, config.images)).toBeUndefined();
+  it('are read back by the branch-cache sweep: a branch tag of every image and platform', () => {
+    const imageNames = config.images.map((image) => image.name);
+    for (const branch of ['feat', 'feat.api', 'x'.repeat(300), 'feat/ü-🚀']) {
+      const scope = cacheScope({ isMainBranch: false, branch, tagSuffixes: suffixes });
+      const slug = scope.slice(BRANCH_SCOPE_PREFIX.length);
+      for (const image of config.images) {
+        const platforms = buildsPerPlatform(image) ? image.platforms : [undefined];
+        for (const platform of platforms) {
+          const tag = cacheTag(scope, cacheTagSuffix(image.name, platform));
+          expect(splitBranchCacheTag(tag, imageNames)).toContainEqual({
+            slug,
+            image: image.name,
+            ...(platform ? { platform: platformSlug(platform) } : {}),
+          });
+        }
+      }
     }
-    expect(parseCacheTag('.web', config.images)).toBeUndefined();
+    // The main and seed caches are never a branch's, per platform or not.
+    for (const scope of [MAIN_SCOPE, SEED_SCOPE]) {
+      expect(
+        splitBranchCacheTag(`${scope}.a-very-long-image-name-for-tests.linux-arm64-v8`, imageNames),
+      ).toEqual([]);
+    }
   });
 
   it('never collide across branches: distinct (scope, suffix) pairs give distinct tags', () => {
@@ -113,7 +120,8 @@ describe('per-platform cache tags', () => {
     );
     const tags = scopes.flatMap((scope) => suffixes.map((suffix) => cacheTag(scope, suffix)));
     expect(new Set(tags).size).toBe(tags.length);
-    for (const tag of tags) expect(parseCacheTag(tag, config.images)).toBeDefined();
+    const imageNames = config.images.map((image) => image.name);
+    for (const tag of tags) expect(splitBranchCacheTag(tag, imageNames)).not.toEqual([]);
   });
 });
 

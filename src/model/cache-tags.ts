@@ -92,36 +92,6 @@ export function cacheTagSuffixes(images: readonly CacheImage[]): string[] {
   return images.flatMap(imageTagSuffixes);
 }
 
-/** A cache tag of a configuration, taken apart. */
-export interface ParsedCacheTag {
-  scope: string;
-  image: string;
-  /** The platform of a per-platform tag; undefined for an image's one tag. */
-  platform: string | undefined;
-}
-
-/**
- * Takes a cache tag of this configuration apart (`br-feat-x.api.linux-arm64` → scope `br-feat-x`,
- * image `api`, platform `linux/arm64`), or undefined when it ends in none of the configuration's
- * suffixes. For the branch-cache sweep and explanations: a tag's scope is what precedes its suffix.
- * At most one suffix can match, given the config's rule above.
- */
-export function parseCacheTag(
-  tag: string,
-  images: readonly CacheImage[],
-): ParsedCacheTag | undefined {
-  for (const image of images) {
-    const platforms = buildsPerPlatform(image) ? image.platforms : [undefined];
-    for (const platform of platforms) {
-      const suffix = `.${cacheTagSuffix(image.name, platform)}`;
-      if (tag.length > suffix.length && tag.endsWith(suffix)) {
-        return { scope: tag.slice(0, -suffix.length), image: image.name, platform };
-      }
-    }
-  }
-  return undefined;
-}
-
 /**
  * A tag-safe, injective slug of a branch name:
  * - every UTF-8 byte outside [A-Za-z0-9_.-] becomes '-', then runs of '-' collapse to one;
