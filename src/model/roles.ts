@@ -112,19 +112,14 @@ export function repositoryName(config: ResolvedConfig): string {
 
 /** The roles of a configuration: main and branch always, deploy with a deploy environment. */
 export function ciRoles(config: ResolvedConfig): CiRole[] {
-  return config.ci === 'gitlab' ? gitlabRoles(config) : githubRoles(config);
-}
-
-function githubRoles(config: ResolvedConfig): CiRole[] {
-  const { accountId, region } = config.aws;
-  const repo = githubOf(config).repository;
-  const arn = (name: string) => roleArn(accountId, region, name);
+  const trust = config.ci === 'gitlab' ? gitlabTrust(config) : githubTrust(config);
+  const arn = (name: string) => roleArn(config.aws.accountId, config.aws.region, name);
   const roles: CiRole[] = [
     {
       kind: 'main',
       name: config.aws.roleName,
       arn: arn(config.aws.roleName),
-      subjects: [githubSubject.branch(repo, config.mainBranch)],
+      subjects: [trust.main],
       subjectOperator: 'StringEquals',
       assumedBy: `the ${config.mainBranch} branch`,
     },
@@ -132,9 +127,9 @@ function githubRoles(config: ResolvedConfig): CiRole[] {
       kind: 'branch',
       name: config.aws.branchRoleName,
       arn: arn(config.aws.branchRoleName),
-      subjects: [githubSubject.branch(repo, '*'), githubSubject.pullRequest(repo)],
+      subjects: trust.branch,
       subjectOperator: 'StringLike',
-      assumedBy: 'branch builds and pull requests',
+      assumedBy: trust.branchAssumedBy,
     },
   ];
   const environment = deployEnvironment(config);
@@ -143,55 +138,55 @@ function githubRoles(config: ResolvedConfig): CiRole[] {
       kind: 'deploy',
       name: config.aws.deployRoleName,
       arn: arn(config.aws.deployRoleName),
-      subjects: [githubSubject.environment(repo, environment)],
+      subjects: [trust.deploy(environment)],
       subjectOperator: 'StringEquals',
-      assumedBy: `the deploy job (environment ${environment})`,
+      assumedBy: trust.deployAssumedBy(environment),
     });
   }
   return roles;
+}
+
+/** Which OIDC subjects each role trusts, per CI: the one place the two CIs differ. */
+interface CiTrust {
+  main: string;
+  branch: string[];
+  branchAssumedBy: string;
+  deploy: (environment: string) => string;
+  deployAssumedBy: (environment: string) => string;
 }
 
 /**
- * The same three roles on GitLab: main for exactly the main branch's subject, branch for every
- * branch's (merge requests included: their subject is the source branch's), deploy for the main
- * branch's subject too (IAM cannot condition on GitLab's environment claim; docs/gitlab-ci.md).
- * Other projects and tags (`ref_type:tag`) match none of them.
+ * GitHub: main for exactly the main branch's subject, branch for every branch and every pull
+ * request, deploy only through the environment's subject (its protection rules gate AWS).
  */
-function gitlabRoles(config: ResolvedConfig): CiRole[] {
-  const { accountId, region } = config.aws;
+function githubTrust(config: ResolvedConfig): CiTrust {
+  const repo = githubOf(config).repository;
+  return {
+    main: githubSubject.branch(repo, config.mainBranch),
+    branch: [githubSubject.branch(repo, '*'), githubSubject.pullRequest(repo)],
+    branchAssumedBy: 'branch builds and pull requests',
+    deploy: (environment) => githubSubject.environment(repo, environment),
+    deployAssumedBy: (environment) => `the deploy job (environment ${environment})`,
+  };
+}
+
+/**
+ * GitLab: main for exactly the main branch's subject, branch for every branch's (merge requests
+ * included: their subject is the source branch's), deploy for the main branch's subject too (IAM
+ * cannot condition on GitLab's environment claim; docs/gitlab-ci.md). Other projects and tags
+ * (`ref_type:tag`) match none of them.
+ */
+function gitlabTrust(config: ResolvedConfig): CiTrust {
   const project = gitlabOf(config).project;
-  const arn = (name: string) => roleArn(accountId, region, name);
   const main = gitlabSubject.branch(project, config.mainBranch);
-  const roles: CiRole[] = [
-    {
-      kind: 'main',
-      name: config.aws.roleName,
-      arn: arn(config.aws.roleName),
-      subjects: [main],
-      subjectOperator: 'StringEquals',
-      assumedBy: `the ${config.mainBranch} branch`,
-    },
-    {
-      kind: 'branch',
-      name: config.aws.branchRoleName,
-      arn: arn(config.aws.branchRoleName),
-      subjects: [gitlabSubject.branch(project, '*')],
-      subjectOperator: 'StringLike',
-      assumedBy: 'branch builds and merge requests',
-    },
-  ];
-  const environment = deployEnvironment(config);
-  if (environment !== undefined) {
-    roles.push({
-      kind: 'deploy',
-      name: config.aws.deployRoleName,
-      arn: arn(config.aws.deployRoleName),
-      subjects: [main],
-      subjectOperator: 'StringEquals',
-      assumedBy: `the deploy job (environment ${environment}, on the ${config.mainBranch} branch)`,
-    });
-  }
-  return roles;
+  return {
+    main,
+    branch: [gitlabSubject.branch(project, '*')],
+    branchAssumedBy: 'branch builds and merge requests',
+    deploy: () => main,
+    deployAssumedBy: (environment) =>
+      `the deploy job (environment ${environment}, on the ${config.mainBranch} branch)`,
+  };
 }
 
 export function ciRole(config: ResolvedConfig, kind: RoleKind): CiRole {
