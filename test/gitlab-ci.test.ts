@@ -52,6 +52,7 @@ import {
   gitlabCiSchema,
   type Invocation,
   type PipelineRun,
+  readInvocations,
   runPipeline,
   standinDigest,
   writeStandins,
@@ -913,16 +914,12 @@ describe.each(fixtures.map((fixture) => [fixture.label, fixture] as const))(
           });
           expect(outcome.status, outcome.stdout + outcome.stderr).not.toBe(0);
           expect(outcome.stdout + outcome.stderr).toMatch(message);
-          const calls = readdirSync(join(variables.STANDIN_LOG, 'calls')).filter((call) =>
-            call.endsWith('-docker'),
+          const docker = readInvocations(variables.STANDIN_LOG).filter(
+            (call) => call.tool === 'docker',
           );
           // It logged in, and created nothing.
-          expect(calls.length).toBeGreaterThan(0);
-          for (const call of calls) {
-            expect(readFileSync(join(variables.STANDIN_LOG, 'calls', call), 'utf8')).not.toContain(
-              'imagetools',
-            );
-          }
+          expect(docker.map((call) => call.args[0])).toContain('login');
+          expect(docker.filter((call) => call.args[1] === 'imagetools')).toEqual([]);
         }
         expect(readdirSync(scratch)).not.toContain('pwned');
       });
@@ -938,3 +935,86 @@ describe.each(fixtures.map((fixture) => [fixture.label, fixture] as const))(
     });
   },
 );
+
+describe("a branch's environment with an image built per platform", () => {
+  const text = stringify({
+    ci: 'gitlab',
+    aws: { accountId: ACCOUNT, region: 'eu-west-1' },
+    gitlab: { project: PROJECT },
+    images: [
+      { name: 'api', repository: 'acme/api' },
+      { name: 'web', repository: 'acme/web', platforms: ['linux/amd64', 'linux/arm64'] },
+    ],
+    workflow: { deploy: { command: './deploy.sh', environment: 'production' } },
+  });
+  const config = parseConfig(text);
+  const files = new Map(renderFiles(config, '0.0.0-test').map((file) => [file.path, file.content]));
+  const document = parse(files.get(config.workflow.file) ?? '') as Record<
+    string,
+    { environment?: { name: string; action?: string; on_stop?: string }; script?: string[] }
+  >;
+
+  it('is started by the first build job only, whose stop job is the one to delete the caches', () => {
+    expect(document.build?.environment).toMatchObject({
+      action: 'start',
+      on_stop: GITLAB_JOBS.stopBranchCache,
+    });
+    expect(document['build-linux-amd64']?.environment).toBeUndefined();
+    expect(document['build-linux-arm64']?.environment).toBeUndefined();
+    expect(document[GITLAB_JOBS.stopBranchCache]?.environment).toMatchObject({ action: 'stop' });
+  });
+
+  it("deletes, when the branch is deleted, the branch's tag of every image and platform", () => {
+    const log = mkdtempSync(join(scratch, 'stop-'));
+    mkdirSync(join(log, 'calls'));
+    const work = mkdtempSync(join(scratch, 'stop-work-'));
+    const outcome = spawnSync(
+      'sh',
+      ['-c', (document[GITLAB_JOBS.stopBranchCache]?.script ?? []).join('\n')],
+      {
+        cwd: work,
+        encoding: 'utf8',
+        env: {
+          PATH: `${standins}:${process.env.PATH ?? ''}`,
+          STANDIN_LOG: log,
+          STANDIN_BIN: standins,
+          CI_PIPELINE_SOURCE: 'push',
+          CI_COMMIT_BRANCH: BRANCH,
+          CI_COMMIT_REF_NAME: BRANCH,
+          CI_PROJECT_PATH: PROJECT,
+          CI_PROJECT_ID: PROJECT_ID,
+          CACHED_DEPLOY_PROJECT: PROJECT,
+          CACHED_DEPLOY_MAIN_BRANCH: config.mainBranch,
+          CACHED_DEPLOY_BRANCH_ROLE:
+            ciRoles(config).find((role) => role.kind === 'branch')?.arn ?? '',
+          [ID_TOKEN_VARIABLE]: 'token',
+        },
+      },
+    );
+    expect(outcome.status, outcome.stdout + outcome.stderr).toBe(0);
+    const [call, ...more] = readInvocations(log).filter(
+      (each) => each.tool === 'create-cached-deploy',
+    );
+    expect(more).toEqual([]);
+    const scope = cacheScope({
+      isMainBranch: false,
+      branch: BRANCH,
+      tagSuffixes: cacheTagSuffixes(config.images),
+    });
+    expect(call?.args).toEqual([
+      'prune',
+      'delete-branch',
+      '--repository',
+      'acme/api-buildcache-branches',
+      '--tag',
+      `${scope}.api`,
+      '--repository',
+      'acme/web-buildcache-branches',
+      '--tag',
+      `${scope}.web.linux-amd64`,
+      '--tag',
+      `${scope}.web.linux-arm64`,
+    ]);
+    expect(readdirSync(work)).not.toContain('pwned');
+  });
+});

@@ -213,7 +213,8 @@ export async function runPipeline(options: {
   };
 }
 
-function readInvocations(logDir: string): Invocation[] {
+/** The calls the stand-ins recorded under `logDir`, in order. */
+export function readInvocations(logDir: string): Invocation[] {
   const dir = join(logDir, 'calls');
   return readdirSync(dir)
     .filter((name) => !name.endsWith('.branches'))
