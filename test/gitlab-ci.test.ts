@@ -493,6 +493,7 @@ describe('the generated .gitlab-ci.yml', () => {
         .map((line) => line.trim());
       expect(lines.length).toBeGreaterThan(0);
       expect(new Set(lines)).toEqual(
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a line of shell, not a template
         new Set(['BRANCH="${CI_MERGE_REQUEST_SOURCE_BRANCH_NAME:-${CI_COMMIT_REF_NAME:-}}"']),
       );
       expect(text).not.toContain('CI_COMMIT_REF_SLUG}');
