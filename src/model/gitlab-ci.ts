@@ -32,9 +32,10 @@ import {
 /**
  * The GitLab CI pipeline (`.gitlab-ci.yml`) as a typed object, beside the GitHub workflow
  * (workflow.ts), built from the same pieces: the role of each kind of work (roles.ts), the
- * branch scope script (cache-tags.ts), the image tag check and the seed's bake overrides
- * (workflow.ts), the same bake file. render/ serialises it with `yaml`. docs/gitlab-ci.md has the
- * facts it relies on.
+ * branch scope script (cache-tags.ts), the legs of a multi-platform build (platforms.ts: a build
+ * and a seed job per leg, a merge of the platforms' digests), the image tag check, the merge script
+ * and the seed's bake overrides (workflow.ts), the same bake file. render/ serialises it with
+ * `yaml`. docs/gitlab-ci.md and docs/multi-platform.md have the facts it relies on.
  *
  * Every job's logic runs in bash (`bash -euo pipefail` reading a quoted heredoc, so the job's own
  * shell expands nothing in it). Untrusted text (branch names: CI_COMMIT_REF_NAME,
@@ -85,6 +86,7 @@ export const GITLAB_IMAGES = {
   dockerCli: 'docker:28.3.1-cli',
   dind: 'docker:28.3.1-dind',
   node: 'node:22.20.0-bookworm',
+  /** QEMU for emulated builds: the binfmt image both CIs pin (actions.ts, docs/actions.md). */
   binfmt: BINFMT_IMAGE,
 } as const;
 /** The buildx that GITLAB_IMAGES.dockerCli carries (printed by the build, not fetched). */
