@@ -12,6 +12,8 @@ import {
   ACTIONS,
   type ActionKey,
   actionRepository,
+  BINFMT_IMAGE,
+  BINFMT_RELEASE,
   pinnedUses,
 } from '../src/model/actions.js';
 import type { Workflow } from '../src/model/workflow.js';
@@ -148,6 +150,76 @@ describe('the table of shipped releases', () => {
         ACTION_RELEASES[key].commit,
       ]),
     );
+  });
+});
+
+describe('the binfmt image QEMU is installed from', () => {
+  test('docs/actions.md cites it: image, release, commit, source, date read', () => {
+    const [rows, ...more] = tablesWith(
+      readFileSync(join(PROJECT_ROOT, 'docs/actions.md'), 'utf8'),
+      'image',
+    );
+    expect(more).toEqual([]);
+    expect(rows).toEqual([
+      ['image', 'release', 'tagged commit', 'read from', 'read on'],
+      [
+        BINFMT_IMAGE,
+        `${BINFMT_RELEASE.tag} (QEMU ${/qemu-(v[\d.]+)-\d+$/.exec(BINFMT_IMAGE)?.[1]})`,
+        BINFMT_RELEASE.commit,
+        `https://github.com/tonistiigi/binfmt/releases/tag/${encodeURIComponent(BINFMT_RELEASE.tag)}`,
+        BINFMT_RELEASE.readOn,
+      ],
+    ]);
+    // The release's own tag (`qemu-<version>-<run>`, what `deploy/<version>-<run>` pushes), never a
+    // tag a later release moves (`latest`, `qemu-<version>`).
+    expect(BINFMT_IMAGE).toBe(
+      `tonistiigi/binfmt:qemu-${BINFMT_RELEASE.tag.slice('deploy/'.length)}`,
+    );
+  });
+
+  test("both CIs install QEMU from it, GitHub through setup-qemu-action's image input", async () => {
+    const text = workflowText();
+    const workflow = parse(text) as Workflow;
+    const qemu = Object.values(workflow.jobs).flatMap((job) =>
+      job.steps.filter((step) => step.uses === ACTIONS.setupQemu),
+    );
+    expect(qemu.length).toBeGreaterThan(1);
+    for (const step of qemu) {
+      expect(step.with?.image).toBe(BINFMT_IMAGE);
+      // The inputs of setup-qemu-action's action.yml at the pinned v4.2.0 (docs/actions.md):
+      // actionlint knows only v3's, so a misspelt input would pass it unnoticed.
+      for (const input of Object.keys(step.with ?? {})) {
+        expect(['image', 'platforms', 'reset', 'cache-image']).toContain(input);
+      }
+    }
+    expect(formatActionlintErrors(await actionlint(text, '.github/workflows/deploy.yml'))).toEqual(
+      [],
+    );
+    const gitlab = stringify({
+      ci: 'gitlab',
+      aws: { accountId: '123456789012', region: 'eu-west-1' },
+      gitlab: { project: 'acme/shop' },
+      images: [
+        {
+          name: 'arm',
+          repository: 'acme/arm',
+          platforms: ['linux/amd64', 'linux/arm64'],
+          build: 'emulated',
+        },
+      ],
+    });
+    const pipeline = renderFiles(parseConfig(gitlab), '0.1.0').find(
+      (file) => file.path === '.gitlab-ci.yml',
+    );
+    const installs = (pipeline?.content ?? '')
+      .split('\n')
+      .filter((line) => line.includes('binfmt'))
+      .map((line) => line.trim());
+    // The build job and the seed job.
+    expect(installs).toEqual([
+      `docker run --privileged --rm ${BINFMT_IMAGE} --install arm64`,
+      `docker run --privileged --rm ${BINFMT_IMAGE} --install arm64`,
+    ]);
   });
 });
 

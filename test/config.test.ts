@@ -5,6 +5,7 @@ import { parse, stringify } from 'yaml';
 import { loadConfig, parseConfig } from '../src/config/load.js';
 import { parseDockerfileStages } from '../src/detect/dockerfile.js';
 import { CachedDeployError, type ErrorCode } from '../src/errors.js';
+import { buildLegs, gitlabRunnerTags } from '../src/model/platforms.js';
 import { schemaError } from './support/json-schemas.js';
 import { createTempDir } from './support/temp-repo.js';
 
@@ -1015,26 +1016,113 @@ describe('the defaults of trust separation', () => {
 });
 
 describe('GitLab and images built per platform', () => {
-  const gitlab = (image: Record<string, unknown>) =>
+  const gitlab = (image: Record<string, unknown>, settings: Record<string, unknown> = {}) =>
     stringify({
       version: 1,
       ci: 'gitlab',
       aws: { accountId: '123456789012', region: 'eu-west-1' },
-      gitlab: { project: 'acme/api' },
+      gitlab: { project: 'acme/api', ...settings },
       images: [{ name: 'api', repository: 'acme/api', ...image }],
     });
+  const twoPlatforms = { platforms: ['linux/amd64', 'linux/arm64'] };
+  const legTags = (text: string) => {
+    const config = parseConfig(text);
+    return Object.fromEntries(
+      buildLegs(config).map((leg) => [leg.platform ?? '', gitlabRunnerTags(config, leg)]),
+    );
+  };
 
-  test('several platforms are built emulated by default on GitLab', () => {
-    const config = parseConfig(gitlab({ platforms: ['linux/amd64', 'linux/arm64'] }));
-    expect(config.images[0]?.build).toBe('emulated');
+  test("several platforms are built natively by default, on gitlab.com on GitLab's hosted runners", () => {
+    const text = gitlab(twoPlatforms);
+    expect(parseConfig(text).images[0]?.build).toBe('native');
+    expect(legTags(text)).toEqual({
+      'linux/amd64': ['saas-linux-small-amd64'],
+      'linux/arm64': ['saas-linux-small-arm64'],
+    });
   });
 
-  test('native is refused on GitLab, naming the field', () => {
-    const error = expectConfigError(
-      () => parseConfig(gitlab({ platforms: ['linux/amd64', 'linux/arm64'], build: 'native' })),
-      'CONFIG_INVALID',
-      'images[0].build',
+  test('runner tags of a platform are added to gitlab.tags, once each; [] runs on gitlab.tags alone', () => {
+    const text = gitlab(
+      { ...twoPlatforms, platforms: ['linux/amd64', 'linux/arm64', 'linux/riscv64'] },
+      {
+        host: 'git.acme.example',
+        tags: ['docker', 'privileged'],
+        runnerTags: {
+          'linux/amd64': [],
+          'linux/arm64': ['arm64', 'docker'],
+          'linux/riscv64': ['rv'],
+        },
+      },
     );
-    expect(error.message).toMatch(/GitHub Actions only; on GitLab use build: emulated/);
+    expect(legTags(text)).toEqual({
+      'linux/amd64': ['docker', 'privileged'],
+      'linux/arm64': ['docker', 'privileged', 'arm64'],
+      'linux/riscv64': ['docker', 'privileged', 'rv'],
+    });
+    // The hosted runners are no default with tags of one's own, nor on another instance.
+    expect(parseConfig(text).gitlab?.runnerTags).not.toHaveProperty('linux/amd64', [
+      'saas-linux-small-amd64',
+    ]);
+  });
+
+  test.each([
+    ['a self-managed instance', { host: 'git.acme.example' }, twoPlatforms.platforms, 0],
+    ['gitlab.com with runner tags of its own', { tags: ['docker'] }, twoPlatforms.platforms, 0],
+    ['a platform GitLab hosts no runner for', {}, ['linux/amd64', 'linux/s390x'], 1],
+  ])(
+    '%s: a native platform without runner tags is an error naming gitlab.runnerTags',
+    (_, settings, platforms, index) => {
+      const error = expectConfigError(
+        () => parseConfig(gitlab({ platforms }, settings)),
+        'CONFIG_INVALID',
+        `images[0].platforms[${index}]`,
+      );
+      expect(error.message).toContain(
+        `${platforms[index]} has no runner tags for a native build: set gitlab.runnerTags.${platforms[index]} to the tags of its runners`,
+      );
+    },
+  );
+
+  test('emulated needs no runner tags', () => {
+    const config = parseConfig(
+      gitlab({ ...twoPlatforms, build: 'emulated' }, { host: 'git.acme.example' }),
+    );
+    expect(config.images[0]?.build).toBe('emulated');
+    expect(buildLegs(config).map((leg) => leg.platform)).toEqual([undefined]);
+  });
+
+  test.each([
+    [
+      'a key that is not a platform',
+      { arm64: ['arm64'] },
+      'gitlab.runnerTags.arm64',
+      /not a platform/,
+    ],
+    [
+      'a tag with a variable',
+      { 'linux/arm64': ['$RUNNER'] },
+      'gitlab.runnerTags.linux/arm64[0]',
+      /runner tag/,
+    ],
+    [
+      'a tag listed twice',
+      { 'linux/arm64': ['a', 'a'] },
+      'gitlab.runnerTags.linux/arm64[1]',
+      /listed twice/,
+    ],
+    [
+      'a list that is a string',
+      { 'linux/arm64': 'arm64' },
+      'gitlab.runnerTags.linux/arm64',
+      /expected a list/,
+    ],
+    ['a list instead of a mapping', ['arm64'], 'gitlab.runnerTags', /mapping from platform/],
+  ])('gitlab.runnerTags: %s is an error naming the field', (_, runnerTags, path, message) => {
+    const error = expectConfigError(
+      () => parseConfig(gitlab(twoPlatforms, { runnerTags })),
+      'CONFIG_INVALID',
+      path,
+    );
+    expect(error.message).toMatch(message);
   });
 });

@@ -6,10 +6,21 @@
  * record what they are asked. From those records: which jobs ran, which role each assumed (judged
  * by the IAM evaluator against the generated trust policies with the `sub` GitLab would issue),
  * which cache refs each build reads and writes (the generated bake file evaluated with the
- * environment and `--set` flags the job passed), and that installs come before credentials.
+ * environment and `--set` flags the job passed), and that installs come before credentials. An
+ * image built natively per platform gets a build job per platform (its runner tags from the YAML),
+ * each passing the digest it pushed to the merge job in a dotenv report, which gitlab-ci-local
+ * hands on as GitLab does; the merge's `imagetools create` must name every one of them.
  */
-import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import {
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Ajv } from 'ajv';
@@ -20,18 +31,34 @@ import type { ResolvedConfig } from '../src/config/resolve.js';
 import { registryHost } from '../src/model/aws.js';
 import { CACHE_EXPORT_LAYOUT, CACHE_EXPORT_OPTIONS } from '../src/model/bake.js';
 import { cacheScope, cacheTagSuffixes, MAIN_SCOPE, SEED_SCOPE } from '../src/model/cache-tags.js';
-import { GITLAB_JOBS, ID_TOKEN_VARIABLE, RESEED_VARIABLE } from '../src/model/gitlab-ci.js';
+import {
+  digestsDotenv,
+  digestVariable,
+  GITLAB_JOBS,
+  ID_TOKEN_VARIABLE,
+  RESEED_VARIABLE,
+} from '../src/model/gitlab-ci.js';
+import {
+  type BuildLeg,
+  type BuildTarget,
+  buildLegs,
+  hasPlatformLegs,
+} from '../src/model/platforms.js';
 import { ciRoles, type RoleKind } from '../src/model/roles.js';
+import { legJobId } from '../src/model/workflow.js';
 import { renderFiles } from '../src/render/render-files.js';
 import { applyBakeSet, type EvaluatedTarget, evaluateBake, parseBake } from './support/bake.js';
 import {
   gitlabCiSchema,
   type Invocation,
   type PipelineRun,
+  readInvocations,
   runPipeline,
+  standinDigest,
   writeStandins,
 } from './support/gitlab-ci-local.js';
 import { type Policy, trustAccepts } from './support/iam-evaluator.js';
+import { findSystemTool, needSystemTool } from './support/system-tools.js';
 
 const PROJECT = 'acme/platform/shop';
 const ACCOUNT = '123456789012';
@@ -62,11 +89,18 @@ const RAW_FIXTURES: { label: string; raw: Record<string, unknown> }[] = [
     },
   },
   {
-    label: 'three images on a self-managed instance, one multi-platform, runner tags',
+    label:
+      'three images on a self-managed instance, one built natively on two platforms, runner tags',
     raw: {
       ci: 'gitlab',
       aws: { accountId: ACCOUNT, region: 'eu-west-1' },
-      gitlab: { project: PROJECT, host: 'git.acme.example', tags: ['docker', 'privileged'] },
+      gitlab: {
+        project: PROJECT,
+        host: 'git.acme.example',
+        tags: ['docker', 'privileged'],
+        // amd64 on the ordinary runners, arm64 on those also tagged arm64.
+        runnerTags: { 'linux/amd64': [], 'linux/arm64': ['arm64'] },
+      },
       images: [
         { name: 'api', repository: 'acme/api' },
         { name: 'web', repository: 'acme/web', platforms: ['linux/amd64', 'linux/arm64'] },
@@ -111,7 +145,7 @@ function makeFixture(label: string, raw: Record<string, unknown>, index: number)
   // The deploy command: records what it was given.
   writeFileSync(
     join(repo, 'deploy.sh'),
-    '#!/bin/sh\nprintf "%s\\n" "$REGISTRY" "$IMAGE_TAG" "$AWS_ROLE_ARN" "$(cat "$AWS_WEB_IDENTITY_TOKEN_FILE")" >"$STANDIN_LOG/deployed"\n',
+    '#!/bin/sh\nprintf "%s\\n" "$REGISTRY" "$IMAGE_TAG" "$AWS_ROLE_ARN" "$(cat "$AWS_WEB_IDENTITY_TOKEN_FILE")" "$(date +%s%N)" >"$STANDIN_LOG/deployed"\n',
     { mode: 0o755 },
   );
   git(repo, ['init', '-q', '-b', 'main']);
@@ -128,7 +162,19 @@ function makeFixture(label: string, raw: Record<string, unknown>, index: number)
   return { label, config, files, repo, remote };
 }
 
-const fixtures = RAW_FIXTURES.map(({ label, raw }, index) => makeFixture(label, raw, index));
+/**
+ * The per-platform build jobs read bake's metadata with jq (installed in the job with apk; here the
+ * machine's): without it the fixtures with native images do not run, and the test below says so.
+ */
+const jq = findSystemTool('jq');
+const fixtures = RAW_FIXTURES.map(({ label, raw }, index) => makeFixture(label, raw, index)).filter(
+  (fixture) => jq !== undefined || !hasPlatformLegs(fixture.config),
+);
+if (fixtures.length < RAW_FIXTURES.length) {
+  it('runs the pipelines of images built per platform', (context) => {
+    needSystemTool(context, 'jq');
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 // Scenarios: the predefined variables GitLab sets for each kind of pipeline
@@ -146,6 +192,8 @@ interface Scenario {
   jobs: string[];
   /** Jobs expected to fail. */
   failing?: string[];
+  /** The stand-ins' environment: STANDIN_IMAGES_EXIST for a re-run of a commit already pushed. */
+  env?: Record<string, string>;
 }
 
 const push = (branch: string) => ({
@@ -161,21 +209,31 @@ const mergeRequest = (branch: string, sourceProject: string) => ({
   CI_MERGE_REQUEST_IID: '7',
 });
 
-/** The second fixture runs only the pipelines where the number of images matters. */
+/**
+ * The second fixture runs only the pipelines where the number of images and the per-platform jobs
+ * matter.
+ */
 const MULTI_IMAGE_SCENARIOS = [
   'a push to main',
+  'a push to a branch',
   'a merge request from a branch of this project',
   'the schedule',
+  'a re-run of main (every commit tag in ECR already)',
 ];
 
 function scenariosFor(fixture: Fixture): Scenario[] {
   const all = scenarios(fixture.config);
   return fixture === fixtures[0]
-    ? all
+    ? all.filter((scenario) => scenario.env === undefined)
     : all.filter((scenario) => MULTI_IMAGE_SCENARIOS.includes(scenario.name));
 }
 
 function scenarios(config: ResolvedConfig): Scenario[] {
+  // One build and one seed job per leg (build, build-linux-amd64, …), a merge with platform legs.
+  const legs = buildLegs(config);
+  const builds = legs.map((leg) => legJobId('build', leg));
+  const seeds = legs.map((leg) => legJobId('seed', leg));
+  const merge = hasPlatformLegs(config) ? [GITLAB_JOBS.merge] : [];
   const deploy = config.workflow.deploy ? [GITLAB_JOBS.deploy] : [];
   const all: Scenario[] = [
     {
@@ -184,7 +242,16 @@ function scenarios(config: ResolvedConfig): Scenario[] {
       ref: 'main',
       trusted: true,
       isMain: true,
-      jobs: [GITLAB_JOBS.build, ...deploy, GITLAB_JOBS.prune, GITLAB_JOBS.apply],
+      jobs: [...builds, ...merge, ...deploy, GITLAB_JOBS.prune, GITLAB_JOBS.apply],
+    },
+    {
+      name: 'a re-run of main (every commit tag in ECR already)',
+      variables: push('main'),
+      ref: 'main',
+      trusted: true,
+      isMain: true,
+      jobs: [...builds, ...merge, ...deploy, GITLAB_JOBS.prune, GITLAB_JOBS.apply],
+      env: { STANDIN_IMAGES_EXIST: '1' },
     },
     {
       name: 'a push to a branch',
@@ -192,7 +259,7 @@ function scenarios(config: ResolvedConfig): Scenario[] {
       ref: BRANCH,
       trusted: true,
       isMain: false,
-      jobs: [GITLAB_JOBS.build, GITLAB_JOBS.prune],
+      jobs: [...builds, GITLAB_JOBS.prune],
     },
     {
       name: 'a push to Main (main in another case)',
@@ -200,7 +267,7 @@ function scenarios(config: ResolvedConfig): Scenario[] {
       ref: 'Main',
       trusted: true,
       isMain: false,
-      jobs: [GITLAB_JOBS.build, GITLAB_JOBS.prune],
+      jobs: [...builds, GITLAB_JOBS.prune],
     },
     {
       name: 'a merge request from a branch of this project',
@@ -209,7 +276,7 @@ function scenarios(config: ResolvedConfig): Scenario[] {
       ref: BRANCH,
       trusted: true,
       isMain: false,
-      jobs: [GITLAB_JOBS.build, GITLAB_JOBS.prune],
+      jobs: [...builds, GITLAB_JOBS.prune],
     },
     {
       name: 'a merge request from a fork whose source branch is main',
@@ -218,7 +285,7 @@ function scenarios(config: ResolvedConfig): Scenario[] {
       ref: 'main',
       trusted: false,
       isMain: false,
-      jobs: [GITLAB_JOBS.build],
+      jobs: [...builds],
     },
     {
       name: 'the schedule',
@@ -226,7 +293,7 @@ function scenarios(config: ResolvedConfig): Scenario[] {
       ref: 'main',
       trusted: true,
       isMain: true,
-      jobs: [GITLAB_JOBS.seed, GITLAB_JOBS.sweep],
+      jobs: [...seeds, GITLAB_JOBS.sweep],
     },
     {
       name: 'a manual reseed of main',
@@ -234,7 +301,7 @@ function scenarios(config: ResolvedConfig): Scenario[] {
       ref: 'main',
       trusted: true,
       isMain: true,
-      jobs: [GITLAB_JOBS.seed],
+      jobs: [...seeds],
     },
     {
       name: 'a manual reseed of a branch (refused)',
@@ -242,8 +309,8 @@ function scenarios(config: ResolvedConfig): Scenario[] {
       ref: BRANCH,
       trusted: true,
       isMain: false,
-      jobs: [GITLAB_JOBS.seed],
-      failing: [GITLAB_JOBS.seed],
+      jobs: [...seeds],
+      failing: [...seeds],
     },
   ];
   return all;
@@ -251,6 +318,8 @@ function scenarios(config: ResolvedConfig): Scenario[] {
 
 interface Result {
   scenario: Scenario;
+  /** The copy of the repository the pipeline ran in (gitlab-ci-local's state is in it). */
+  repo: string;
   run: PipelineRun;
   token: string;
   deployed: string | undefined;
@@ -287,6 +356,7 @@ beforeAll(async () => {
             ...scenario.variables,
           },
           unset: scenario.unset,
+          env: scenario.env,
         });
         let deployed: string | undefined;
         try {
@@ -301,7 +371,7 @@ beforeAll(async () => {
         } catch {
           pwned = false;
         }
-        byName.set(scenario.name, { scenario, run, token, deployed, pwned });
+        byName.set(scenario.name, { scenario, repo, run, token, deployed, pwned });
       });
     });
   });
@@ -328,25 +398,52 @@ const callsOf = (run: PipelineRun, job: string, tool?: string) =>
 const isBake = (call: Invocation) =>
   call.tool === 'docker' && call.args[0] === 'buildx' && call.args[1] === 'bake';
 
-/** The bake's --file and --set flags, as the job passed them. */
-function bakeFlags(call: Invocation): { file: string; set: string[] } {
+/** The bake's --file, --set and --metadata-file flags and its targets, as the job passed them. */
+function bakeFlags(call: Invocation): {
+  file: string;
+  set: string[];
+  targets: string[];
+  metadata: string | undefined;
+} {
   const set: string[] = [];
+  const targets: string[] = [];
   let file = '';
+  let metadata: string | undefined;
   for (let i = 2; i < call.args.length; i++) {
-    if (call.args[i] === '--set') set.push(call.args[++i] ?? '');
-    else if (call.args[i] === '--file') file = call.args[++i] ?? '';
-    else throw new Error(`unexpected bake argument ${call.args[i]}`);
+    const arg = call.args[i] ?? '';
+    if (arg === '--set') set.push(call.args[++i] ?? '');
+    else if (arg === '--file') file = call.args[++i] ?? '';
+    else if (arg === '--metadata-file') metadata = call.args[++i] ?? '';
+    else if (/^[a-z0-9][a-z0-9_-]*$/.test(arg)) targets.push(arg);
+    else throw new Error(`unexpected bake argument ${arg}`);
   }
-  return { file, set };
+  return { file, set, targets, metadata };
 }
 
-/** The bake's targets as buildx resolves them: the generated file, the job's env, its --set. */
+/**
+ * The bake's targets as buildx resolves them: the generated file, the job's env, its --set, and
+ * only the targets it names (the `default` group when it names none).
+ */
 async function bakeTargets(fixture: Fixture, call: Invocation) {
-  const { file, set } = bakeFlags(call);
+  const { file, set, targets } = bakeFlags(call);
   expect(file).toBe(fixture.config.paths.bakeFile);
   const parsed = await parseBake(fixture.files.get(file) ?? '', file);
-  return applyBakeSet(evaluateBake(parsed, call.env).targets, set);
+  const all = applyBakeSet(evaluateBake(parsed, call.env).targets, set);
+  const built = targets.length > 0 ? targets : Object.keys(all);
+  return Object.fromEntries(built.map((name) => [name, all[name] as EvaluatedTarget]));
 }
+
+/** The leg a build or seed job builds. */
+function legOfJob(config: ResolvedConfig, job: string): BuildLeg {
+  const leg = buildLegs(config).find(
+    (each) => legJobId('build', each) === job || legJobId('seed', each) === job,
+  );
+  if (!leg) throw new Error(`${job} builds no leg`);
+  return leg;
+}
+
+const isBuildJob = (job: string) => job === GITLAB_JOBS.build || job.startsWith('build-');
+const isSeedJob = (job: string) => job === GITLAB_JOBS.seed || job.startsWith('seed-');
 
 const refOf = (entry: string) => /(?:^|,)ref=([^,]+)/.exec(entry)?.[1] ?? `<no ref: ${entry}>`;
 
@@ -396,6 +493,7 @@ describe('the generated .gitlab-ci.yml', () => {
         .map((line) => line.trim());
       expect(lines.length).toBeGreaterThan(0);
       expect(new Set(lines)).toEqual(
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a line of shell, not a template
         new Set(['BRANCH="${CI_MERGE_REQUEST_SOURCE_BRANCH_NAME:-${CI_COMMIT_REF_NAME:-}}"']),
       );
       expect(text).not.toContain('CI_COMMIT_REF_SLUG}');
@@ -490,25 +588,34 @@ describe.each(fixtures.map((fixture) => [fixture.label, fixture] as const))(
           }
         });
 
-        it('reads and writes exactly the caches of the strategy', async () => {
+        it('reads and writes exactly the caches of the strategy, each job its own targets', async () => {
           const { run } = result(name);
           const bakes = run.invocations.filter(isBake);
-          const builds = bakes.filter((call) => call.job === GITLAB_JOBS.build);
-          const seeds = bakes.filter((call) => call.job === GITLAB_JOBS.seed);
-          expect(builds).toHaveLength(scenario.jobs.includes(GITLAB_JOBS.build) ? 1 : 0);
-          expect(seeds).toHaveLength(
-            scenario.jobs.includes(GITLAB_JOBS.seed) && !scenario.failing ? 1 : 0,
+          const builds = bakes.filter((call) => isBuildJob(call.job));
+          const seeds = bakes.filter((call) => isSeedJob(call.job));
+          // One bake per build job (and per seed job, unless refused), each in its own job.
+          expect(builds.map((call) => call.job).sort()).toEqual(
+            scenario.jobs.filter(isBuildJob).sort(),
           );
+          expect(seeds.map((call) => call.job).sort()).toEqual(
+            scenario.failing ? [] : scenario.jobs.filter(isSeedJob).sort(),
+          );
+          const scope = cacheScope({
+            isMainBranch: scenario.isMain,
+            branch: scenario.ref,
+            tagSuffixes: cacheTagSuffixes(config.images),
+          });
           for (const call of builds) {
+            const leg = legOfJob(config, call.job);
             const targets = await bakeTargets(fixture, call);
-            expect(Object.keys(targets).sort()).toEqual(config.images.map((i) => i.name).sort());
-            const scope = cacheScope({
-              isMainBranch: scenario.isMain,
-              branch: scenario.ref,
-              tagSuffixes: cacheTagSuffixes(config.images),
-            });
-            for (const image of config.images) {
-              const target = targets[image.name] as EvaluatedTarget;
+            expect(Object.keys(targets).sort(), call.job).toEqual(
+              leg.targets.map((target) => target.name).sort(),
+            );
+            for (const buildTarget of leg.targets) {
+              const { image } = buildTarget;
+              const target = targets[buildTarget.name] as EvaluatedTarget;
+              // A platform's job builds that platform alone.
+              expect(target.platforms).toEqual(buildTarget.platforms);
               if (!scenario.trusted) {
                 expect(target['cache-from']).toEqual([
                   'type=local,src=/tmp/cached-deploy-fork-cache',
@@ -516,37 +623,50 @@ describe.each(fixtures.map((fixture) => [fixture.label, fixture] as const))(
                 expect(target['cache-to']).toEqual([
                   'type=local,dest=/tmp/cached-deploy-fork-cache',
                 ]);
-                expect(target.output).toBeUndefined();
                 continue;
               }
               const own = scenario.isMain ? image.cacheRepository : image.branchCacheRepository;
+              const tag = (tagScope: string) => `${tagScope}.${buildTarget.tagSuffix}`;
               const imports = [
-                `${registry}/${image.cacheRepository}:${SEED_SCOPE}.${image.name}`,
-                `${registry}/${image.cacheRepository}:${MAIN_SCOPE}.${image.name}`,
-                `${registry}/${own}:${scope}.${image.name}`,
+                `${registry}/${image.cacheRepository}:${tag(SEED_SCOPE)}`,
+                `${registry}/${image.cacheRepository}:${tag(MAIN_SCOPE)}`,
+                `${registry}/${own}:${tag(scope)}`,
               ];
               expect((target['cache-from'] ?? []).map(refOf)).toEqual([...new Set(imports)]);
               expect(target['cache-to']).toEqual([
-                `type=registry,ref=${registry}/${own}:${scope}.${image.name},${CACHE_EXPORT_OPTIONS}`,
+                `type=registry,ref=${registry}/${own}:${tag(scope)},${CACHE_EXPORT_OPTIONS}`,
               ]);
-              // Pushed on main only (the commit tags are not in ECR yet, says the aws stand-in).
-              const pushes = (target.output ?? []).some((output) => output.includes('push=true'));
-              expect(pushes, image.name).toBe(scenario.isMain);
+              // Pushed on main only, unless the commit tag is in ECR already (a re-run).
+              const pushes = scenario.isMain && scenario.env?.STANDIN_IMAGES_EXIST === undefined;
+              if (buildTarget.platform === undefined) {
+                const pushed = (target.output ?? []).some((output) => output.includes('push=true'));
+                expect(pushed, buildTarget.name).toBe(pushes);
+              } else {
+                // By digest: no tag, the repository named in the output.
+                expect(target.tags ?? []).toEqual([]);
+                expect(target.output).toEqual([
+                  `type=image,name=${registry}/${image.repository},push-by-digest=true,name-canonical=true,push=${pushes}`,
+                ]);
+              }
             }
           }
           for (const call of seeds) {
+            const leg = legOfJob(config, call.job);
             expect(call.env.CACHE_SCOPE).toBe(SEED_SCOPE);
             const { set } = bakeFlags(call);
             expect(set).toContain('*.no-cache=true');
             const targets = await bakeTargets(fixture, call);
-            for (const image of config.images) {
-              const target = targets[image.name] as EvaluatedTarget;
+            expect(Object.keys(targets).sort(), call.job).toEqual(
+              leg.targets.map((target) => target.name).sort(),
+            );
+            for (const buildTarget of leg.targets) {
+              const target = targets[buildTarget.name] as EvaluatedTarget;
               expect(target['cache-from']).toBeUndefined();
               expect(target.output).toEqual(['type=cacheonly']);
               expect(target['no-cache']).toBe(true);
               // Strict: no ignore-error on the seed's export.
               expect(target['cache-to']).toEqual([
-                `type=registry,ref=${registry}/${image.cacheRepository}:${SEED_SCOPE}.${image.name},${CACHE_EXPORT_LAYOUT}`,
+                `type=registry,ref=${registry}/${buildTarget.image.cacheRepository}:${SEED_SCOPE}.${buildTarget.tagSuffix},${CACHE_EXPORT_LAYOUT}`,
               ]);
             }
           }
@@ -562,9 +682,9 @@ describe.each(fixtures.map((fixture) => [fixture.label, fixture] as const))(
             for (const entry of target['cache-to'] ?? []) {
               const tag = refOf(entry).split(':').at(-1) ?? '';
               if (tag.startsWith(`${MAIN_SCOPE}.`)) {
-                expect([call.job, scenario.isMain]).toEqual([GITLAB_JOBS.build, true]);
+                expect([isBuildJob(call.job), scenario.isMain]).toEqual([true, true]);
               }
-              if (tag.startsWith(`${SEED_SCOPE}.`)) expect(call.job).toBe(GITLAB_JOBS.seed);
+              if (tag.startsWith(`${SEED_SCOPE}.`)) expect(isSeedJob(call.job)).toBe(true);
             }
           }
         }
@@ -636,6 +756,179 @@ describe.each(fixtures.map((fixture) => [fixture.label, fixture] as const))(
       });
     });
 
+    // Defined for the fixtures with images built per platform only (no skipped tests).
+    const native = hasPlatformLegs(config) ? describe : undefined;
+    native?.('images built per platform', () => {
+      const legs = buildLegs(config);
+      const platformLegs = legs.filter((leg) => leg.platform !== undefined);
+      const document = parse(fixture.files.get(config.workflow.file) ?? '') as Record<
+        string,
+        { tags?: string[]; needs?: string[]; script?: string[] }
+      >;
+      const gitlabTags = config.gitlab?.tags ?? [];
+      const runnerTags = config.gitlab?.runnerTags ?? {};
+      /** What the dotenv report of a platform's build job held, as gitlab-ci-local kept it. */
+      const dotenvOf = (scenario: string, leg: BuildLeg) => {
+        const job = legJobId('build', leg);
+        return readFileSync(
+          join(
+            result(scenario).repo,
+            '.gitlab-ci-local/artifacts',
+            job,
+            '.gitlab-ci-reports/dotenv',
+            digestsDotenv(leg),
+          ),
+          'utf8',
+        );
+      };
+      const imagetools = (run: PipelineRun) =>
+        callsOf(run, GITLAB_JOBS.merge, 'docker').filter(
+          (call) => call.args[1] === 'imagetools' && call.args[2] === 'create',
+        );
+
+      it("runs each platform's build and seed job on runners with its tags and gitlab.tags, every other job with gitlab.tags", () => {
+        const ran = new Set(
+          scenariosFor(fixture).flatMap((scenario) => [
+            ...result(scenario.name).run.passed,
+            ...result(scenario.name).run.failed,
+          ]),
+        );
+        for (const leg of platformLegs) {
+          for (const job of [legJobId('build', leg), legJobId('seed', leg)]) {
+            expect(ran.has(job), job).toBe(true);
+            expect(document[job]?.tags, job).toEqual([
+              ...new Set([...gitlabTags, ...(runnerTags[leg.platform ?? ''] ?? [])]),
+            ]);
+          }
+        }
+        expect(document['build-linux-arm64']?.tags).toEqual(['docker', 'privileged', 'arm64']);
+        expect(document['build-linux-amd64']?.tags).toEqual(['docker', 'privileged']);
+        const platformJobs = platformLegs.flatMap((leg) => [
+          legJobId('build', leg),
+          legJobId('seed', leg),
+        ]);
+        for (const job of ran) {
+          if (!platformJobs.includes(job)) expect(document[job]?.tags, job).toEqual(gitlabTags);
+        }
+      });
+
+      it('passes each digest a platform pushed in its dotenv report, and the merge makes the list of every platform, before the deploy', () => {
+        const { run, deployed } = result('a push to main');
+        const sha = /^[0-9a-f]{40}$/;
+        const mergeCalls = imagetools(run);
+        const merged = config.images.filter((image) => image.build === 'native');
+        expect(merged.length).toBeGreaterThan(0);
+        expect(mergeCalls).toHaveLength(merged.length);
+        for (const leg of platformLegs) {
+          // The build job's report: one line per image it pushed, its digest from the bake.
+          expect(dotenvOf('a push to main', leg)).toBe(
+            leg.targets
+              .map((target) => `${digestVariable(config, target)}=${standinDigest(target.name)}\n`)
+              .join(''),
+          );
+        }
+        merged.forEach((image, index) => {
+          const call = mergeCalls[index] as Invocation;
+          const targets = platformLegs.flatMap((leg) =>
+            leg.targets.filter((target) => target.image === image),
+          );
+          const [tag, ...sources] = call.args.slice(3);
+          expect(tag).toBe('--tag');
+          expect(sources[0]).toMatch(new RegExp(`^${registry}/${image.repository}:[0-9a-f]{40}$`));
+          expect(sha.test(sources[0]?.split(':').at(-1) ?? '')).toBe(true);
+          // Every platform's digest, in the order the image lists its platforms, as GitLab passed
+          // the build jobs' dotenv variables to the merge job.
+          expect(sources.slice(1)).toEqual(
+            image.platforms.map((platform) => {
+              const target = targets.find((each) => each.platform === platform) as BuildTarget;
+              expect(call.env[digestVariable(config, target)]).toBe(standinDigest(target.name));
+              return `${registry}/${image.repository}@${standinDigest(target.name)}`;
+            }),
+          );
+        });
+        // The deploy waits for the merge: it needs it, and ran after it.
+        expect(document.deploy?.needs).toContain(GITLAB_JOBS.merge);
+        const deployedAt = BigInt((deployed ?? '').split('\n')[4] ?? '0');
+        for (const call of mergeCalls) expect(deployedAt).toBeGreaterThan(call.at);
+        // Prune waits for every build job (it sweeps what they all wrote).
+        expect(document.prune?.needs).toEqual(legs.map((leg) => legJobId('build', leg)));
+      });
+
+      it('pushes and merges nothing off main, nor on a re-run of a commit already in ECR', () => {
+        for (const scenario of scenariosFor(fixture).filter(
+          (each) => isBuildJob(each.jobs[0] ?? '') && (!each.isMain || each.env !== undefined),
+        )) {
+          const { run } = result(scenario.name);
+          for (const leg of platformLegs)
+            expect(dotenvOf(scenario.name, leg), scenario.name).toBe('');
+          expect(imagetools(run), scenario.name).toEqual([]);
+        }
+        const rerun = result('a re-run of main (every commit tag in ECR already)');
+        expect(rerun.run.output).toContain(
+          'no platform pushed (a re-run of this commit): nothing to merge',
+        );
+        expect(rerun.deployed).toBeDefined();
+      });
+
+      it('refuses a manifest list without every platform, or with what is not a digest', () => {
+        const logDirFor = (prefix: string) => {
+          const dir = mkdtempSync(join(scratch, prefix));
+          mkdirSync(join(dir, 'calls'));
+          return dir;
+        };
+        const script = document.merge?.script ?? [];
+        const env = (digests: Record<string, string>) => ({
+          PATH: `${standins}:${process.env.PATH ?? ''}`,
+          STANDIN_LOG: logDirFor('merge-'),
+          CI_PIPELINE_SOURCE: 'push',
+          CI_COMMIT_BRANCH: 'main',
+          CI_COMMIT_REF_NAME: 'main',
+          CI_COMMIT_SHA: 'a'.repeat(40),
+          CI_PROJECT_PATH: PROJECT,
+          CI_PROJECT_ID: PROJECT_ID,
+          CACHED_DEPLOY_PROJECT: PROJECT,
+          CACHED_DEPLOY_MAIN_BRANCH: config.mainBranch,
+          REGISTRY: registry,
+          [ID_TOKEN_VARIABLE]: 'token',
+          ...digests,
+        });
+        const targets = platformLegs.flatMap((leg) => leg.targets);
+        const [first, second] = targets as [BuildTarget, BuildTarget];
+        const cases: [Record<string, string>, RegExp][] = [
+          [
+            { [digestVariable(config, first)]: standinDigest(first.name) },
+            new RegExp(
+              `no digest from the ${second.platform} build: refusing a manifest list without every platform`,
+            ),
+          ],
+          [
+            {
+              [digestVariable(config, first)]: standinDigest(first.name),
+              [digestVariable(config, second)]: 'sha256:$(touch pwned)',
+            },
+            /build passed on 'sha256:\$\(touch pwned\)', not a digest/,
+          ],
+        ];
+        for (const [digests, message] of cases) {
+          const variables = env(digests);
+          const outcome = spawnSync('sh', ['-c', script.join('\n')], {
+            cwd: scratch,
+            env: variables,
+            encoding: 'utf8',
+          });
+          expect(outcome.status, outcome.stdout + outcome.stderr).not.toBe(0);
+          expect(outcome.stdout + outcome.stderr).toMatch(message);
+          const docker = readInvocations(variables.STANDIN_LOG).filter(
+            (call) => call.tool === 'docker',
+          );
+          // It logged in, and created nothing.
+          expect(docker.map((call) => call.args[0])).toContain('login');
+          expect(docker.filter((call) => call.args[1] === 'imagetools')).toEqual([]);
+        }
+        expect(readdirSync(scratch)).not.toContain('pwned');
+      });
+    });
+
     // Defined for the fixture that runs this pipeline only (no skipped tests).
     const refusing = fixture === fixtures[0] ? it : undefined;
     refusing?.('refuses to seed from a branch before installing or assuming anything', () => {
@@ -646,3 +939,86 @@ describe.each(fixtures.map((fixture) => [fixture.label, fixture] as const))(
     });
   },
 );
+
+describe("a branch's environment with an image built per platform", () => {
+  const text = stringify({
+    ci: 'gitlab',
+    aws: { accountId: ACCOUNT, region: 'eu-west-1' },
+    gitlab: { project: PROJECT },
+    images: [
+      { name: 'api', repository: 'acme/api' },
+      { name: 'web', repository: 'acme/web', platforms: ['linux/amd64', 'linux/arm64'] },
+    ],
+    workflow: { deploy: { command: './deploy.sh', environment: 'production' } },
+  });
+  const config = parseConfig(text);
+  const files = new Map(renderFiles(config, '0.0.0-test').map((file) => [file.path, file.content]));
+  const document = parse(files.get(config.workflow.file) ?? '') as Record<
+    string,
+    { environment?: { name: string; action?: string; on_stop?: string }; script?: string[] }
+  >;
+
+  it('is started by the first build job only, whose stop job is the one to delete the caches', () => {
+    expect(document.build?.environment).toMatchObject({
+      action: 'start',
+      on_stop: GITLAB_JOBS.stopBranchCache,
+    });
+    expect(document['build-linux-amd64']?.environment).toBeUndefined();
+    expect(document['build-linux-arm64']?.environment).toBeUndefined();
+    expect(document[GITLAB_JOBS.stopBranchCache]?.environment).toMatchObject({ action: 'stop' });
+  });
+
+  it("deletes, when the branch is deleted, the branch's tag of every image and platform", () => {
+    const log = mkdtempSync(join(scratch, 'stop-'));
+    mkdirSync(join(log, 'calls'));
+    const work = mkdtempSync(join(scratch, 'stop-work-'));
+    const outcome = spawnSync(
+      'sh',
+      ['-c', (document[GITLAB_JOBS.stopBranchCache]?.script ?? []).join('\n')],
+      {
+        cwd: work,
+        encoding: 'utf8',
+        env: {
+          PATH: `${standins}:${process.env.PATH ?? ''}`,
+          STANDIN_LOG: log,
+          STANDIN_BIN: standins,
+          CI_PIPELINE_SOURCE: 'push',
+          CI_COMMIT_BRANCH: BRANCH,
+          CI_COMMIT_REF_NAME: BRANCH,
+          CI_PROJECT_PATH: PROJECT,
+          CI_PROJECT_ID: PROJECT_ID,
+          CACHED_DEPLOY_PROJECT: PROJECT,
+          CACHED_DEPLOY_MAIN_BRANCH: config.mainBranch,
+          CACHED_DEPLOY_BRANCH_ROLE:
+            ciRoles(config).find((role) => role.kind === 'branch')?.arn ?? '',
+          [ID_TOKEN_VARIABLE]: 'token',
+        },
+      },
+    );
+    expect(outcome.status, outcome.stdout + outcome.stderr).toBe(0);
+    const [call, ...more] = readInvocations(log).filter(
+      (each) => each.tool === 'create-cached-deploy',
+    );
+    expect(more).toEqual([]);
+    const scope = cacheScope({
+      isMainBranch: false,
+      branch: BRANCH,
+      tagSuffixes: cacheTagSuffixes(config.images),
+    });
+    expect(call?.args).toEqual([
+      'prune',
+      'delete-branch',
+      '--repository',
+      'acme/api-buildcache-branches',
+      '--tag',
+      `${scope}.api`,
+      '--repository',
+      'acme/web-buildcache-branches',
+      '--tag',
+      `${scope}.web.linux-amd64`,
+      '--tag',
+      `${scope}.web.linux-arm64`,
+    ]);
+    expect(readdirSync(work)).not.toContain('pwned');
+  });
+});

@@ -214,6 +214,7 @@ const GITLAB_CONFIG = {
     mainBranch: 'main',
     audience: 'https://gitlab.acme.example',
     tags: ['docker'],
+    runnerTags: { 'linux/amd64': [], 'linux/arm64': ['arm64'] },
   },
   workflow: { file: '.gitlab/cached-deploy.yml', deploy: FULL_CONFIG.workflow.deploy },
 };
@@ -284,6 +285,8 @@ const VALUES: unknown[] = [
   '.gitlab/x.yml',
   'acme/platform/shop',
   { project: 'acme/shop' },
+  { 'linux/arm64': ['arm64', 'docker'] },
+  { arm64: ['arm64'] },
   'shop',
   'Shop',
   'team/shop.web_api-x',

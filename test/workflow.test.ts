@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { parseConfig } from '../src/config/load.js';
 import type { ResolvedConfig } from '../src/config/resolve.js';
-import { ACTIONS } from '../src/model/actions.js';
+import { ACTIONS, BINFMT_IMAGE } from '../src/model/actions.js';
 import { registryHost } from '../src/model/aws.js';
 import { CACHE_EXPORT_OPTIONS } from '../src/model/bake.js';
 import {
@@ -3140,7 +3140,12 @@ describe.each(NATIVE)('a workflow with images built per platform: $name', ({ gen
       const buildx = job.steps.findIndex((step) => step.uses === ACTIONS.setupBuildx);
       expect(qemu).toBeLessThan(credentials);
       expect(qemu).toBeLessThan(buildx);
-      expect(job.steps[qemu]?.with).toEqual({ platforms: 'linux/amd64,linux/arm64' });
+      // QEMU from the pinned binfmt image (a release's own tag), not the action's default latest.
+      expect(job.steps[qemu]?.with).toEqual({
+        image: BINFMT_IMAGE,
+        platforms: 'linux/amd64,linux/arm64',
+      });
+      expect(BINFMT_IMAGE).toMatch(/^tonistiigi\/binfmt:qemu-v\d+\.\d+\.\d+-\d+$/);
     }
   });
 

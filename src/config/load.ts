@@ -66,25 +66,26 @@ function checkCrossFields(raw: RawConfig, source: string): void {
 }
 
 /**
- * Images built natively per platform (docs/multi-platform.md): each platform needs a runner, and
- * their per-platform names must not be another image's: an image named `linux-amd64` would make a
- * branch's `<scope>.linux-amd64` tag another branch's `<scope>.<image>.linux-amd64`, and one named
- * `api-linux-amd64` would be the bake target of api's linux/amd64 build.
+ * Images built natively per platform (docs/multi-platform.md): each platform needs a runner (on
+ * GitLab, runner tags), and their per-platform names must not be another image's: an image named
+ * `linux-amd64` would make a branch's `<scope>.linux-amd64` tag another branch's
+ * `<scope>.<image>.linux-amd64`, and one named `api-linux-amd64` would be the bake target of api's
+ * linux/amd64 build.
  */
 function checkPlatforms(raw: RawConfig, source: string): void {
   const config = resolveConfig(raw);
   const index = new Map(config.images.map((image, i) => [image.name, i]));
   config.images.forEach((image, i) => {
     if (!buildsPerPlatform(image)) return;
-    if (config.ci === 'gitlab') {
-      fail(
-        source,
-        `images[${i}].build`,
-        'native (one job per platform) is generated for GitHub Actions only; on GitLab use build: emulated',
-      );
-    }
     image.platforms.forEach((platform, j) => {
-      if (config.workflow.runners[platform] === undefined) {
+      if (config.ci === 'gitlab' && config.gitlab?.runnerTags[platform] === undefined) {
+        fail(
+          source,
+          `images[${i}].platforms[${j}]`,
+          `${platform} has no runner tags for a native build: set gitlab.runnerTags.${platform} to the tags of its runners ([] for gitlab.tags alone), or build: emulated`,
+        );
+      }
+      if (config.ci !== 'gitlab' && config.workflow.runners[platform] === undefined) {
         fail(
           source,
           `images[${i}].platforms[${j}]`,

@@ -106,9 +106,25 @@ export interface GitlabSettings {
   audience: string;
   /** Runner tags every job carries (none: any runner that takes untagged jobs). */
   tags: string[];
+  /**
+   * The runner tags each platform's native build and seed jobs add to `tags` (the defaults, then
+   * the config's): how GitLab picks a runner of that architecture.
+   */
+  runnerTags: Record<string, string[]>;
 }
 
 export const DEFAULT_GITLAB_HOST = 'gitlab.com';
+/**
+ * The runner tags of each platform's native jobs on gitlab.com when the config names no runner
+ * tags of its own (`gitlab.tags` empty: the jobs run on GitLab's hosted runners): the small hosted
+ * runners of each architecture, both privileged for Docker-in-Docker (docs/multi-platform.md).
+ * With tags of its own (its own runners) or on another instance, each native platform needs
+ * `gitlab.runnerTags`.
+ */
+export const GITLAB_HOSTED_RUNNER_TAGS: Readonly<Record<string, readonly string[]>> = {
+  'linux/amd64': ['saas-linux-small-amd64'],
+  'linux/arm64': ['saas-linux-small-arm64'],
+};
 /** Where the pipeline is written for GitLab, unless `workflow.file` says otherwise. */
 export const GITLAB_CI_FILE = '.gitlab-ci.yml';
 export const GITHUB_WORKFLOW_FILE = '.github/workflows/deploy.yml';
@@ -167,14 +183,7 @@ export function resolveConfig(raw: RawConfig): ResolvedConfig {
       dockerfile: normalizePath(image.dockerfile ?? joinPath(image.context ?? '.', 'Dockerfile')),
       target: image.target,
       platforms: image.platforms ?? ['linux/amd64'],
-      // On GitLab the pipeline builds several platforms emulated (no per-platform jobs there yet).
-      build:
-        image.build ??
-        ((image.platforms?.length ?? 1) > 1
-          ? ci === 'gitlab'
-            ? 'emulated'
-            : 'native'
-          : undefined),
+      build: image.build ?? ((image.platforms?.length ?? 1) > 1 ? 'native' : undefined),
       repository: image.repository,
       cacheRepository: defaultCacheRepository(image),
       branchCacheRepository: defaultBranchCacheRepository(image),
@@ -214,13 +223,25 @@ export function resolveConfig(raw: RawConfig): ResolvedConfig {
 
 function resolveGitlab(raw: NonNullable<RawConfig['gitlab']>): GitlabSettings {
   const host = raw.host ?? DEFAULT_GITLAB_HOST;
+  const tags = raw.tags ?? [];
   return {
     project: raw.project,
     host,
     mainBranch: raw.mainBranch ?? 'main',
     // GitLab's documentation for AWS uses the instance URL as the audience.
     audience: raw.audience ?? `https://${host}`,
-    tags: raw.tags ?? [],
+    tags,
+    runnerTags: {
+      ...(host === DEFAULT_GITLAB_HOST && tags.length === 0
+        ? Object.fromEntries(
+            Object.entries(GITLAB_HOSTED_RUNNER_TAGS).map(([platform, each]) => [
+              platform,
+              [...each],
+            ]),
+          )
+        : {}),
+      ...raw.runnerTags,
+    },
   };
 }
 

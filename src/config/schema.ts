@@ -388,6 +388,49 @@ const platformRunners = checker(
   },
 );
 
+/** GitLab runner tags: every job's (`gitlab.tags`), or what a platform's jobs add to them. */
+const runnerTags = list(
+  string({
+    pattern: RUNNER_TAG,
+    hint: 'a runner tag (letters, digits, spaces and . _ : / @ + = -, no $)',
+  }),
+  { unique: true, max: 20 },
+);
+
+/**
+ * `gitlab.runnerTags`: the runner tags each platform's native build and seed jobs add to
+ * `gitlab.tags`, which is how GitLab picks a runner of that architecture (GitLab has no runner
+ * labels: a job runs on a runner that has every tag it lists). An empty list: `gitlab.tags` alone.
+ */
+const platformRunnerTags = checker(
+  (value, path, source): Record<string, string[]> => {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      fail(
+        source,
+        path,
+        `expected a mapping from platform to a list of runner tags, got ${describe(value)}`,
+      );
+    }
+    const tags: Record<string, string[]> = {};
+    for (const [platform, list] of Object.entries(value)) {
+      const where = join(path, platform);
+      if (!PLATFORM.test(platform) || platform.length > 32) {
+        fail(source, where, `${quoteForMessage(platform)} is not a platform such as linux/arm64`);
+      }
+      if (list === null || list === undefined) continue;
+      tags[platform] = runnerTags(list, where, source);
+    }
+    return tags;
+  },
+  {
+    type: 'object',
+    propertyNames: { pattern: jsonPattern(PLATFORM), maxLength: 32 },
+    additionalProperties: nullable(runnerTags.jsonSchema),
+    description:
+      "The runner tags each platform's native build and seed jobs add to gitlab.tags (default on gitlab.com, when gitlab.tags is empty: GitLab's hosted runners, linux/amd64 on saas-linux-small-amd64 and linux/arm64 on saas-linux-small-arm64).",
+  },
+);
+
 export const CI_KINDS = ['github', 'gitlab'] as const;
 
 const configFields = object(
@@ -431,15 +474,11 @@ const configFields = object(
           pattern: OIDC_AUDIENCE_VALUE,
           hint: 'an OIDC audience such as https://gitlab.com (URL characters, no $)',
         }),
-        tags: list(
-          string({
-            pattern: RUNNER_TAG,
-            hint: 'a runner tag (letters, digits, spaces and . _ : / @ + = -, no $)',
-          }),
-          { unique: true, max: 20 },
-        ),
+        tags: runnerTags,
+        // The runner tags a native platform's jobs add to `tags` (docs/multi-platform.md).
+        runnerTags: platformRunnerTags,
       },
-      ['host', 'mainBranch', 'audience', 'tags'],
+      ['host', 'mainBranch', 'audience', 'tags', 'runnerTags'],
     ),
     images: list(imageSchema, { min: 1, max: 20 }),
     cache: object(

@@ -13,6 +13,25 @@ export const ACTIONS = {
   setupQemu: 'docker/setup-qemu-action@v4',
 } as const;
 
+/**
+ * The image that registers QEMU's binfmt handlers for emulated builds, pinned on both CIs
+ * (docs/actions.md): docker/setup-qemu-action's `image` input on GitHub (whose default is the
+ * unpinned `docker.io/tonistiigi/binfmt:latest`), `docker run --privileged` on GitLab. It runs
+ * privileged, so it is named by the tag of one release, `deploy/v10.2.3-68` of tonistiigi/binfmt
+ * (QEMU v10.2.3): that release's own tag, which a later release of the same QEMU version does not
+ * move (`qemu-v10.2.3` would).
+ */
+export const BINFMT_IMAGE = 'tonistiigi/binfmt:qemu-v10.2.3-68';
+
+/** Where BINFMT_IMAGE was read: the GitHub release of tonistiigi/binfmt that pushed it. */
+export const BINFMT_RELEASE = {
+  /** The release's git tag; its release notes name the image tag. */
+  tag: 'deploy/v10.2.3-68',
+  /** The commit the tag points to. */
+  commit: 'e29e7d72c9672c8c8bf846655ab149b50e1a62bd',
+  readOn: '2026-11-29',
+} as const;
+
 export type ActionKey = keyof typeof ACTIONS;
 type ActionReference = (typeof ACTIONS)[ActionKey];
 /** `owner/name` of an action in the table, such as `actions/checkout`. */

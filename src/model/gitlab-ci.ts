@@ -1,6 +1,7 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: shell scripts, whose ${…} is not JavaScript's
-import type { ResolvedConfig } from '../config/resolve.js';
+import type { ImageSettings, ResolvedConfig } from '../config/resolve.js';
 import { GENERATOR_VERSION } from '../version.js';
+import { BINFMT_IMAGE } from './actions.js';
 import { registryHost } from './aws.js';
 import { BAKE_VARIABLES } from './bake.js';
 import {
@@ -10,16 +11,31 @@ import {
   ownCacheRepository,
   SEED_SCOPE,
 } from './cache-tags.js';
+import {
+  type BuildLeg,
+  type BuildTarget,
+  buildLegs,
+  buildTargets,
+  gitlabRunnerTags,
+  hasPlatformLegs,
+} from './platforms.js';
 import { prunerPaths } from './pruner.js';
 import { ciRole, gitlabOf, type RoleKind, roleForWork, type Work } from './roles.js';
-import { imageTagCheckLines, seedBakeOverrides } from './workflow.js';
+import {
+  imageTagCheckLines,
+  legImages,
+  legJobId,
+  mergeScript,
+  seedBakeOverrides,
+} from './workflow.js';
 
 /**
  * The GitLab CI pipeline (`.gitlab-ci.yml`) as a typed object, beside the GitHub workflow
  * (workflow.ts), built from the same pieces: the role of each kind of work (roles.ts), the
- * branch scope script (cache-tags.ts), the image tag check and the seed's bake overrides
- * (workflow.ts), the same bake file. render/ serialises it with `yaml`. docs/gitlab-ci.md has the
- * facts it relies on.
+ * branch scope script (cache-tags.ts), the legs of a multi-platform build (platforms.ts: a build
+ * and a seed job per leg, a merge of the platforms' digests), the image tag check, the merge script
+ * and the seed's bake overrides (workflow.ts), the same bake file. render/ serialises it with
+ * `yaml`. docs/gitlab-ci.md and docs/multi-platform.md have the facts it relies on.
  *
  * Every job's logic runs in bash (`bash -euo pipefail` reading a quoted heredoc, so the job's own
  * shell expands nothing in it). Untrusted text (branch names: CI_COMMIT_REF_NAME,
@@ -46,6 +62,8 @@ export interface GitlabJob {
   services?: { name: string; alias?: string }[];
   tags?: string[];
   needs?: string[];
+  /** A per-platform build job's digests, for the merge job (`artifacts:reports:dotenv`). */
+  artifacts?: { reports: { dotenv: string } };
   rules: GitlabRule[];
   variables?: Record<string, string>;
   id_tokens?: Record<string, { aud: string }>;
@@ -68,7 +86,8 @@ export const GITLAB_IMAGES = {
   dockerCli: 'docker:28.3.1-cli',
   dind: 'docker:28.3.1-dind',
   node: 'node:22.20.0-bookworm',
-  binfmt: 'tonistiigi/binfmt:qemu-v10.2.3',
+  /** QEMU for emulated builds: the binfmt image both CIs pin (actions.ts, docs/actions.md). */
+  binfmt: BINFMT_IMAGE,
 } as const;
 /** The buildx that GITLAB_IMAGES.dockerCli carries (printed by the build, not fetched). */
 export const GITLAB_BUILDX_VERSION = 'v0.25.0';
@@ -83,6 +102,7 @@ export const MAIN_BRANCH_VARIABLE = 'CACHED_DEPLOY_MAIN_BRANCH';
 
 export const GITLAB_JOBS = {
   build: 'build',
+  merge: 'merge',
   deploy: 'deploy',
   prune: 'prune',
   seed: 'seed',
@@ -212,20 +232,30 @@ function installPrunerScript(config: ResolvedConfig): string[] {
 
 const PRUNER = 'node "$CACHED_DEPLOY_TMP/prune-ecr-cache.mjs"';
 
-/** One pruner invocation over every image's own-scope repository (see workflow.ts). */
+/**
+ * One pruner invocation over the own-scope repository of each image of `targets` (by default every
+ * bake target), with `--tag "$CACHE_SCOPE".<suffix>` per target there (one per platform of an
+ * image built per platform) except for `prune`: see workflow.ts.
+ */
 function prunerCommand(
   config: ResolvedConfig,
   command: string,
   flags: string[],
   program = PRUNER,
+  targets: readonly BuildTarget[] = buildTargets(config),
 ): string {
-  const targets = config.images.map((image) =>
+  const images = config.images.filter((image) => targets.some((target) => target.image === image));
+  const repositories = images.map((image) =>
     [
       `--repository "$${cacheRepositoryVariable(image.name)}"`,
-      ...(command === 'prune' ? [] : [`--tag ${cacheTag('"$CACHE_SCOPE"', image.name)}`]),
+      ...(command === 'prune'
+        ? []
+        : targets
+            .filter((target) => target.image === image)
+            .map((target) => `--tag ${cacheTag('"$CACHE_SCOPE"', target.tagSuffix)}`)),
     ].join(' '),
   );
-  return [`${program} ${command}`, ...targets, ...flags].join(' \\\n  ');
+  return [`${program} ${command}`, ...repositories, ...flags].join(' \\\n  ');
 }
 
 const pruneFlags = (config: ResolvedConfig) => [
@@ -241,21 +271,29 @@ const DIND_VARIABLES = {
   DOCKER_CERT_PATH: '/certs/client',
 };
 
+/** Waits for the dind service (it starts beside the job). */
+const WAIT_FOR_DOCKER =
+  'for attempt in $(seq 30); do docker info >/dev/null 2>&1 && break; sleep 1; done';
+
 /**
- * Waits for the dind service, registers QEMU when an image is built for another architecture
- * (the emulated way: docs/multi-platform.md), and creates a docker-container builder running the
- * pinned BuildKit (the `docker` driver cannot export a cache).
+ * Waits for the dind service, registers QEMU when the leg builds an image for another architecture
+ * than the runner's (the emulated way, with the pinned binfmt image: docs/multi-platform.md), and
+ * creates a docker-container builder running the pinned BuildKit (the `docker` driver cannot
+ * export a cache). A platform's own leg runs on a runner of that platform: no QEMU.
  */
-function buildxScript(config: ResolvedConfig): string[] {
-  const foreign = [
-    ...new Set(
-      config.images
-        .flatMap((image) => image.platforms)
-        .filter((platform) => platform !== 'linux/amd64'),
-    ),
-  ].map((platform) => platform.split('/')[1] ?? platform);
+function buildxScript(config: ResolvedConfig, leg: BuildLeg): string[] {
+  const foreign =
+    leg.platform !== undefined
+      ? []
+      : [
+          ...new Set(
+            leg.targets
+              .flatMap((target) => target.platforms)
+              .filter((platform) => platform !== 'linux/amd64'),
+          ),
+        ].map((platform) => platform.split('/')[1] ?? platform);
   return [
-    'for attempt in $(seq 30); do docker info >/dev/null 2>&1 && break; sleep 1; done',
+    WAIT_FOR_DOCKER,
     `echo "buildx $(docker buildx version) (pinned: ${GITLAB_BUILDX_VERSION})"`,
     ...(foreign.length > 0
       ? [
@@ -279,17 +317,37 @@ export function gitlabPipeline(
   version = GENERATOR_VERSION,
 ): GitlabPipeline {
   const gitlab = gitlabOf(config);
+  // One build job per leg, as on GitHub (platforms.ts): `build` for the images built together,
+  // `build-<os>-<arch>` for each platform of the images built natively per platform, on runners
+  // with that platform's tags; then the merge of their digests into one manifest list per image.
+  const legs = buildLegs(config);
   const jobs: Record<string, GitlabJob> = {};
-  const withTags = (job: GitlabJob): GitlabJob =>
-    gitlab.tags.length > 0 ? { ...job, tags: [...gitlab.tags] } : job;
+  /** The runner tags of each job: its leg's for build and seed jobs, `gitlab.tags` for the rest. */
+  const tags = new Map<string, string[]>();
   const environment = config.workflow.deploy?.environment;
-  jobs[GITLAB_JOBS.build] = buildJob(config, environment !== undefined);
-  if (config.workflow.deploy) jobs[GITLAB_JOBS.deploy] = deployJob(config);
-  if (config.prune.sweep) jobs[GITLAB_JOBS.prune] = pruneJob(config);
-  if (config.seed.enabled) jobs[GITLAB_JOBS.seed] = seedJob(config);
+  legs.forEach((leg, index) => {
+    const id = legJobId('build', leg);
+    // The first build job starts the branch's environment, whose stop job deletes its caches.
+    jobs[id] = buildJob(config, leg, environment !== undefined && index === 0);
+    tags.set(id, gitlabRunnerTags(config, leg));
+  });
+  if (hasPlatformLegs(config)) jobs[GITLAB_JOBS.merge] = mergeJob(config, legs);
+  if (config.workflow.deploy) jobs[GITLAB_JOBS.deploy] = deployJob(config, legs);
+  if (config.prune.sweep) jobs[GITLAB_JOBS.prune] = pruneJob(config, legs);
+  if (config.seed.enabled) {
+    for (const leg of legs) {
+      const id = legJobId('seed', leg);
+      jobs[id] = seedJob(config, leg);
+      tags.set(id, gitlabRunnerTags(config, leg));
+    }
+  }
   jobs[GITLAB_JOBS.apply] = applyJob(config, version);
   jobs[GITLAB_JOBS.sweep] = sweepJob(config);
   if (environment !== undefined) jobs[GITLAB_JOBS.stopBranchCache] = stopJob(config, version);
+  const withTags = (name: string, job: GitlabJob): GitlabJob => {
+    const jobTags = tags.get(name) ?? gitlab.tags;
+    return jobTags.length > 0 ? { ...job, tags: [...jobTags] } : job;
+  };
   return {
     workflow: {
       // Branch pipelines, and merge request pipelines instead of them once a merge request is open
@@ -308,7 +366,9 @@ export function gitlabPipeline(
       [PROJECT_VARIABLE]: gitlab.project,
       [MAIN_BRANCH_VARIABLE]: config.mainBranch,
     },
-    jobs: Object.fromEntries(Object.entries(jobs).map(([name, job]) => [name, withTags(job)])),
+    jobs: Object.fromEntries(
+      Object.entries(jobs).map(([name, job]) => [name, withTags(name, job)]),
+    ),
   };
 }
 
@@ -336,18 +396,28 @@ const trustedRules = (config: ResolvedConfig): GitlabRule[] => [
 ];
 
 /**
- * Build (and on main, push): the deploy waits for this and nothing else. Trusted pipelines
- * import and export the registry cache with the role of their work; a fork's merge request builds
- * with a throwaway local cache and no AWS at all. With a deploy environment, a branch build also
- * starts an environment whose stop job deletes the branch's cache when the branch is deleted.
+ * A build job (and on main, its pushes): one per leg (platforms.ts). Trusted pipelines import and
+ * export the registry cache with the role of their work; a fork's merge request builds with a
+ * throwaway local cache and no AWS at all. A platform's job builds only its targets and passes the
+ * digest of each image it pushed to the merge job in a dotenv report. With a deploy environment,
+ * the first build job of a branch also starts an environment whose stop job deletes the branch's
+ * cache when the branch is deleted.
  */
-function buildJob(config: ResolvedConfig, withEnvironment: boolean): GitlabJob {
-  const pushes = config.images.map(
-    (image) => `--set "${image.name}.push=$${pushVariable(image.name)}"`,
+function buildJob(config: ResolvedConfig, leg: BuildLeg, withEnvironment: boolean): GitlabJob {
+  const images = legImages(leg);
+  const perPlatform = leg.platform !== undefined;
+  // Only the leg's targets when the bake file has per-platform ones (its `default` group builds
+  // every platform), as bake-action's `targets` on GitHub.
+  const bake = [
+    `docker buildx bake --file ${config.paths.bakeFile}`,
+    ...(hasPlatformLegs(config) ? [leg.targets.map((target) => target.name).join(' ')] : []),
+  ];
+  const pushes = leg.targets.map(
+    (target) => `--set "${target.name}.push=$${pushVariable(target.image.name)}"`,
   );
   const registry = registryHost(config.aws.accountId, config.aws.region);
   const checks = [
-    ...config.images.map((image) => `decide '${pushOutput(image.name)}' '${image.repository}' &`),
+    ...images.map((image) => `decide '${pushOutput(image.name)}' '${image.repository}' &`),
     'wait',
   ];
   return {
@@ -367,14 +437,22 @@ function buildJob(config: ResolvedConfig, withEnvironment: boolean): GitlabJob {
           },
         }
       : {}),
+    ...(perPlatform ? { artifacts: { reports: { dotenv: digestsDotenv(leg) } } } : {}),
     script: [
-      apkInstall(['bash', 'aws-cli']),
+      apkInstall(perPlatform ? ['bash', 'aws-cli', 'jq'] : ['bash', 'aws-cli']),
       bash([
         ...GITLAB_DECISIONS_SCRIPT,
         ...WORK_DIR_SCRIPT,
+        ...(perPlatform
+          ? [
+              '# The digests this job pushes, for the merge job (empty when it pushes none).',
+              `DIGESTS_DOTENV=${digestsDotenv(leg)}`,
+              ': >"$DIGESTS_DOTENV"',
+            ]
+          : []),
         ...scopeScript(config),
         'PUSH_OUTPUT="$CACHED_DEPLOY_TMP/push"',
-        ...buildxScript(config),
+        ...buildxScript(config, leg),
         `export ${BAKE_VARIABLES.imageTag}="$CI_COMMIT_SHA"`,
         'if [ "$TRUSTED" = "true" ]; then',
         ...indent([
@@ -382,9 +460,7 @@ function buildJob(config: ResolvedConfig, withEnvironment: boolean): GitlabJob {
           ...assumeRoleScript(config, '"$role"'),
           `aws ecr get-login-password | docker login --username AWS --password-stdin ${registry}`,
           ...(config.ecr.imageTagMutability === 'MUTABLE'
-            ? config.images.map(
-                (image) => `echo "${pushOutput(image.name)}=$IS_MAIN" >>"$PUSH_OUTPUT"`,
-              )
+            ? images.map((image) => `echo "${pushOutput(image.name)}=$IS_MAIN" >>"$PUSH_OUTPUT"`)
             : [
                 '# Push only images whose commit tag is not in ECR yet (a re-run pushes nothing twice).',
                 ...imageTagCheckLines('PUSH_OUTPUT', 'WARNING: ').filter(
@@ -392,15 +468,22 @@ function buildJob(config: ResolvedConfig, withEnvironment: boolean): GitlabJob {
                 ),
                 ...checks,
               ]),
-          ...readPushDecisions(config),
-          '# Build with the registry cache; push on the main branch.',
-          [`docker buildx bake --file ${config.paths.bakeFile}`, ...pushes].join(' \\\n  '),
+          ...readPushDecisions(images),
+          perPlatform
+            ? '# Build with the registry cache; push by digest on the main branch.'
+            : '# Build with the registry cache; push on the main branch.',
+          [
+            ...bake,
+            ...(perPlatform ? ['--metadata-file "$CACHED_DEPLOY_TMP/bake-metadata.json"'] : []),
+            ...pushes,
+          ].join(' \\\n  '),
+          ...(perPlatform ? passDigestsScript(config, leg) : []),
         ]),
         'else',
         ...indent([
           '# A fork: no AWS, no shared cache, a throwaway local one.',
           [
-            `docker buildx bake --file ${config.paths.bakeFile}`,
+            ...bake,
             "--set '*.cache-from=type=local,src=/tmp/cached-deploy-fork-cache'",
             "--set '*.cache-to=type=local,dest=/tmp/cached-deploy-fork-cache'",
           ].join(' \\\n  '),
@@ -411,6 +494,50 @@ function buildJob(config: ResolvedConfig, withEnvironment: boolean): GitlabJob {
   };
 }
 
+/** Where a platform's build job writes its digests: a dotenv report, in the project directory. */
+export const digestsDotenv = (leg: BuildLeg) => `cached-deploy-digests${leg.idSuffix}.env`;
+
+/**
+ * The dotenv variable (a report of a platform's build job, a variable of the merge job) holding
+ * the digest of one image on one platform: `CACHED_DEPLOY_DIGEST_<image index>_<platform index>`,
+ * indexes into `images` and the image's `platforms`. Indexes, not names: image names and platforms
+ * upper-cased with `_` for `-` and `/` could name two pairs alike; these cannot.
+ */
+export function digestVariable(config: ResolvedConfig, target: BuildTarget): string {
+  const image = config.images.indexOf(target.image);
+  const platform =
+    target.platform === undefined ? -1 : target.image.platforms.indexOf(target.platform);
+  if (image < 0 || platform < 0) throw new Error(`${target.name} is not built per platform`);
+  return `CACHED_DEPLOY_DIGEST_${image}_${platform}`;
+}
+
+/**
+ * After a platform's bake: the digest of each image it pushed, read from the bake's metadata file
+ * (`<target>` → `containerimage.digest`, as bake-action's `metadata` output on GitHub), checked,
+ * and written to the job's dotenv report for the merge. Nothing for an image it did not push.
+ */
+function passDigestsScript(config: ResolvedConfig, leg: BuildLeg): string[] {
+  return [
+    '# pass <variable> <pushed> <target>: the digest of a platform image this job pushed, for the merge.',
+    'pass() {',
+    '  local digest',
+    '  if [ "$2" != "true" ]; then',
+    '    return',
+    '  fi',
+    `  digest=$(jq -r --arg target "$3" '.[$target]["containerimage.digest"] // ""' "$CACHED_DEPLOY_TMP/bake-metadata.json")`,
+    '  if [[ ! "$digest" =~ ^sha256:[0-9a-f]{64}$ ]]; then',
+    `    echo "ERROR: the build reported no digest for $3 (got '$digest')" >&2`,
+    '    exit 1',
+    '  fi',
+    '  echo "$1=$digest" >>"$DIGESTS_DOTENV"',
+    '}',
+    ...leg.targets.map(
+      (target) =>
+        `pass ${digestVariable(config, target)} "$${pushVariable(target.image.name)}" '${target.name}'`,
+    ),
+  ];
+}
+
 /** The environment a branch build starts (with a deploy environment): GitLab's slug, a name only. */
 const BRANCH_CACHE_ENVIRONMENT = 'cached-deploy-cache/$CI_COMMIT_REF_SLUG';
 
@@ -419,11 +546,11 @@ const pushOutput = (imageName: string) => `push-${imageName}`;
 const pushVariable = (imageName: string) => `PUSH_${imageName.toUpperCase().replaceAll('-', '_')}`;
 
 /** The `decide` answers (`push-<image>=true|false` lines) as PUSH_<IMAGE> variables. */
-function readPushDecisions(config: ResolvedConfig): string[] {
+function readPushDecisions(images: readonly ImageSettings[]): string[] {
   return [
     "while IFS='=' read -r key value; do",
     '  case "$key" in',
-    ...config.images.map(
+    ...images.map(
       (image) => `    ${pushOutput(image.name)}) ${pushVariable(image.name)}="$value" ;;`,
     ),
     '  esac',
@@ -435,18 +562,75 @@ const indent = (lines: string[]) =>
   lines.flatMap((line) => line.split('\n')).map((line) => `  ${line}`);
 
 /**
+ * The manifest list of each image built per platform (docs/multi-platform.md), on the main branch
+ * once every platform's job has pushed its image by digest: `docker buildx imagetools create -t
+ * <repository>:<sha> <digest>…` with the main role, the GitHub merge's own script (mergeScript).
+ * The digests arrive as the platform jobs' dotenv variables; a platform that pushed nothing (its
+ * commit tag exists: a re-run) passed none, and an image no platform pushed is left as it is.
+ */
+function mergeJob(config: ResolvedConfig, legs: readonly BuildLeg[]): GitlabJob {
+  const platformLegs = legs.filter((leg) => leg.platform !== undefined);
+  const targets = platformLegs.flatMap((leg) => leg.targets);
+  const images = config.images.filter((image) => targets.some((target) => target.image === image));
+  const registry = registryHost(config.aws.accountId, config.aws.region);
+  const lines = images.map((image) => {
+    // In the order the image lists its platforms: the order of the manifest list.
+    const args = image.platforms.flatMap((platform) => {
+      const target = targets.find(
+        (each) => each.image === image && each.platform === platform,
+      ) as BuildTarget;
+      return [`'${platform}'`, `"\${${digestVariable(config, target)}:-}"`];
+    });
+    return ['merge', `'${image.repository}'`, ...args].join(' ');
+  });
+  return {
+    stage: STAGES.build,
+    image: GITLAB_IMAGES.dockerCli,
+    services: [{ name: GITLAB_IMAGES.dind, alias: 'docker' }],
+    needs: platformLegs.map((leg) => legJobId('build', leg)),
+    rules: [...ORDINARY_RULES, { if: mainBranchRule(config) }],
+    variables: { ...DIND_VARIABLES, [BAKE_VARIABLES.registry]: registry },
+    id_tokens: idTokens(config),
+    script: [
+      apkInstall(['bash', 'aws-cli']),
+      bash([
+        ...GITLAB_DECISIONS_SCRIPT,
+        'if [ "$IS_MAIN" != "true" ]; then',
+        '  echo "ERROR: Only the main branch merges platform images." >&2',
+        '  exit 1',
+        'fi',
+        ...WORK_DIR_SCRIPT,
+        WAIT_FOR_DOCKER,
+        ...assumeRoleScript(config, roleArnOf(config, roleForWork(config, 'merge', true))),
+        `aws ecr get-login-password | docker login --username AWS --password-stdin ${registry}`,
+        `export ${BAKE_VARIABLES.imageTag}="$CI_COMMIT_SHA"`,
+        ...mergeScript(config, { error: 'ERROR: ', warning: 'WARNING: ' }).filter(
+          (line) => line !== 'set -euo pipefail',
+        ),
+        ...lines,
+      ]),
+    ],
+  };
+}
+
+/**
  * The deploy: after the build of main, on the main branch only, with the deploy role when an
  * environment is configured (on GitLab trusted for the main branch's subject: IAM cannot read
  * GitLab's environment claims), else the main role. The deploy command runs in the job's own
  * shell, as GitHub runs it, with REGISTRY and IMAGE_TAG set and the role's credentials configured.
  */
-function deployJob(config: ResolvedConfig): GitlabJob {
+function deployJob(config: ResolvedConfig, legs: readonly BuildLeg[]): GitlabJob {
   const deploy = config.workflow.deploy;
   if (!deploy) throw new Error('no deploy configured');
   const role = roleArnOf(config, roleForWork(config, 'deploy', true));
   return {
     stage: STAGES.deploy,
-    needs: [GITLAB_JOBS.build],
+    // The build of the images built together, and the merge of those built per platform (which
+    // waits for every platform's job).
+    needs: [
+      ...(legs.some((leg) => leg.platform === undefined) ? [GITLAB_JOBS.build] : []),
+      ...(hasPlatformLegs(config) ? [GITLAB_JOBS.merge] : []),
+    ],
     rules: [...ORDINARY_RULES, { if: mainBranchRule(config) }],
     ...(deploy.environment ? { environment: { name: deploy.environment } } : {}),
     resource_group: `cached-deploy-${deploy.environment ?? 'deploy'}`.replaceAll(' ', '-'),
@@ -478,11 +662,11 @@ function deployJob(config: ResolvedConfig): GitlabJob {
  * The sweep after a build, beside the deploy: untagged cache artifacts older than the grace
  * period, in the repositories this build wrote, with the role of its work. Never for a fork.
  */
-function pruneJob(config: ResolvedConfig): GitlabJob {
+function pruneJob(config: ResolvedConfig, legs: readonly BuildLeg[]): GitlabJob {
   return {
     stage: STAGES.deploy,
     image: GITLAB_IMAGES.node,
-    needs: [GITLAB_JOBS.build],
+    needs: legs.map((leg) => legJobId('build', leg)),
     rules: [...ORDINARY_RULES, ...trustedRules(config), { when: 'always' }],
     variables: roleVariables(config, 'prune'),
     id_tokens: idTokens(config),
@@ -502,11 +686,12 @@ function pruneJob(config: ResolvedConfig): GitlabJob {
 }
 
 /**
- * The seed: a cold build of every target on the main branch, exporting seed.<image> strictly
- * (seedBakeOverrides), with the main role; on the schedule, or a pipeline of main with
- * CACHED_DEPLOY_RESEED=true. Any other branch is refused before anything is installed.
+ * The seed: a cold build of a leg's targets on the main branch, exporting their seed tags
+ * strictly (seedBakeOverrides), with the main role, on the leg's runners (one seed job per
+ * platform of the images built per platform, as on GitHub); on the schedule, or a pipeline of main
+ * with CACHED_DEPLOY_RESEED=true. Any other branch is refused before anything is installed.
  */
-function seedJob(config: ResolvedConfig): GitlabJob {
+function seedJob(config: ResolvedConfig, leg: BuildLeg): GitlabJob {
   const scope = {
     [BAKE_VARIABLES.cacheScope]: SEED_SCOPE,
     ...Object.fromEntries(
@@ -518,6 +703,9 @@ function seedJob(config: ResolvedConfig): GitlabJob {
   };
   const registry = registryHost(config.aws.accountId, config.aws.region);
   const digests = '"$CACHED_DEPLOY_TMP/cache-digests.json"';
+  const targets = hasPlatformLegs(config)
+    ? ` ${leg.targets.map((target) => target.name).join(' ')}`
+    : '';
   return {
     stage: STAGES.build,
     image: GITLAB_IMAGES.dockerCli,
@@ -535,25 +723,27 @@ function seedJob(config: ResolvedConfig): GitlabJob {
         'fi',
         ...WORK_DIR_SCRIPT,
         ...installPrunerScript(config),
-        ...buildxScript(config),
+        ...buildxScript(config, leg),
         ...assumeRoleScript(config, roleArnOf(config, roleForWork(config, 'seed', true))),
         `aws ecr get-login-password | docker login --username AWS --password-stdin ${registry}`,
-        prunerCommand(config, 'record', [`--state ${digests}`]),
+        prunerCommand(config, 'record', [`--state ${digests}`], PRUNER, leg.targets),
         `export ${BAKE_VARIABLES.imageTag}="$CI_COMMIT_SHA"`,
         '# Cold build, exporting the seed cache (a failed export fails the job).',
-        `if docker buildx bake --file ${config.paths.bakeFile} \\`,
-        ...seedBakeOverrides(config).map((line) => `  --set '${line}' \\`),
+        `if docker buildx bake --file ${config.paths.bakeFile}${targets} \\`,
+        ...seedBakeOverrides(config, leg.targets).map((line) => `  --set '${line}' \\`),
         '  --set "*.no-cache=true"; then',
         '  outcome=success',
         'else',
         '  outcome=failure',
         'fi',
-        prunerCommand(config, 'prune', [
-          `--state ${digests}`,
-          ...(config.prune.sweep ? ['--sweep'] : []),
-          ...pruneFlags(config),
-        ]),
-        `for cache in ${config.images.map((image) => `${image.cacheRepository}:${cacheTag(SEED_SCOPE, image.name)}`).join(' ')}; do`,
+        prunerCommand(
+          config,
+          'prune',
+          [`--state ${digests}`, ...(config.prune.sweep ? ['--sweep'] : []), ...pruneFlags(config)],
+          PRUNER,
+          leg.targets,
+        ),
+        `for cache in ${leg.targets.map((target) => `${target.image.cacheRepository}:${cacheTag(SEED_SCOPE, target.tagSuffix)}`).join(' ')}; do`,
         '  if [ "$outcome" = "success" ]; then echo "Seed cache refreshed: $cache"; else echo "Seed cache NOT refreshed: $cache"; fi',
         'done',
         `[ "$outcome" = "success" ] || { echo "The cold build or its cache export failed; builds keep importing the previous seed. Run a pipeline on ${config.mainBranch} with ${RESEED_VARIABLE}=true again." >&2; exit 1; }`,

@@ -64,7 +64,7 @@ export function hasPlatformLegs(config: ResolvedConfig): boolean {
   return config.images.some(buildsPerPlatform);
 }
 
-/** Bake targets built together on one runner: one job of the workflow. */
+/** Bake targets built together on one runner: one build job of the CI. */
 export interface BuildLeg {
   /**
    * The platform every target of the leg builds, for a per-platform leg; undefined for the shared
@@ -73,8 +73,6 @@ export interface BuildLeg {
   platform: string | undefined;
   /** `''` for the shared leg, else `-<platform slug>`: what job ids of the leg end in. */
   idSuffix: string;
-  /** The runner label: `workflow.runsOn` for the shared leg, the platform's runner otherwise. */
-  runner: string;
   targets: BuildTarget[];
   /** Whether the leg builds a platform its runner may not run: QEMU is set up first. */
   emulate: boolean;
@@ -92,7 +90,6 @@ export function buildLegs(config: ResolvedConfig): BuildLeg[] {
     legs.push({
       platform: undefined,
       idSuffix: '',
-      runner: config.workflow.runsOn,
       targets: shared,
       emulate: shared.some((target) => target.image.build === 'emulated'),
     });
@@ -106,7 +103,6 @@ export function buildLegs(config: ResolvedConfig): BuildLeg[] {
     legs.push({
       platform,
       idSuffix: `-${platformSlug(platform)}`,
-      runner: platformRunner(config, platform),
       targets: targets.filter((target) => target.platform === platform),
       emulate: false,
     });
@@ -114,9 +110,29 @@ export function buildLegs(config: ResolvedConfig): BuildLeg[] {
   return legs;
 }
 
-/** The runner label of a platform's native builds; the config refuses a platform without one. */
-export function platformRunner(config: ResolvedConfig, platform: string): string {
-  const runner = config.workflow.runners[platform];
-  if (runner === undefined) throw new Error(`no runner for ${platform} (workflow.runners)`);
+/**
+ * Where a leg runs on GitHub Actions, as a runner label: `workflow.runsOn` for the shared leg, the
+ * platform's runner (`workflow.runners`) otherwise. The config refuses a platform without one.
+ */
+export function githubRunner(config: ResolvedConfig, leg: BuildLeg): string {
+  if (leg.platform === undefined) return config.workflow.runsOn;
+  const runner = config.workflow.runners[leg.platform];
+  if (runner === undefined) throw new Error(`no runner for ${leg.platform} (workflow.runners)`);
   return runner;
+}
+
+/**
+ * Where a leg runs on GitLab CI, as the runner tags its jobs list (a runner must have every one):
+ * `gitlab.tags` for the shared leg; for a platform's leg, those and the platform's
+ * `gitlab.runnerTags`. The config refuses a native platform without runner tags.
+ */
+export function gitlabRunnerTags(config: ResolvedConfig, leg: BuildLeg): string[] {
+  const gitlab = config.gitlab;
+  if (!gitlab) throw new Error('not a GitLab CI configuration (ci: github)');
+  if (leg.platform === undefined) return [...gitlab.tags];
+  const platformTags = gitlab.runnerTags[leg.platform];
+  if (platformTags === undefined) {
+    throw new Error(`no runner tags for ${leg.platform} (gitlab.runnerTags)`);
+  }
+  return [...new Set([...gitlab.tags, ...platformTags])];
 }

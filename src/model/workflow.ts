@@ -1,6 +1,6 @@
 import type { ImageSettings, ResolvedConfig } from '../config/resolve.js';
 import { GENERATOR_VERSION } from '../version.js';
-import { ACTIONS, pinWorkflowActions } from './actions.js';
+import { ACTIONS, BINFMT_IMAGE, pinWorkflowActions } from './actions.js';
 import { registryHost } from './aws.js';
 import { BAKE_VARIABLES, CACHE_EXPORT_LAYOUT } from './bake.js';
 import {
@@ -15,6 +15,7 @@ import {
   type BuildTarget,
   buildLegs,
   buildTargets,
+  githubRunner,
   hasPlatformLegs,
 } from './platforms.js';
 import { prunerPaths } from './pruner.js';
@@ -342,7 +343,7 @@ function sharedLeg(config: ResolvedConfig): BuildLeg {
 }
 
 /** The images a leg builds, each once. */
-function legImages(leg: BuildLeg): ImageSettings[] {
+export function legImages(leg: BuildLeg): ImageSettings[] {
   return [...new Set(leg.targets.map((target) => target.image))];
 }
 
@@ -354,7 +355,8 @@ export function legJobId(kind: 'build' | 'seed', leg: BuildLeg): string {
 /**
  * QEMU, registered before buildx (Docker's multi-platform guide): a job that builds an image
  * `emulated` builds platforms its runner cannot run. Only the emulated images' platforms are
- * installed. It runs before the job's credentials step: its binfmt image runs privileged.
+ * installed, from the pinned binfmt image. It runs before the job's credentials step: that image
+ * runs privileged.
  */
 export function setupQemuStep(leg: BuildLeg): Step {
   const platforms = [
@@ -367,7 +369,8 @@ export function setupQemuStep(leg: BuildLeg): Step {
   return {
     name: 'Set up QEMU (emulated platforms)',
     uses: ACTIONS.setupQemu,
-    with: { platforms: platforms.join(',') },
+    // The binfmt image pinned (docs/actions.md), not the action's default `latest`.
+    with: { image: BINFMT_IMAGE, platforms: platforms.join(',') },
   };
 }
 
@@ -509,7 +512,7 @@ function buildJob(config: ResolvedConfig, leg: BuildLeg): Job {
   return {
     name: perPlatform ? `Build (${leg.platform})` : 'Build',
     if: buildCondition(config),
-    'runs-on': leg.runner,
+    'runs-on': githubRunner(config, leg),
     permissions: { contents: 'read', 'id-token': 'write' },
     env: { TRUSTED: expr(TRUSTED_EXPRESSION) },
     outputs: {
@@ -605,9 +608,17 @@ function mergeJob(config: ResolvedConfig, legs: readonly BuildLeg[]): Job {
   };
 }
 
-/** The merge step's shell function (see mergeJob); the tag check only with IMMUTABLE tags. */
-export function mergeScript(config: ResolvedConfig): string[] {
+/**
+ * The merge step's shell function (see mergeJob); the tag check only with IMMUTABLE tags. Errors
+ * and warnings are GitHub's annotations (`::error::`, `::warning::`); the GitLab pipeline runs the
+ * same function with plain `ERROR: ` and `WARNING: ` prefixes.
+ */
+export function mergeScript(
+  config: ResolvedConfig,
+  annotations: { error: string; warning: string } = { error: '::error::', warning: '::warning::' },
+): string[] {
   const immutable = config.ecr.imageTagMutability === 'IMMUTABLE';
+  const { error, warning } = annotations;
   return [
     'set -euo pipefail',
     '# merge <repository> <platform> <digest> [<platform> <digest>]...: makes <repository>:$IMAGE_TAG',
@@ -624,7 +635,7 @@ export function mergeScript(config: ResolvedConfig): string[] {
     '    elif [[ "$digest" =~ ^sha256:[0-9a-f]{64}$ ]]; then',
     '      sources+=("$REGISTRY/$repository@$digest")',
     '    else',
-    `      echo "::error::$repository: the $platform build passed on '$digest', not a digest"`,
+    `      echo "${error}$repository: the $platform build passed on '$digest', not a digest"`,
     '      return 1',
     '    fi',
     '  done',
@@ -633,20 +644,20 @@ export function mergeScript(config: ResolvedConfig): string[] {
     '    return 0',
     '  fi',
     `  if [ "\${#missing[@]}" -gt 0 ]; then`,
-    `    echo "::error::$repository: no digest from the \${missing[*]} build: refusing a manifest list without every platform"`,
+    `    echo "${error}$repository: no digest from the \${missing[*]} build: refusing a manifest list without every platform"`,
     '    return 1',
     '  fi',
     ...(immutable
       ? [
           '  # IMMUTABLE: a tag that exists by now (a re-run of the merge alone) is left as it is.',
           '  if ! command -v aws >/dev/null 2>&1; then',
-          '    echo "::warning::no aws CLI on this runner: creating $repository:$IMAGE_TAG without checking whether it exists"',
+          `    echo "${warning}no aws CLI on this runner: creating $repository:$IMAGE_TAG without checking whether it exists"`,
           '  elif error=$(aws ecr describe-images --repository-name "$repository" --image-ids "imageTag=$IMAGE_TAG" \\',
           '      --query "imageDetails[0].imageDigest" --output text 2>&1 >/dev/null); then',
           '    echo "$repository:$IMAGE_TAG exists already (a re-run of this commit): not replacing it"',
           '    return 0',
           '  elif [[ "$error" != *ImageNotFoundException* ]]; then',
-          "    echo \"::warning::could not tell whether $repository:$IMAGE_TAG exists, creating it: $(printf '%s' \"$error\" | tr '\\n' ' ')\"",
+          `    echo "${warning}could not tell whether $repository:$IMAGE_TAG exists, creating it: $(printf '%s' "$error" | tr '\\n' ' ')"`,
           '  fi',
         ]
       : []),
@@ -834,7 +845,7 @@ function seedJob(config: ResolvedConfig, leg: BuildLeg): Job {
   return {
     name: `Refresh the seed cache (cold build${leg.platform === undefined ? '' : `, ${leg.platform}`})`,
     if: SEED_RUN_EXPRESSION,
-    'runs-on': leg.runner,
+    'runs-on': githubRunner(config, leg),
     permissions: { contents: 'read', 'id-token': 'write' },
     steps: [
       checkout(),

@@ -80,6 +80,13 @@ export interface CachedDeployGitlabOptions {
    * @default - none
    */
   readonly tags?: string[];
+  /**
+   * The runner tags each platform's native build and seed jobs add to `tags`, such as
+   * `{ 'linux/arm64': ['arm64'] }`: how GitLab picks a runner of that architecture.
+   *
+   * @default - on gitlab.com without `tags`, GitLab's hosted runners: linux/amd64 on `saas-linux-small-amd64`, linux/arm64 on `saas-linux-small-arm64`; none elsewhere
+   */
+  readonly runnerTags?: { readonly [platform: string]: string[] };
 }
 
 /** One image: a bake target, the ECR repository it is pushed to, and its cache repository. */
@@ -115,8 +122,8 @@ export interface CachedDeployImageOptions {
   readonly platforms?: string[];
   /**
    * How the platforms are built: `native`, one job per platform on a runner of that platform
-   * (`workflow.runners`), each with its own cache, merged into one manifest list; `emulated`, all
-   * of them in the one build job, with QEMU.
+   * (`workflow.runners`, on GitLab `gitlab.runnerTags`), each with its own cache, merged into one
+   * manifest list; `emulated`, all of them in the one build job, with QEMU.
    *
    * @default - `native` with more than one platform; with one, the one build job on `runsOn`
    */
@@ -246,7 +253,7 @@ export interface CachedDeployWorkflowOptions {
   readonly runsOn?: string;
   /**
    * The runner label of each platform a native build runs on, such as
-   * `{ 'linux/arm64': 'ubuntu-24.04-arm' }`.
+   * `{ 'linux/arm64': 'ubuntu-24.04-arm' }` (GitHub Actions only; on GitLab, `gitlab.runnerTags`).
    *
    * @default - linux/amd64 on `ubuntu-24.04`, linux/arm64 on `ubuntu-24.04-arm`
    */

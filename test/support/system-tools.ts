@@ -8,7 +8,7 @@ import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 import type { TestContext } from 'vitest';
 
-export type SystemTool = 'aws' | 'docker-registry' | 'terraform';
+export type SystemTool = 'aws' | 'docker-registry' | 'jq' | 'terraform';
 
 const onPath = (name: string) =>
   (process.env.PATH ?? '').split(delimiter).flatMap((dir) => (dir ? [join(dir, name)] : []));
@@ -24,6 +24,12 @@ const TOOLS: Record<SystemTool, { candidates: () => string[]; install: string }>
     candidates: () => ['/usr/bin/docker-registry'],
     install:
       "install Debian's docker-registry package (`apt-get install docker-registry`, as .ci/run does)",
+  },
+  jq: {
+    // The GitLab pipeline's per-platform build jobs read bake's metadata file with it (they install
+    // it with apk); their runs under gitlab-ci-local use the machine's.
+    candidates: () => onPath('jq'),
+    install: 'install jq (`apt-get install jq`, as .ci/run does)',
   },
   terraform: {
     candidates: () => onPath('terraform'),
