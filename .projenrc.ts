@@ -131,7 +131,7 @@ const project = new typescript.TypeScriptProject({
 project.gitattributes.addAttributes('/test/fixtures/**', '-text');
 
 project.package.addField('type', 'module');
-project.package.addVersion('0.1.0');
+project.package.addVersion('0.2.0');
 // npm-shrinkwrap.json: written by `prepack`, removed by `postpack` (below). npm 11 packs it only
 // when `files` names it.
 project.package.addField('files', [
