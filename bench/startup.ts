@@ -7,7 +7,7 @@
  *   create-cached-deploy generate              (in sync: reads, renders, compares, writes nothing)
  *
  * Each command runs RUNS times after WARMUP runs; it prints median and p90 wall time and the
- * median's ratio to `node -e 0`. The target from issue #2: generate within 5x of bare node.
+ * median's ratio to `node -e 0`. The target: generate within 5x of bare node.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';

@@ -46,7 +46,10 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .argument('[dir]', 'repository root', '.')
     .option('-y, --yes', 'accept detected values; never prompt')
     .option('--account-id <id>', 'AWS account id of the ECR registry')
-    .option('--region <region>', 'AWS region of the ECR registry (default: $AWS_REGION)')
+    .option(
+      '--region <region>',
+      'AWS region of the ECR registry (default: $AWS_REGION, else $AWS_DEFAULT_REGION)',
+    )
     .option(
       '--ci <github|gitlab>',
       'the CI that builds: GitHub Actions or GitLab CI (default: from the origin remote)',
@@ -109,8 +112,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       }
       io.stdout(
         result.ci === 'gitlab'
-          ? "Next: create GitLab's OIDC identity provider and the IAM roles from ecr/*-role-*.json (README: GitLab CI), run `create-cached-deploy apply`, commit these files, push, and add a weekly pipeline schedule on the main branch (seed.schedule).\n"
-          : 'Next: create the IAM roles from ecr/*-role-*.json (docs: Trust separation), run `create-cached-deploy apply`, commit these files, and push.\n',
+          ? "Next: create GitLab's OIDC identity provider and the IAM roles from ecr/*-role-*.json (README: Creating the roles), run `create-cached-deploy apply` (with GITLAB_TOKEN it also creates the seed's weekly pipeline schedule), commit these files, and push.\n"
+          : "Next: create GitHub's OIDC identity provider (once per account) and the IAM roles from ecr/*-role-*.json (README: Creating the roles), run `create-cached-deploy apply`, commit these files, and push.\n",
       );
     });
 
@@ -122,7 +125,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--force', 'overwrite generated files that were edited by hand')
     .option(
       '--iac <tool>',
-      'also generate infrastructure as code (terraform: <ecrDir>/main.tf); saved in cached-deploy.yml',
+      'terraform: also write <ecrDir>/main.tf from now on; none: stop (saved as iac in cached-deploy.yml)',
     )
     .action(async (dir: string, options: { check?: boolean; force?: boolean; iac?: string }) => {
       const { generate } = await import('../api/generate.js');
@@ -221,7 +224,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--now <iso-date>', 'measure ages against this time instead of the clock')
     .option(
       '--timeout <seconds>',
-      'give up on the registry and GitHub after this long (default 300)',
+      'give up on the registry and the code host (GitHub, GitLab) after this long (default 300)',
     )
     .action(async (dir: string, options: import('../doctor/cli.js').DoctorCommandOptions) => {
       const { doctorCommand } = await import('../doctor/cli.js');
@@ -232,7 +235,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .command('diff')
     .description('show what `generate` would change, with policy changes explained in words')
     .argument('[dir]', 'repository root', '.')
-    .option('--format <format>', 'unified (default), markdown (a PR comment) or json', 'unified')
+    .option('--format <format>', 'unified, markdown (a PR comment) or json', 'unified')
     .option(
       '--listing <file...>',
       '`aws ecr describe-images` output: show which images would now expire',
@@ -271,7 +274,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
   program
     .command('prune')
     .description(
-      'delete superseded BuildKit cache artifacts (the shipped prune script; run `prune --help` for its usage)',
+      'delete superseded BuildKit cache artifacts and the caches of deleted branches (the shipped prune script; `prune --help` prints its usage)',
     )
     .helpOption(false)
     .allowUnknownOption()
@@ -283,6 +286,13 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       const script = (await import(PRUNE_SCRIPT_TEMPLATE.href)) as {
         main: (argv: string[], io: object) => Promise<number>;
       };
+      if (args[0] === '--help' || args[0] === '-h') {
+        // The script prints its usage after the one line that names a command it does not know.
+        let refusal = '';
+        await script.main([], { stdout: io.stdout, stderr: (text: string) => (refusal += text) });
+        io.stdout(refusal.slice(refusal.indexOf('\n') + 1));
+        return;
+      }
       exitCode = await script.main(args, { stdout: io.stdout, stderr: io.stderr });
     });
 

@@ -8,7 +8,7 @@ import { hasChanges, type PolicyImpact, type RepoDiff } from './report.js';
 /**
  * The three renderings of a diff report: `unified` (a patch with the explanations as `#` lines
  * before it), `markdown` (a PR comment, bounded in size) and `json` (formatVersion 1, documented in
- * the README).
+ * docs/json-reports.md).
  */
 
 export interface MarkdownOptions {
@@ -361,7 +361,7 @@ function detailsText(
 
 // --- json ---
 
-/** The JSON report, formatVersion 1 (documented in the README; extend, never change, fields). */
+/** The JSON report, formatVersion 1 (docs/json-reports.md; extend, never change, fields). */
 export function formatJson(diffs: RepoDiff[]): string {
   const totals = countActions(diffs.flatMap((diff) => diff.changes));
   const report = {

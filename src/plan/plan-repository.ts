@@ -39,10 +39,10 @@ export function planForConfig(
 /**
  * The state file's keys are data from the repository, never a source of paths on their own: before
  * anything else is read, every key that is not a file generated now must be one this tool could
- * have generated under some layout (a policy file by its fixed name, a `*.hcl` bake file, a
- * `*.mjs` prune script, a workflow under .github/workflows), a clean path inside the repository
- * that is not `.git`, cached-deploy.yml, the state file or a Dockerfile, reached through real
- * directories only, and a regular file if it exists. Anything else is an error naming the state
+ * have generated under some layout (render/layout.ts `hasGeneratedShape`: a policy file by its
+ * fixed name, a `*.hcl` bake file, a `*.mjs` prune script, a GitHub workflow or a GitLab pipeline
+ * file), a clean path inside the repository that is not `.git`, cached-deploy.yml, the state
+ * file or a Dockerfile, reached through real directories only, and a regular file if it exists. Anything else is an error naming the state
  * file and the key, and nothing is read, written or deleted. The plan then deletes such an orphan
  * only if it also carries our marker and its recorded hash (see plan.ts).
  */
