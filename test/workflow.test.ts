@@ -2891,6 +2891,14 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
       // GitHub compares concurrency group names ignoring case.
       const sameGroup =
         String(concurrency.group).toLowerCase() === String(mainRun.concurrency.group).toLowerCase();
+      if (scenario.event === 'pull_request') {
+        // A pull request is never a run of the main branch, even from main (main -> release): a
+        // push to main that is the head of an open pull request starts a push run and a
+        // pull_request run, and whichever is queued last displaces the other's pending run.
+        expect(sameGroup, "a pull request queued in main's group displaces main's deploy").toBe(
+          false,
+        );
+      }
       if (sameGroup && scenario.branch === config.mainBranch) {
         // Only trusted runs of the main branch itself share main's group (a seed run has a group
         // of its own: it would hold up or displace a deploy), and none cancels.
