@@ -254,6 +254,25 @@ function scenarios(config: ResolvedConfig): Scenario[] {
       env: { STANDIN_IMAGES_EXIST: '1' },
     },
     {
+      // main as the source of a merge request (into a release branch, say): its pushes still
+      // build, push and deploy as main; the merge request pipeline beside them is a branch build.
+      name: 'a push to main while a merge request from main is open',
+      variables: { ...push('main'), CI_OPEN_MERGE_REQUESTS: `${PROJECT}!7` },
+      ref: 'main',
+      trusted: true,
+      isMain: true,
+      jobs: [...builds, ...merge, ...deploy, GITLAB_JOBS.prune, GITLAB_JOBS.apply],
+    },
+    {
+      // Any other branch: its merge request pipeline runs instead (GitLab's documented switch).
+      name: 'a push to a branch whose merge request is open (no pipeline)',
+      variables: { ...push(BRANCH), CI_OPEN_MERGE_REQUESTS: `${PROJECT}!7` },
+      ref: BRANCH,
+      trusted: true,
+      isMain: false,
+      jobs: [],
+    },
+    {
       name: 'a push to a branch',
       variables: push(BRANCH),
       ref: BRANCH,

@@ -351,11 +351,13 @@ export function gitlabPipeline(
   return {
     workflow: {
       // Branch pipelines, and merge request pipelines instead of them once a merge request is open
-      // (GitLab's documented switch): never both for one push. Tags get no pipeline.
+      // (GitLab's documented switch): never both for one push. Except on the main branch: a
+      // merge request from main (into a release branch, say) must not turn main's pushes into
+      // merge request pipelines, which build a branch cache and never deploy. Tags get no pipeline.
       rules: [
         { if: MERGE_REQUEST },
         {
-          if: '$CI_COMMIT_BRANCH && $CI_OPEN_MERGE_REQUESTS && $CI_PIPELINE_SOURCE == "push"',
+          if: `$CI_COMMIT_BRANCH && $CI_COMMIT_BRANCH != ${quoted(config.mainBranch)} && $CI_OPEN_MERGE_REQUESTS && $CI_PIPELINE_SOURCE == "push"`,
           when: 'never',
         },
         { if: '$CI_COMMIT_BRANCH' },

@@ -13,9 +13,17 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { runInNewContext } from 'node:vm';
+import { parse, stringify } from 'yaml';
 import { PROJECT_ROOT } from './temp-repo.js';
 
 export const GITLAB_CI_LOCAL = join(
@@ -163,6 +171,9 @@ export async function runPipeline(options: {
 }): Promise<PipelineRun> {
   const node = await node22Path();
   mkdirSync(join(options.logDir, 'calls'), { recursive: true });
+  if (!(await workflowCreatesPipeline(node, options))) {
+    return { exitCode: 0, output: 'no pipeline', passed: [], failed: [], invocations: [] };
+  }
   const args = [
     GITLAB_CI_LOCAL,
     '--force-shell-executor',
@@ -211,6 +222,95 @@ export async function runPipeline(options: {
     failed: status('FAIL').sort(),
     invocations: readInvocations(options.logDir),
   };
+}
+
+/**
+ * The top-level `workflow: rules:` and `variables:` of the pipeline in `repo`: its .gitlab-ci.yml's,
+ * or, when it has no `workflow`, those of the first local file it includes that has one (GitLab
+ * merges included files under the including one, whose keys win).
+ */
+function workflowOf(repo: string): { rules?: unknown[]; variables: Record<string, unknown> } {
+  const read = (path: string) =>
+    (parse(readFileSync(join(repo, path), 'utf8')) ?? {}) as Record<string, unknown>;
+  const main = read('.gitlab-ci.yml');
+  const includes = ([] as unknown[]).concat(main.include ?? []).flatMap((entry) => {
+    const local = typeof entry === 'string' ? entry : (entry as { local?: string }).local;
+    return local !== undefined && existsSync(join(repo, local)) ? [read(local)] : [];
+  });
+  const files = [main, ...includes];
+  const rules = files.find((file) => file.workflow !== undefined)?.workflow as
+    | { rules?: unknown[] }
+    | undefined;
+  const variables = Object.assign(
+    {},
+    ...files.reverse().map((file) => (file.variables ?? {}) as Record<string, unknown>),
+  );
+  return { rules: rules?.rules, variables };
+}
+
+/**
+ * Whether GitLab would create the pipeline at all: gitlab-ci-local reads `workflow: rules:` only
+ * for the variables they set, and runs the jobs even when the rules say `never`. So the rules are
+ * evaluated by gitlab-ci-local's own rule evaluator, as the rules of a probe job in a pipeline of
+ * their own, with the same variables.
+ */
+async function workflowCreatesPipeline(
+  node: string,
+  options: { repo: string; logDir: string; variables: Record<string, string>; unset?: string[] },
+): Promise<boolean> {
+  const { rules, variables } = workflowOf(options.repo);
+  if (rules === undefined) return true;
+  const probe = join(options.logDir, 'workflow-probe');
+  mkdirSync(probe, { recursive: true });
+  writeFileSync(
+    join(probe, '.gitlab-ci.yml'),
+    stringify({ variables, probe: { rules, script: ['true'] } }),
+  );
+  const git = (args: string[]) =>
+    new Promise<void>((resolve, reject) =>
+      execFile(
+        'git',
+        ['-c', 'user.name=probe', '-c', 'user.email=probe@example.com', ...args],
+        {
+          cwd: probe,
+          env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' },
+        },
+        (error) => (error ? reject(error) : resolve()),
+      ),
+    );
+  await git(['init', '-q', '-b', 'main']);
+  await git(['add', '-A']);
+  await git(['commit', '-q', '-m', 'probe']);
+  const listed = await new Promise<string>((resolve, reject) =>
+    execFile(
+      node,
+      [
+        GITLAB_CI_LOCAL,
+        '--list-json',
+        ...Object.entries(options.variables).flatMap(([name, value]) => [
+          '--variable',
+          `${name}=${value}`,
+        ]),
+        ...(options.unset ?? []).flatMap((name) => ['--unset-variable', name]),
+      ],
+      {
+        cwd: probe,
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: {
+          PATH: process.env.PATH,
+          HOME: options.logDir,
+          GCL_IGNORE_PREDEFINED_VARS: Object.keys(options.variables).join(','),
+        },
+      },
+      (error, stdout, stderr) =>
+        error ? reject(new Error(`workflow probe: ${error.message}\n${stderr}`)) : resolve(stdout),
+    ),
+  );
+  const jobs = JSON.parse(listed) as { name: string; when: string }[];
+  const when = jobs.find((job) => job.name === 'probe')?.when;
+  if (when === undefined) throw new Error(`workflow probe: no probe job in ${listed}`);
+  return when !== 'never';
 }
 
 /** The calls the stand-ins recorded under `logDir`, in order. */
