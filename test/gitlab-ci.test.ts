@@ -131,14 +131,19 @@ const GIT_ENV = {
 const git = (cwd: string, args: string[]) =>
   execFileSync('git', args, { cwd, env: GIT_ENV, encoding: 'utf8', stdio: 'pipe' });
 
-function makeFixture(label: string, raw: Record<string, unknown>, index: number): Fixture {
+function makeFixture(
+  label: string,
+  raw: Record<string, unknown>,
+  index: number,
+  ownFiles: Record<string, string> = {},
+): Fixture {
   const text = stringify(raw);
   const config = parseConfig(text);
   const files = new Map(renderFiles(config, '0.0.0-test').map((file) => [file.path, file.content]));
   const repo = join(scratch, `repo-${index}`);
   mkdirSync(repo);
   writeFileSync(join(repo, 'cached-deploy.yml'), text);
-  for (const [path, content] of files) {
+  for (const [path, content] of [...files, ...Object.entries(ownFiles)]) {
     mkdirSync(dirname(join(repo, path)), { recursive: true });
     writeFileSync(join(repo, path), content);
   }
@@ -1039,5 +1044,144 @@ describe("a branch's environment with an image built per platform", () => {
       `${scope}.web.linux-arm64`,
     ]);
     expect(readdirSync(work)).not.toContain('pwned');
+  });
+});
+
+/**
+ * A repository with a `.gitlab-ci.yml` of its own includes the generated pipeline
+ * (`.gitlab/cached-deploy.yml`). GitLab merges the included file into it, top-level keys and
+ * same-named jobs alike, so the included pipeline must leave the repository's own pipeline as it
+ * was: its `build` and `deploy` jobs, its default `test` stage, its jobs without `rules` on
+ * branches with an open merge request, its `default:` outside our jobs.
+ */
+describe('the pipeline included by a .gitlab-ci.yml of the repository', () => {
+  const marker = (what: string) => `touch "$STANDIN_LOG/${what}-\${CI_JOB_NAME}"`;
+  const own = {
+    include: [{ local: '.gitlab/cached-deploy.yml' }],
+    default: { before_script: [marker('default-before-script')] },
+    build: { stage: 'build', script: [marker('own-build')] },
+    test: { script: [marker('own-test')] },
+    deploy: { stage: 'deploy', script: [marker('own-deploy')] },
+    'mr-check': {
+      rules: [{ if: '$CI_PIPELINE_SOURCE == "merge_request_event"' }],
+      script: [marker('own-mr-check')],
+    },
+  };
+  const raw = {
+    ci: 'gitlab',
+    aws: { accountId: ACCOUNT, region: 'eu-west-1' },
+    gitlab: { project: PROJECT },
+    images: [{ name: 'api', repository: 'acme/api' }],
+    workflow: {
+      file: '.gitlab/cached-deploy.yml',
+      deploy: { command: './deploy.sh', environment: 'production' },
+    },
+  };
+  const fixture = makeFixture('included', raw, 100, { '.gitlab-ci.yml': stringify(own) });
+  const ours = (job: string) => `cached-deploy-${job}`;
+  const OWN_JOBS = ['build', 'test', 'deploy'];
+  const runs = new Map<string, { run: PipelineRun; log: string }>();
+  const PIPELINES: Record<string, Record<string, string>> = {
+    main: push('main'),
+    'branch with an open merge request': {
+      ...push(BRANCH),
+      CI_OPEN_MERGE_REQUESTS: `${PROJECT}!7`,
+    },
+    'merge request': mergeRequest(BRANCH, PROJECT_ID),
+  };
+
+  beforeAll(async () => {
+    await Promise.all(
+      Object.entries(PIPELINES).map(async ([name, variables], index) => {
+        const dir = join(scratch, `included-${index}`);
+        const repo = join(dir, 'repo');
+        const log = join(dir, 'log');
+        mkdirSync(log, { recursive: true });
+        cpSync(fixture.repo, repo, { recursive: true });
+        const run = await runPipeline({
+          repo,
+          standins,
+          logDir: log,
+          variables: {
+            CI_PROJECT_ID: PROJECT_ID,
+            CI_REPOSITORY_URL: `file://${fixture.remote}`,
+            [ID_TOKEN_VARIABLE]: 'id-token',
+            ...variables,
+          },
+          unset: name === 'merge request' ? ['CI_COMMIT_BRANCH'] : [],
+        });
+        runs.set(name, { run, log });
+      }),
+    );
+  }, 120_000);
+
+  const markers = (log: string, what: string) =>
+    readdirSync(log)
+      .filter((file) => file.startsWith(`${what}-`))
+      .map((file) => file.slice(what.length + 1))
+      .sort();
+
+  it("keeps the repository's own jobs, stages and pipelines, and runs ours beside them on main", () => {
+    const { run, log } = runs.get('main') ?? ({} as never);
+    expect(run.failed, run.output).toEqual([]);
+    expect(run.passed, run.output).toEqual(
+      [...OWN_JOBS, ...['build', 'deploy', 'prune', 'apply'].map(ours)].sort(),
+    );
+    for (const job of OWN_JOBS) expect(markers(log, `own-${job}`)).toEqual([job]);
+    // Our build built and pushed, and our deploy deployed what it pushed.
+    const bakes = run.invocations.filter(isBake);
+    expect(bakes.map((call) => call.job)).toEqual([ours('build')]);
+    expect(bakes[0]?.args).toContain('api.push=true');
+    expect(callsOf(run, 'build')).toEqual([]);
+    expect(readFileSync(join(log, 'deployed'), 'utf8').split('\n')[2]).toBe(
+      ciRoles(fixture.config).find((role) => role.kind === 'deploy')?.arn,
+    );
+  });
+
+  it("runs the repository's default: in its own jobs only", () => {
+    const { log } = runs.get('main') ?? ({} as never);
+    expect(markers(log, 'default-before-script')).toEqual([...OWN_JOBS].sort());
+  });
+
+  it('leaves the choice between branch and merge request pipelines to the repository', () => {
+    // No workflow of ours: the branch pipeline runs though a merge request is open, the
+    // repository's jobs in it, and our build of the branch beside them.
+    const branch = runs.get('branch with an open merge request')?.run as PipelineRun;
+    expect(branch.failed, branch.output).toEqual([]);
+    expect(branch.passed, branch.output).toEqual(
+      [...OWN_JOBS, ours('build'), ours('prune')].sort(),
+    );
+    // Our jobs never run in a merge request pipeline, so they never make GitLab create one.
+    // (gitlab-ci-local also runs jobs without rules there, which GitLab does not.)
+    const mergeRequestRun = runs.get('merge request')?.run as PipelineRun;
+    expect(mergeRequestRun.failed, mergeRequestRun.output).toEqual([]);
+    expect(mergeRequestRun.passed, mergeRequestRun.output).toContain('mr-check');
+    expect(mergeRequestRun.passed.filter((job) => job.startsWith('cached-deploy-'))).toEqual([]);
+    expect(mergeRequestRun.invocations).toEqual([]);
+  });
+
+  it('is valid against GitLab CI JSON schema, alone and as the repository merges it', () => {
+    const validate = new Ajv({ strict: false, allErrors: true, validateFormats: false }).compile(
+      gitlabCiSchema(),
+    );
+    const included = parse(fixture.files.get(fixture.config.workflow.file) ?? '');
+    expect(validate(included), JSON.stringify(validate.errors)).toBe(true);
+    const { include: _, ...ownJobs } = own;
+    expect(validate({ ...included, ...ownJobs }), JSON.stringify(validate.errors)).toBe(true);
+  });
+
+  it('names the stop job of the branch environment by its prefixed name, in the .post stage', () => {
+    const document = parse(fixture.files.get(fixture.config.workflow.file) ?? '') as Record<
+      string,
+      { stage?: string; environment?: { on_stop?: string } }
+    >;
+    expect(document.workflow).toBeUndefined();
+    expect(document.stages).toBeUndefined();
+    expect(document[ours('build')]?.environment?.on_stop).toBe(ours('delete-branch-cache'));
+    expect(document[ours('delete-branch-cache')]?.stage).toBe('.post');
+    expect(document[ours('sweep-branch-caches')]?.stage).toBe('.post');
+    expect(Object.keys(document).filter((key) => !key.startsWith('cached-deploy-'))).toEqual([
+      'variables',
+    ]);
   });
 });
