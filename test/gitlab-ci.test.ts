@@ -422,26 +422,32 @@ const callsOf = (run: PipelineRun, job: string, tool?: string) =>
 const isBake = (call: Invocation) =>
   call.tool === 'docker' && call.args[0] === 'buildx' && call.args[1] === 'bake';
 
-/** The bake's --file, --set and --metadata-file flags and its targets, as the job passed them. */
+/**
+ * The bake's --file, --set, --allow and --metadata-file flags and its targets, as the job passed
+ * them.
+ */
 function bakeFlags(call: Invocation): {
   file: string;
   set: string[];
+  allow: string[];
   targets: string[];
   metadata: string | undefined;
 } {
   const set: string[] = [];
+  const allow: string[] = [];
   const targets: string[] = [];
   let file = '';
   let metadata: string | undefined;
   for (let i = 2; i < call.args.length; i++) {
     const arg = call.args[i] ?? '';
     if (arg === '--set') set.push(call.args[++i] ?? '');
+    else if (arg === '--allow') allow.push(call.args[++i] ?? '');
     else if (arg === '--file') file = call.args[++i] ?? '';
     else if (arg === '--metadata-file') metadata = call.args[++i] ?? '';
     else if (/^[a-z0-9][a-z0-9_-]*$/.test(arg)) targets.push(arg);
     else throw new Error(`unexpected bake argument ${arg}`);
   }
-  return { file, set, targets, metadata };
+  return { file, set, allow, targets, metadata };
 }
 
 /**
@@ -631,6 +637,10 @@ describe.each(fixtures.map((fixture) => [fixture.label, fixture] as const))(
           });
           for (const call of builds) {
             const leg = legOfJob(config, call.job);
+            // Bake may reach outside the checkout only for a fork's throwaway cache.
+            expect(bakeFlags(call).allow).toEqual(
+              scenario.trusted ? [] : ['fs=/tmp/cached-deploy-fork-cache'],
+            );
             const targets = await bakeTargets(fixture, call);
             expect(Object.keys(targets).sort(), call.job).toEqual(
               leg.targets.map((target) => target.name).sort(),

@@ -544,9 +544,11 @@ function buildJob(config: ResolvedConfig, leg: BuildLeg, withEnvironment: boolea
         ]),
         'else',
         ...indent([
-          '# A fork: no AWS, no shared cache, a throwaway local one.',
+          '# A fork: no AWS, no shared cache, a throwaway local one (outside the checkout, so',
+          '# bake must be allowed to read and write it: buildx >= 0.20 refuses it otherwise).',
           [
             ...bake,
+            "--allow 'fs=/tmp/cached-deploy-fork-cache'",
             "--set '*.cache-from=type=local,src=/tmp/cached-deploy-fork-cache'",
             "--set '*.cache-to=type=local,dest=/tmp/cached-deploy-fork-cache'",
           ].join(' \\\n  '),
