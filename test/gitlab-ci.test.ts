@@ -55,6 +55,7 @@ import {
   readInvocations,
   runPipeline,
   standinDigest,
+  workflowCreatesPipelines,
   writeStandins,
 } from './support/gitlab-ci-local.js';
 import { type Policy, trustAccepts } from './support/iam-evaluator.js';
@@ -358,6 +359,24 @@ const PARALLEL = 4;
 beforeAll(async () => {
   const started = performance.now();
   const jobs: (() => Promise<void>)[] = [];
+  const pipelineVariables = (fixture: Fixture, token: string, scenario: Scenario) => ({
+    CI_PROJECT_ID: PROJECT_ID,
+    CI_REPOSITORY_URL: `file://${fixture.remote}`,
+    [ID_TOKEN_VARIABLE]: token,
+    ...scenario.variables,
+  });
+  const created = await Promise.all(
+    fixtures.map((fixture, fixtureIndex) =>
+      workflowCreatesPipelines(
+        fixture.repo,
+        join(scratch, `probe-${fixtureIndex}`),
+        scenariosFor(fixture).map((scenario) => ({
+          variables: pipelineVariables(fixture, 'token', scenario),
+          unset: scenario.unset,
+        })),
+      ),
+    ),
+  );
   fixtures.forEach((fixture, fixtureIndex) => {
     const byName = new Map<string, Result>();
     results.set(fixture, byName);
@@ -373,14 +392,10 @@ beforeAll(async () => {
           repo,
           standins,
           logDir,
-          variables: {
-            CI_PROJECT_ID: PROJECT_ID,
-            CI_REPOSITORY_URL: `file://${fixture.remote}`,
-            [ID_TOKEN_VARIABLE]: token,
-            ...scenario.variables,
-          },
+          variables: pipelineVariables(fixture, token, scenario),
           unset: scenario.unset,
           env: scenario.env,
+          created: created[fixtureIndex]?.[index] ?? true,
         });
         let deployed: string | undefined;
         try {
@@ -1119,6 +1134,8 @@ describe('the pipeline included by a .gitlab-ci.yml of the repository', () => {
             ...variables,
           },
           unset: name === 'merge request' ? ['CI_COMMIT_BRANCH'] : [],
+          // Neither file has a `workflow:` (asserted below): GitLab creates every pipeline.
+          created: true,
         });
         runs.set(name, { run, log });
       }),

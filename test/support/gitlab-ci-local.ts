@@ -188,10 +188,15 @@ export async function runPipeline(options: {
   variables: Record<string, string>;
   unset?: string[];
   env?: Record<string, string>;
+  /**
+   * Whether the workflow's rules create this pipeline (workflowCreatesPipelines): when false,
+   * nothing runs and no job is reported, as on GitLab.
+   */
+  created: boolean;
 }): Promise<PipelineRun> {
   const node = await node22Path();
   mkdirSync(join(options.logDir, 'calls'), { recursive: true });
-  if (!(await workflowCreatesPipeline(node, options))) {
+  if (options.created === false) {
     return { exitCode: 0, output: 'no pipeline', passed: [], failed: [], invocations: [] };
   }
   const args = [
@@ -268,69 +273,73 @@ function workflowOf(repo: string): { rules?: unknown[]; variables: Record<string
   return { rules: rules?.rules, variables };
 }
 
+/** The predefined variables one pipeline has: set ones, and ones GitLab leaves unset. */
+export interface PipelineVariables {
+  variables: Record<string, string>;
+  unset?: string[];
+}
+
 /**
- * Whether GitLab would create the pipeline at all: gitlab-ci-local reads `workflow: rules:` only
- * for the variables they set, and runs the jobs even when the rules say `never`. So the rules are
- * evaluated by gitlab-ci-local's own rule evaluator, as the rules of a probe job in a pipeline of
- * their own, with the same variables.
+ * Whether GitLab would create each of the pipelines at all: gitlab-ci-local reads `workflow:
+ * rules:` only for the variables they set, and runs the jobs even when the rules say `never`. So
+ * the rules are evaluated by gitlab-ci-local's own rule evaluator, as the rules of probe jobs in a
+ * pipeline of their own, one job per pipeline with that pipeline's variables as job variables (which
+ * rules read as GitLab's do), all in one run. Pipelines whose file has no `workflow` are created.
  */
-async function workflowCreatesPipeline(
-  node: string,
-  options: { repo: string; logDir: string; variables: Record<string, string>; unset?: string[] },
-): Promise<boolean> {
-  const { rules, variables } = workflowOf(options.repo);
-  if (rules === undefined) return true;
-  const probe = join(options.logDir, 'workflow-probe');
+export async function workflowCreatesPipelines(
+  repo: string,
+  scratch: string,
+  pipelines: readonly PipelineVariables[],
+): Promise<boolean[]> {
+  const { rules, variables } = workflowOf(repo);
+  if (rules === undefined) return pipelines.map(() => true);
+  const node = await node22Path();
+  const probe = join(scratch, 'workflow-probe');
   mkdirSync(probe, { recursive: true });
-  writeFileSync(
-    join(probe, '.gitlab-ci.yml'),
-    stringify({ variables, probe: { rules, script: ['true'] } }),
+  const jobs = Object.fromEntries(
+    pipelines.map((pipeline, index) => [
+      `probe-${index}`,
+      { variables: pipeline.variables, rules, script: ['true'] },
+    ]),
   );
-  const git = (args: string[]) =>
-    new Promise<void>((resolve, reject) =>
+  writeFileSync(join(probe, '.gitlab-ci.yml'), stringify({ variables, ...jobs }));
+  const run = (command: string, args: string[], env: NodeJS.ProcessEnv) =>
+    new Promise<string>((resolve, reject) =>
       execFile(
-        'git',
-        ['-c', 'user.name=probe', '-c', 'user.email=probe@example.com', ...args],
-        {
-          cwd: probe,
-          env: { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' },
-        },
-        (error) => (error ? reject(error) : resolve()),
+        command,
+        args,
+        { cwd: probe, encoding: 'utf8', timeout: 60_000, env },
+        (error, stdout, stderr) =>
+          error
+            ? reject(new Error(`workflow probe: ${command}: ${error.message}\n${stderr}`))
+            : resolve(stdout),
       ),
     );
-  await git(['init', '-q', '-b', 'main']);
-  await git(['add', '-A']);
-  await git(['commit', '-q', '-m', 'probe']);
-  const listed = await new Promise<string>((resolve, reject) =>
-    execFile(
-      node,
-      [
-        GITLAB_CI_LOCAL,
-        '--list-json',
-        ...Object.entries(options.variables).flatMap(([name, value]) => [
-          '--variable',
-          `${name}=${value}`,
-        ]),
-        ...(options.unset ?? []).flatMap((name) => ['--unset-variable', name]),
-      ],
-      {
-        cwd: probe,
-        encoding: 'utf8',
-        timeout: 60_000,
-        env: {
-          PATH: process.env.PATH,
-          HOME: options.logDir,
-          GCL_IGNORE_PREDEFINED_VARS: Object.keys(options.variables).join(','),
-        },
-      },
-      (error, stdout, stderr) =>
-        error ? reject(new Error(`workflow probe: ${error.message}\n${stderr}`)) : resolve(stdout),
-    ),
+  const gitEnv = { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' };
+  const identity = ['-c', 'user.name=probe', '-c', 'user.email=probe@example.com'];
+  await run('git', [...identity, 'init', '-q', '-b', 'main'], gitEnv);
+  await run('git', [...identity, 'add', '-A'], gitEnv);
+  await run('git', [...identity, 'commit', '-q', '-m', 'probe'], gitEnv);
+  // Every variable any pipeline sets or leaves unset is left to the probe jobs' own variables.
+  const names = new Set(
+    pipelines.flatMap((pipeline) => [
+      ...Object.keys(pipeline.variables),
+      ...(pipeline.unset ?? []),
+    ]),
   );
-  const jobs = JSON.parse(listed) as { name: string; when: string }[];
-  const when = jobs.find((job) => job.name === 'probe')?.when;
-  if (when === undefined) throw new Error(`workflow probe: no probe job in ${listed}`);
-  return when !== 'never';
+  const listed = await run(node, [GITLAB_CI_LOCAL, '--list-json'], {
+    PATH: process.env.PATH,
+    HOME: scratch,
+    GCL_IGNORE_PREDEFINED_VARS: [...names].join(','),
+  });
+  const verdicts = new Map(
+    (JSON.parse(listed) as { name: string; when: string }[]).map((job) => [job.name, job.when]),
+  );
+  return pipelines.map((_, index) => {
+    const when = verdicts.get(`probe-${index}`);
+    if (when === undefined) throw new Error(`workflow probe: no probe-${index} in ${listed}`);
+    return when !== 'never';
+  });
 }
 
 /** The calls the stand-ins recorded under `logDir`, in order. */
