@@ -2999,6 +2999,40 @@ describe.each(GENERATED)('a branch deletion: $name', ({ generated }) => {
   });
 });
 
+describe('an image on one platform that is not linux/amd64', () => {
+  // Its one build job runs on workflow.runsOn (ubuntu-latest: x64), which cannot run an arm64
+  // image's RUN steps without QEMU ("exec format error"); GitLab's build registers it too.
+  const { workflow } = generate(
+    raw({ images: [{ name: 'api', repository: 'acme/api', platforms: ['linux/arm64'] }] }),
+  );
+
+  it.each(['build', 'seed'])(
+    '%s: QEMU for it, from the pinned binfmt image, before the credentials',
+    (id) => {
+      const steps = workflow.jobs[id]?.steps ?? [];
+      const qemu = steps.findIndex((step) => step.uses === ACTIONS.setupQemu);
+      expect(qemu, id).toBeGreaterThanOrEqual(0);
+      expect(steps[qemu]?.with).toEqual({ image: BINFMT_IMAGE, platforms: 'linux/arm64' });
+      expect(qemu).toBeLessThan(
+        steps.findIndex((step) => step.uses === ACTIONS.configureAwsCredentials),
+      );
+      expect(qemu).toBeLessThan(steps.findIndex((step) => step.uses === ACTIONS.setupBuildx));
+    },
+  );
+
+  it("needs none on a runner of its platform (runsOn is that platform's runner label), but an x64 image there does", () => {
+    const onArm = (platform: string) =>
+      generate(
+        raw({
+          images: [{ name: 'api', repository: 'acme/api', platforms: [platform] }],
+          workflow: { runsOn: 'ubuntu-24.04-arm' },
+        }),
+      ).workflow.jobs.build?.steps.find((step) => step.uses === ACTIONS.setupQemu);
+    expect(onArm('linux/arm64')).toBeUndefined();
+    expect(onArm('linux/amd64')?.with).toEqual({ image: BINFMT_IMAGE, platforms: 'linux/amd64' });
+  });
+});
+
 describe('the default workflow', () => {
   it('matches its snapshot', async () => {
     const { workflowText } = generate(raw({}));

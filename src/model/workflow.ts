@@ -360,23 +360,16 @@ export function legJobId(kind: 'build' | 'seed', leg: BuildLeg): string {
 
 /**
  * QEMU, registered before buildx (Docker's multi-platform guide): a job that builds an image
- * `emulated` builds platforms its runner cannot run. Only the emulated images' platforms are
- * installed, from the pinned binfmt image. It runs before the job's credentials step: that image
- * runs privileged.
+ * `emulated`, or an image on one platform that is not its runner's, builds platforms its runner
+ * cannot run. Only those platforms are installed (BuildLeg.emulatedPlatforms), from the pinned
+ * binfmt image. It runs before the job's credentials step: that image runs privileged.
  */
 export function setupQemuStep(leg: BuildLeg): Step {
-  const platforms = [
-    ...new Set(
-      leg.targets.flatMap((target) =>
-        target.image.build === 'emulated' ? target.image.platforms : [],
-      ),
-    ),
-  ];
   return {
     name: 'Set up QEMU (emulated platforms)',
     uses: ACTIONS.setupQemu,
     // The binfmt image pinned (docs/actions.md), not the action's default `latest`.
-    with: { image: BINFMT_IMAGE, platforms: platforms.join(',') },
+    with: { image: BINFMT_IMAGE, platforms: leg.emulatedPlatforms.join(',') },
   };
 }
 
