@@ -622,6 +622,15 @@ describe('invalid values', () => {
     );
   });
 
+  test('two images in one image repository: both would push <repository>:<commit sha>', () => {
+    const error = expectConfigError(
+      () => parseConfig(textOf(set(['images', 1, 'repository'], 'shop'))),
+      'CONFIG_INVALID',
+      'images[1].repository',
+    );
+    expect(error.message).toContain('"shop" is also the image repository of images[0]');
+  });
+
   test('images may share a branch-cache repository, as they may share a cache repository', () => {
     const config = parseConfig(
       textOf((c) => {

@@ -55,6 +55,7 @@ import {
   readInvocations,
   runPipeline,
   standinDigest,
+  workflowCreatesPipelines,
   writeStandins,
 } from './support/gitlab-ci-local.js';
 import { type Policy, trustAccepts } from './support/iam-evaluator.js';
@@ -131,14 +132,19 @@ const GIT_ENV = {
 const git = (cwd: string, args: string[]) =>
   execFileSync('git', args, { cwd, env: GIT_ENV, encoding: 'utf8', stdio: 'pipe' });
 
-function makeFixture(label: string, raw: Record<string, unknown>, index: number): Fixture {
+function makeFixture(
+  label: string,
+  raw: Record<string, unknown>,
+  index: number,
+  ownFiles: Record<string, string> = {},
+): Fixture {
   const text = stringify(raw);
   const config = parseConfig(text);
   const files = new Map(renderFiles(config, '0.0.0-test').map((file) => [file.path, file.content]));
   const repo = join(scratch, `repo-${index}`);
   mkdirSync(repo);
   writeFileSync(join(repo, 'cached-deploy.yml'), text);
-  for (const [path, content] of files) {
+  for (const [path, content] of [...files, ...Object.entries(ownFiles)]) {
     mkdirSync(dirname(join(repo, path)), { recursive: true });
     writeFileSync(join(repo, path), content);
   }
@@ -254,6 +260,25 @@ function scenarios(config: ResolvedConfig): Scenario[] {
       env: { STANDIN_IMAGES_EXIST: '1' },
     },
     {
+      // main as the source of a merge request (into a release branch, say): its pushes still
+      // build, push and deploy as main; the merge request pipeline beside them is a branch build.
+      name: 'a push to main while a merge request from main is open',
+      variables: { ...push('main'), CI_OPEN_MERGE_REQUESTS: `${PROJECT}!7` },
+      ref: 'main',
+      trusted: true,
+      isMain: true,
+      jobs: [...builds, ...merge, ...deploy, GITLAB_JOBS.prune, GITLAB_JOBS.apply],
+    },
+    {
+      // Any other branch: its merge request pipeline runs instead (GitLab's documented switch).
+      name: 'a push to a branch whose merge request is open (no pipeline)',
+      variables: { ...push(BRANCH), CI_OPEN_MERGE_REQUESTS: `${PROJECT}!7` },
+      ref: BRANCH,
+      trusted: true,
+      isMain: false,
+      jobs: [],
+    },
+    {
       name: 'a push to a branch',
       variables: push(BRANCH),
       ref: BRANCH,
@@ -334,6 +359,24 @@ const PARALLEL = 4;
 beforeAll(async () => {
   const started = performance.now();
   const jobs: (() => Promise<void>)[] = [];
+  const pipelineVariables = (fixture: Fixture, token: string, scenario: Scenario) => ({
+    CI_PROJECT_ID: PROJECT_ID,
+    CI_REPOSITORY_URL: `file://${fixture.remote}`,
+    [ID_TOKEN_VARIABLE]: token,
+    ...scenario.variables,
+  });
+  const created = await Promise.all(
+    fixtures.map((fixture, fixtureIndex) =>
+      workflowCreatesPipelines(
+        fixture.repo,
+        join(scratch, `probe-${fixtureIndex}`),
+        scenariosFor(fixture).map((scenario) => ({
+          variables: pipelineVariables(fixture, 'token', scenario),
+          unset: scenario.unset,
+        })),
+      ),
+    ),
+  );
   fixtures.forEach((fixture, fixtureIndex) => {
     const byName = new Map<string, Result>();
     results.set(fixture, byName);
@@ -349,14 +392,10 @@ beforeAll(async () => {
           repo,
           standins,
           logDir,
-          variables: {
-            CI_PROJECT_ID: PROJECT_ID,
-            CI_REPOSITORY_URL: `file://${fixture.remote}`,
-            [ID_TOKEN_VARIABLE]: token,
-            ...scenario.variables,
-          },
+          variables: pipelineVariables(fixture, token, scenario),
           unset: scenario.unset,
           env: scenario.env,
+          created: created[fixtureIndex]?.[index] ?? true,
         });
         let deployed: string | undefined;
         try {
@@ -398,26 +437,32 @@ const callsOf = (run: PipelineRun, job: string, tool?: string) =>
 const isBake = (call: Invocation) =>
   call.tool === 'docker' && call.args[0] === 'buildx' && call.args[1] === 'bake';
 
-/** The bake's --file, --set and --metadata-file flags and its targets, as the job passed them. */
+/**
+ * The bake's --file, --set, --allow and --metadata-file flags and its targets, as the job passed
+ * them.
+ */
 function bakeFlags(call: Invocation): {
   file: string;
   set: string[];
+  allow: string[];
   targets: string[];
   metadata: string | undefined;
 } {
   const set: string[] = [];
+  const allow: string[] = [];
   const targets: string[] = [];
   let file = '';
   let metadata: string | undefined;
   for (let i = 2; i < call.args.length; i++) {
     const arg = call.args[i] ?? '';
     if (arg === '--set') set.push(call.args[++i] ?? '');
+    else if (arg === '--allow') allow.push(call.args[++i] ?? '');
     else if (arg === '--file') file = call.args[++i] ?? '';
     else if (arg === '--metadata-file') metadata = call.args[++i] ?? '';
     else if (/^[a-z0-9][a-z0-9_-]*$/.test(arg)) targets.push(arg);
     else throw new Error(`unexpected bake argument ${arg}`);
   }
-  return { file, set, targets, metadata };
+  return { file, set, allow, targets, metadata };
 }
 
 /**
@@ -607,6 +652,10 @@ describe.each(fixtures.map((fixture) => [fixture.label, fixture] as const))(
           });
           for (const call of builds) {
             const leg = legOfJob(config, call.job);
+            // Bake may reach outside the checkout only for a fork's throwaway cache.
+            expect(bakeFlags(call).allow).toEqual(
+              scenario.trusted ? [] : ['fs=/tmp/cached-deploy-fork-cache'],
+            );
             const targets = await bakeTargets(fixture, call);
             expect(Object.keys(targets).sort(), call.job).toEqual(
               leg.targets.map((target) => target.name).sort(),
@@ -1020,5 +1069,146 @@ describe("a branch's environment with an image built per platform", () => {
       `${scope}.web.linux-arm64`,
     ]);
     expect(readdirSync(work)).not.toContain('pwned');
+  });
+});
+
+/**
+ * A repository with a `.gitlab-ci.yml` of its own includes the generated pipeline
+ * (`.gitlab/cached-deploy.yml`). GitLab merges the included file into it, top-level keys and
+ * same-named jobs alike, so the included pipeline must leave the repository's own pipeline as it
+ * was: its `build` and `deploy` jobs, its default `test` stage, its jobs without `rules` on
+ * branches with an open merge request, its `default:` outside our jobs.
+ */
+describe('the pipeline included by a .gitlab-ci.yml of the repository', () => {
+  const marker = (what: string) => `touch "$STANDIN_LOG/${what}-\${CI_JOB_NAME}"`;
+  const own = {
+    include: [{ local: '.gitlab/cached-deploy.yml' }],
+    default: { before_script: [marker('default-before-script')] },
+    build: { stage: 'build', script: [marker('own-build')] },
+    test: { script: [marker('own-test')] },
+    deploy: { stage: 'deploy', script: [marker('own-deploy')] },
+    'mr-check': {
+      rules: [{ if: '$CI_PIPELINE_SOURCE == "merge_request_event"' }],
+      script: [marker('own-mr-check')],
+    },
+  };
+  const raw = {
+    ci: 'gitlab',
+    aws: { accountId: ACCOUNT, region: 'eu-west-1' },
+    gitlab: { project: PROJECT },
+    images: [{ name: 'api', repository: 'acme/api' }],
+    workflow: {
+      file: '.gitlab/cached-deploy.yml',
+      deploy: { command: './deploy.sh', environment: 'production' },
+    },
+  };
+  const fixture = makeFixture('included', raw, 100, { '.gitlab-ci.yml': stringify(own) });
+  const ours = (job: string) => `cached-deploy-${job}`;
+  const OWN_JOBS = ['build', 'test', 'deploy'];
+  const runs = new Map<string, { run: PipelineRun; log: string }>();
+  const PIPELINES: Record<string, Record<string, string>> = {
+    main: push('main'),
+    'branch with an open merge request': {
+      ...push(BRANCH),
+      CI_OPEN_MERGE_REQUESTS: `${PROJECT}!7`,
+    },
+    'merge request': mergeRequest(BRANCH, PROJECT_ID),
+  };
+
+  beforeAll(async () => {
+    await Promise.all(
+      Object.entries(PIPELINES).map(async ([name, variables], index) => {
+        const dir = join(scratch, `included-${index}`);
+        const repo = join(dir, 'repo');
+        const log = join(dir, 'log');
+        mkdirSync(log, { recursive: true });
+        cpSync(fixture.repo, repo, { recursive: true });
+        const run = await runPipeline({
+          repo,
+          standins,
+          logDir: log,
+          variables: {
+            CI_PROJECT_ID: PROJECT_ID,
+            CI_REPOSITORY_URL: `file://${fixture.remote}`,
+            [ID_TOKEN_VARIABLE]: 'id-token',
+            ...variables,
+          },
+          unset: name === 'merge request' ? ['CI_COMMIT_BRANCH'] : [],
+          // Neither file has a `workflow:` (asserted below): GitLab creates every pipeline.
+          created: true,
+        });
+        runs.set(name, { run, log });
+      }),
+    );
+  }, 120_000);
+
+  const markers = (log: string, what: string) =>
+    readdirSync(log)
+      .filter((file) => file.startsWith(`${what}-`))
+      .map((file) => file.slice(what.length + 1))
+      .sort();
+
+  it("keeps the repository's own jobs, stages and pipelines, and runs ours beside them on main", () => {
+    const { run, log } = runs.get('main') ?? ({} as never);
+    expect(run.failed, run.output).toEqual([]);
+    expect(run.passed, run.output).toEqual(
+      [...OWN_JOBS, ...['build', 'deploy', 'prune', 'apply'].map(ours)].sort(),
+    );
+    for (const job of OWN_JOBS) expect(markers(log, `own-${job}`)).toEqual([job]);
+    // Our build built and pushed, and our deploy deployed what it pushed.
+    const bakes = run.invocations.filter(isBake);
+    expect(bakes.map((call) => call.job)).toEqual([ours('build')]);
+    expect(bakes[0]?.args).toContain('api.push=true');
+    expect(callsOf(run, 'build')).toEqual([]);
+    expect(readFileSync(join(log, 'deployed'), 'utf8').split('\n')[2]).toBe(
+      ciRoles(fixture.config).find((role) => role.kind === 'deploy')?.arn,
+    );
+  });
+
+  it("runs the repository's default: in its own jobs only", () => {
+    const { log } = runs.get('main') ?? ({} as never);
+    expect(markers(log, 'default-before-script')).toEqual([...OWN_JOBS].sort());
+  });
+
+  it('leaves the choice between branch and merge request pipelines to the repository', () => {
+    // No workflow of ours: the branch pipeline runs though a merge request is open, the
+    // repository's jobs in it, and our build of the branch beside them.
+    const branch = runs.get('branch with an open merge request')?.run as PipelineRun;
+    expect(branch.failed, branch.output).toEqual([]);
+    expect(branch.passed, branch.output).toEqual(
+      [...OWN_JOBS, ours('build'), ours('prune')].sort(),
+    );
+    // Our jobs never run in a merge request pipeline, so they never make GitLab create one.
+    // (gitlab-ci-local also runs jobs without rules there, which GitLab does not.)
+    const mergeRequestRun = runs.get('merge request')?.run as PipelineRun;
+    expect(mergeRequestRun.failed, mergeRequestRun.output).toEqual([]);
+    expect(mergeRequestRun.passed, mergeRequestRun.output).toContain('mr-check');
+    expect(mergeRequestRun.passed.filter((job) => job.startsWith('cached-deploy-'))).toEqual([]);
+    expect(mergeRequestRun.invocations).toEqual([]);
+  });
+
+  it('is valid against GitLab CI JSON schema, alone and as the repository merges it', () => {
+    const validate = new Ajv({ strict: false, allErrors: true, validateFormats: false }).compile(
+      gitlabCiSchema(),
+    );
+    const included = parse(fixture.files.get(fixture.config.workflow.file) ?? '');
+    expect(validate(included), JSON.stringify(validate.errors)).toBe(true);
+    const { include: _, ...ownJobs } = own;
+    expect(validate({ ...included, ...ownJobs }), JSON.stringify(validate.errors)).toBe(true);
+  });
+
+  it('names the stop job of the branch environment by its prefixed name, in the .post stage', () => {
+    const document = parse(fixture.files.get(fixture.config.workflow.file) ?? '') as Record<
+      string,
+      { stage?: string; environment?: { on_stop?: string } }
+    >;
+    expect(document.workflow).toBeUndefined();
+    expect(document.stages).toBeUndefined();
+    expect(document[ours('build')]?.environment?.on_stop).toBe(ours('delete-branch-cache'));
+    expect(document[ours('delete-branch-cache')]?.stage).toBe('.post');
+    expect(document[ours('sweep-branch-caches')]?.stage).toBe('.post');
+    expect(Object.keys(document).filter((key) => !key.startsWith('cached-deploy-'))).toEqual([
+      'variables',
+    ]);
   });
 });

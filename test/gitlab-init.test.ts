@@ -82,7 +82,7 @@ describe('init for GitLab', () => {
     expect(config(repo)).toMatchObject({ workflow: { file: '.gitlab/cached-deploy.yml' } });
     expect(result.gitlabInclude).toBe('include: [{ local: .gitlab/cached-deploy.yml }]');
     expect(
-      parse(readFileSync(join(repo, '.gitlab/cached-deploy.yml'), 'utf8')).build,
+      parse(readFileSync(join(repo, '.gitlab/cached-deploy.yml'), 'utf8'))['cached-deploy-build'],
     ).toBeDefined();
     // Running init again keeps it there.
     await init(repo, { yes: true, ...AWS });

@@ -2891,6 +2891,14 @@ describe.each(GENERATED)('generated workflow: $name', ({ raw: rawConfig, generat
       // GitHub compares concurrency group names ignoring case.
       const sameGroup =
         String(concurrency.group).toLowerCase() === String(mainRun.concurrency.group).toLowerCase();
+      if (scenario.event === 'pull_request') {
+        // A pull request is never a run of the main branch, even from main (main -> release): a
+        // push to main that is the head of an open pull request starts a push run and a
+        // pull_request run, and whichever is queued last displaces the other's pending run.
+        expect(sameGroup, "a pull request queued in main's group displaces main's deploy").toBe(
+          false,
+        );
+      }
       if (sameGroup && scenario.branch === config.mainBranch) {
         // Only trusted runs of the main branch itself share main's group (a seed run has a group
         // of its own: it would hold up or displace a deploy), and none cancels.
@@ -2988,6 +2996,40 @@ describe.each(GENERATED)('a branch deletion: $name', ({ generated }) => {
     expect(prunerInvocation(step.run ?? '', job.env.get(step) ?? {}).tags).toEqual(
       config.images.map((image) => `${image.branchCacheRepository}:${scope}.${image.name}`),
     );
+  });
+});
+
+describe('an image on one platform that is not linux/amd64', () => {
+  // Its one build job runs on workflow.runsOn (ubuntu-latest: x64), which cannot run an arm64
+  // image's RUN steps without QEMU ("exec format error"); GitLab's build registers it too.
+  const { workflow } = generate(
+    raw({ images: [{ name: 'api', repository: 'acme/api', platforms: ['linux/arm64'] }] }),
+  );
+
+  it.each(['build', 'seed'])(
+    '%s: QEMU for it, from the pinned binfmt image, before the credentials',
+    (id) => {
+      const steps = workflow.jobs[id]?.steps ?? [];
+      const qemu = steps.findIndex((step) => step.uses === ACTIONS.setupQemu);
+      expect(qemu, id).toBeGreaterThanOrEqual(0);
+      expect(steps[qemu]?.with).toEqual({ image: BINFMT_IMAGE, platforms: 'linux/arm64' });
+      expect(qemu).toBeLessThan(
+        steps.findIndex((step) => step.uses === ACTIONS.configureAwsCredentials),
+      );
+      expect(qemu).toBeLessThan(steps.findIndex((step) => step.uses === ACTIONS.setupBuildx));
+    },
+  );
+
+  it("needs none on a runner of its platform (runsOn is that platform's runner label), but an x64 image there does", () => {
+    const onArm = (platform: string) =>
+      generate(
+        raw({
+          images: [{ name: 'api', repository: 'acme/api', platforms: [platform] }],
+          workflow: { runsOn: 'ubuntu-24.04-arm' },
+        }),
+      ).workflow.jobs.build?.steps.find((step) => step.uses === ACTIONS.setupQemu);
+    expect(onArm('linux/arm64')).toBeUndefined();
+    expect(onArm('linux/amd64')?.with).toEqual({ image: BINFMT_IMAGE, platforms: 'linux/amd64' });
   });
 });
 

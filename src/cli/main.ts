@@ -107,7 +107,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       printChanges(io, result.plan.changes);
       if (result.gitlabInclude) {
         io.stdout(
-          `Your .gitlab-ci.yml is your own, so the pipeline is in another file: add this line to .gitlab-ci.yml (its stages must include build, deploy and cleanup):\n  ${result.gitlabInclude}\n`,
+          `Your .gitlab-ci.yml is your own, so the pipeline is in another file: add this line to .gitlab-ci.yml (a stages: of its own must include build and deploy):\n  ${result.gitlabInclude}\n`,
         );
       }
       io.stdout(

@@ -139,7 +139,17 @@ function checkRepositories(raw: RawConfig, source: string): void {
     return name;
   };
   raw.images.forEach((image, index) => {
-    claim(image.repository, 'an image repository', `images[${index}].repository`);
+    const field = `images[${index}].repository`;
+    // Every image is pushed as <repository>:<commit sha>: two in one repository would write one tag.
+    const earlier = owner.get(image.repository);
+    if (earlier?.kind === 'an image repository') {
+      fail(
+        source,
+        field,
+        `"${image.repository}" is also the image repository of ${earlier.field.replace(/\.repository$/, '')}; each image needs its own (both would be pushed as ${image.repository}:<commit sha>)`,
+      );
+    }
+    claim(image.repository, 'an image repository', field);
   });
   raw.images.forEach((image, index) => {
     const field = `images[${index}].cacheRepository`;

@@ -44,8 +44,9 @@ import {
  * name, which holds GitLab's own slug of it.
  */
 export interface GitlabPipeline {
-  workflow: { rules: GitlabRule[] };
-  stages: string[];
+  /** Absent from a pipeline another `.gitlab-ci.yml` includes (forInclusion). */
+  workflow?: { rules: GitlabRule[] };
+  stages?: string[];
   variables: Record<string, string>;
   jobs: Record<string, GitlabJob>;
 }
@@ -58,6 +59,8 @@ export interface GitlabRule {
 
 export interface GitlabJob {
   stage: string;
+  /** `default: false` in an included pipeline: the including file's `default:` stays out. */
+  inherit?: { default: boolean };
   image?: string;
   services?: { name: string; alias?: string }[];
   tags?: string[];
@@ -348,14 +351,16 @@ export function gitlabPipeline(
     const jobTags = tags.get(name) ?? gitlab.tags;
     return jobTags.length > 0 ? { ...job, tags: [...jobTags] } : job;
   };
-  return {
+  const pipeline: GitlabPipeline = {
     workflow: {
       // Branch pipelines, and merge request pipelines instead of them once a merge request is open
-      // (GitLab's documented switch): never both for one push. Tags get no pipeline.
+      // (GitLab's documented switch): never both for one push. Except on the main branch: a
+      // merge request from main (into a release branch, say) must not turn main's pushes into
+      // merge request pipelines, which build a branch cache and never deploy. Tags get no pipeline.
       rules: [
         { if: MERGE_REQUEST },
         {
-          if: '$CI_COMMIT_BRANCH && $CI_OPEN_MERGE_REQUESTS && $CI_PIPELINE_SOURCE == "push"',
+          if: `$CI_COMMIT_BRANCH && $CI_COMMIT_BRANCH != ${quoted(config.mainBranch)} && $CI_OPEN_MERGE_REQUESTS && $CI_PIPELINE_SOURCE == "push"`,
           when: 'never',
         },
         { if: '$CI_COMMIT_BRANCH' },
@@ -370,6 +375,64 @@ export function gitlabPipeline(
       Object.entries(jobs).map(([name, job]) => [name, withTags(name, job)]),
     ),
   };
+  return isIncludedPipeline(config) ? forInclusion(pipeline) : pipeline;
+}
+
+/** What every job name of a pipeline that another `.gitlab-ci.yml` includes starts with. */
+export const INCLUDED_JOB_PREFIX = 'cached-deploy-';
+
+/**
+ * Whether the pipeline goes to a file under `.gitlab/` that the repository's own `.gitlab-ci.yml`
+ * includes, rather than being the `.gitlab-ci.yml` itself.
+ */
+export function isIncludedPipeline(config: ResolvedConfig): boolean {
+  return !/^\.gitlab-ci\.ya?ml$/.test(config.workflow.file);
+}
+
+/** A job's name in the pipeline as written: prefixed when the pipeline is included. */
+export function gitlabJobName(config: ResolvedConfig, job: string): string {
+  return isIncludedPipeline(config) ? `${INCLUDED_JOB_PREFIX}${job}` : job;
+}
+
+/**
+ * The pipeline as a file the repository's own `.gitlab-ci.yml` includes. GitLab merges an
+ * included file into the including one, top-level keys and same-named jobs alike (the including
+ * file's keys win), so the included pipeline must change nothing of the repository's own:
+ * - every job name is prefixed: a job of the repository's named `build` or `deploy` would be
+ *   merged with ours, its script running with our ID token and roles, and our job gone;
+ * - no `workflow:`, which would decide the pipelines of the repository's own jobs too (with the
+ *   merge request switch, its jobs without `rules` would stop running on every branch with an
+ *   open merge request); our jobs never run in a merge request pipeline, so they never make GitLab
+ *   create one either (a branch builds in its branch pipelines);
+ * - no `stages:`, which would replace GitLab's default stages and refuse every job of the
+ *   repository's in the default `test` stage: the jobs use the default `build` and `deploy`
+ *   stages, and `.post` instead of `cleanup`;
+ * - `inherit: default: false`: the including file's `default:` (a `before_script`, an image)
+ *   would otherwise run in our jobs, with the ID token in reach.
+ */
+function forInclusion(pipeline: GitlabPipeline): GitlabPipeline {
+  const rename = (name: string) => `${INCLUDED_JOB_PREFIX}${name}`;
+  const jobs = Object.entries(pipeline.jobs).map(([name, job]): [string, GitlabJob] => {
+    const { stage, rules, needs, environment, ...rest } = job;
+    return [
+      rename(name),
+      {
+        stage: stage === STAGES.cleanup ? '.post' : stage,
+        inherit: { default: false },
+        ...(needs ? { needs: needs.map(rename) } : {}),
+        rules: [{ if: MERGE_REQUEST, when: 'never' }, ...rules],
+        ...(environment
+          ? {
+              environment: environment.on_stop
+                ? { ...environment, on_stop: rename(environment.on_stop) }
+                : environment,
+            }
+          : {}),
+        ...rest,
+      },
+    ];
+  });
+  return { variables: pipeline.variables, jobs: Object.fromEntries(jobs) };
 }
 
 const idTokens = (config: ResolvedConfig) => ({
@@ -481,9 +544,11 @@ function buildJob(config: ResolvedConfig, leg: BuildLeg, withEnvironment: boolea
         ]),
         'else',
         ...indent([
-          '# A fork: no AWS, no shared cache, a throwaway local one.',
+          '# A fork: no AWS, no shared cache, a throwaway local one (outside the checkout, so',
+          '# bake must be allowed to read and write it: buildx >= 0.20 refuses it otherwise).',
           [
             ...bake,
+            "--allow 'fs=/tmp/cached-deploy-fork-cache'",
             "--set '*.cache-from=type=local,src=/tmp/cached-deploy-fork-cache'",
             "--set '*.cache-to=type=local,dest=/tmp/cached-deploy-fork-cache'",
           ].join(' \\\n  '),

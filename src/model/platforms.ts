@@ -76,6 +76,38 @@ export interface BuildLeg {
   targets: BuildTarget[];
   /** Whether the leg builds a platform its runner may not run: QEMU is set up first. */
   emulate: boolean;
+  /** The platforms QEMU is set up for (emulatedPlatforms); none on a platform's own leg. */
+  emulatedPlatforms: string[];
+}
+
+/**
+ * The platform the shared leg's runner runs on GitHub (`workflow.runsOn`): the platform whose
+ * runner label (`workflow.runners`) it is, else linux/amd64, as GitHub's hosted `ubuntu-*`
+ * runners. (GitLab's shared jobs assume linux/amd64 runners too: gitlab-ci.ts.)
+ */
+function sharedRunnerPlatform(config: ResolvedConfig): string {
+  const named = Object.entries(config.workflow.runners).find(
+    ([, label]) => label === config.workflow.runsOn,
+  );
+  return named?.[0] ?? 'linux/amd64';
+}
+
+/**
+ * What the shared leg's QEMU must emulate: every platform of an image built `emulated`, and those
+ * of an image on one platform that are not the runner's own (an arm64 image on an x64 runner:
+ * without QEMU its RUN steps fail with "exec format error").
+ */
+function emulatedPlatforms(config: ResolvedConfig, shared: readonly BuildTarget[]): string[] {
+  const native = sharedRunnerPlatform(config);
+  return [
+    ...new Set(
+      shared.flatMap((target) =>
+        target.image.build === 'emulated'
+          ? target.image.platforms
+          : target.platforms.filter((platform) => platform !== native),
+      ),
+    ),
+  ];
 }
 
 /**
@@ -87,11 +119,13 @@ export function buildLegs(config: ResolvedConfig): BuildLeg[] {
   const legs: BuildLeg[] = [];
   const shared = targets.filter((target) => target.platform === undefined);
   if (shared.length > 0) {
+    const emulated = emulatedPlatforms(config, shared);
     legs.push({
       platform: undefined,
       idSuffix: '',
       targets: shared,
-      emulate: shared.some((target) => target.image.build === 'emulated'),
+      emulate: emulated.length > 0,
+      emulatedPlatforms: emulated,
     });
   }
   const platforms = [
@@ -105,6 +139,7 @@ export function buildLegs(config: ResolvedConfig): BuildLeg[] {
       idSuffix: `-${platformSlug(platform)}`,
       targets: targets.filter((target) => target.platform === platform),
       emulate: false,
+      emulatedPlatforms: [],
     });
   }
   return legs;

@@ -72,8 +72,14 @@ export const HEAD_REPOSITORY_EXPRESSION =
 /**
  * The branch a run is grouped by. A `delete` event's ref_name is the default branch, so its run
  * is keyed on the deleted ref instead (`deleted:` cannot start a branch name: ':' is not allowed).
+ * A pull request from the main branch itself (main into a release branch, say) is keyed `pr:<main>`:
+ * it builds a branch cache, not main's, and a push to main that is the head of an open pull request
+ * starts a push run and a pull_request run, so in main's group the one queued last would displace
+ * the other's pending run, the deploy of main included.
  */
-export const CONCURRENCY_BRANCH_EXPRESSION = `github.event_name == 'delete' && format('deleted:{0}', github.event.ref) || ${BRANCH_EXPRESSION}`;
+export function concurrencyBranchExpression(mainBranch: string): string {
+  return `github.event_name == 'delete' && format('deleted:{0}', github.event.ref) || github.event_name == 'pull_request' && github.head_ref == ${literal(mainBranch)} && format('pr:{0}', github.head_ref) || ${BRANCH_EXPRESSION}`;
+}
 /**
  * Fork pull requests get no OIDC token (so no AWS) and must never write a cache. Pushes,
  * dispatches and same-repository pull requests are trusted.
@@ -354,23 +360,16 @@ export function legJobId(kind: 'build' | 'seed', leg: BuildLeg): string {
 
 /**
  * QEMU, registered before buildx (Docker's multi-platform guide): a job that builds an image
- * `emulated` builds platforms its runner cannot run. Only the emulated images' platforms are
- * installed, from the pinned binfmt image. It runs before the job's credentials step: that image
- * runs privileged.
+ * `emulated`, or an image on one platform that is not its runner's, builds platforms its runner
+ * cannot run. Only those platforms are installed (BuildLeg.emulatedPlatforms), from the pinned
+ * binfmt image. It runs before the job's credentials step: that image runs privileged.
  */
 export function setupQemuStep(leg: BuildLeg): Step {
-  const platforms = [
-    ...new Set(
-      leg.targets.flatMap((target) =>
-        target.image.build === 'emulated' ? target.image.platforms : [],
-      ),
-    ),
-  ];
   return {
     name: 'Set up QEMU (emulated platforms)',
     uses: ACTIONS.setupQemu,
     // The binfmt image pinned (docs/actions.md), not the action's default `latest`.
-    with: { image: BINFMT_IMAGE, platforms: platforms.join(',') },
+    with: { image: BINFMT_IMAGE, platforms: leg.emulatedPlatforms.join(',') },
   };
 }
 
@@ -480,8 +479,8 @@ export function deployWorkflow(config: ResolvedConfig, version = GENERATOR_VERSI
   // group, a scheduled cold build would hold up a deploy of main, or cancel a pending one while
   // deploying nothing itself.
   const concurrencyBranch = config.seed.enabled
-    ? `(${SEED_RUN_EXPRESSION}) && format('seed:{0}', ${BRANCH_EXPRESSION}) || ${CONCURRENCY_BRANCH_EXPRESSION}`
-    : CONCURRENCY_BRANCH_EXPRESSION;
+    ? `(${SEED_RUN_EXPRESSION}) && format('seed:{0}', ${BRANCH_EXPRESSION}) || ${concurrencyBranchExpression(config.mainBranch)}`
+    : concurrencyBranchExpression(config.mainBranch);
 
   const workflow: Workflow = {
     name: config.workflow.name,
@@ -492,8 +491,9 @@ export function deployWorkflow(config: ResolvedConfig, version = GENERATOR_VERSI
       // One run per branch at a time, so two builds never race on one cache tag. Only runs of
       // the main branch itself may share its group, since a newer run in a group cancels a
       // pending one: a fork's pull request (forks often open them from their own `main`) gets a
-      // group of its own, and so does a branch deletion. Superseded runs are cancelled, except
-      // in the main branch's group, where a deploy must never be cut off midway.
+      // group of its own, and so do a pull request from main and a branch deletion. Superseded
+      // runs are cancelled, except in the main branch's group, where a deploy must never be cut
+      // off midway.
       group: `${expr('github.workflow')}-${expr(HEAD_REPOSITORY_EXPRESSION)}-${expr(concurrencyBranch)}`,
       'cancel-in-progress': expr(`(${concurrencyBranch}) != ${literal(config.mainBranch)}`),
     },

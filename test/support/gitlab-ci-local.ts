@@ -13,9 +13,17 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { runInNewContext } from 'node:vm';
+import { parse, stringify } from 'yaml';
 import { PROJECT_ROOT } from './temp-repo.js';
 
 export const GITLAB_CI_LOCAL = join(
@@ -65,16 +73,36 @@ const STANDIN = [
   '    [ -z "${STANDIN_BAKE_FAILS:-}" ] || exit 1',
   '    # --metadata-file: what buildx writes there, each target named on the command line with the',
   '    # digest of its image: sha256 of the target name (standinDigest).',
-  '    metadata= targets=()',
+  '    metadata= targets=() allows=() locals=()',
   '    shift 2',
   '    while [ $# -gt 0 ]; do',
   '      case "$1" in',
   '        --metadata-file) metadata=$2; shift ;;',
-  '        --set|--file) shift ;;',
+  '        --allow) allows+=("$2"); shift ;;',
+  '        --set) case "$2" in *type=local*) locals+=("$2") ;; esac; shift ;;',
+  '        --file) shift ;;',
   '        -*) ;;',
   '        *) targets+=("$1") ;;',
   '      esac',
   '      shift',
+  '    done',
+  '    # Since v0.20, bake refuses a local cache path outside the working directory that no',
+  '    # --allow fs=, fs.read= (src) or fs.write= (dest) grants (bake/entitlements.go).',
+  '    for set in "${locals[@]}"; do',
+  '      IFS=, read -ra attrs <<<"${set#*=}"',
+  '      for attr in "${attrs[@]}"; do',
+  '        case "$attr" in src=*) need=fs.read path=${attr#src=} ;; dest=*) need=fs.write path=${attr#dest=} ;; *) continue ;; esac',
+  '        case "$path" in /*) ;; *) continue ;; esac',
+  '        case "$path/" in "$PWD"/*) continue ;; esac',
+  '        granted=',
+  '        for allow in "${allows[@]}"; do',
+  '          key=${allow%%=*} value=${allow#*=}',
+  '          [ "$key" = fs ] || [ "$key" = "$need" ] || continue',
+  '          case "$path/" in "${value%/}"/*) granted=1 ;; esac',
+  '          [ "$value" != "*" ] || granted=1',
+  '        done',
+  '        [ -n "$granted" ] || { echo "ERROR: additional privileges requested: $need=$path" >&2; exit 1; }',
+  '      done',
   '    done',
   '    if [ -n "$metadata" ]; then',
   '      { printf \'{"buildx.build.ref": "standin/standin/0"\'',
@@ -160,9 +188,17 @@ export async function runPipeline(options: {
   variables: Record<string, string>;
   unset?: string[];
   env?: Record<string, string>;
+  /**
+   * Whether the workflow's rules create this pipeline (workflowCreatesPipelines): when false,
+   * nothing runs and no job is reported, as on GitLab.
+   */
+  created: boolean;
 }): Promise<PipelineRun> {
   const node = await node22Path();
   mkdirSync(join(options.logDir, 'calls'), { recursive: true });
+  if (options.created === false) {
+    return { exitCode: 0, output: 'no pipeline', passed: [], failed: [], invocations: [] };
+  }
   const args = [
     GITLAB_CI_LOCAL,
     '--force-shell-executor',
@@ -211,6 +247,99 @@ export async function runPipeline(options: {
     failed: status('FAIL').sort(),
     invocations: readInvocations(options.logDir),
   };
+}
+
+/**
+ * The top-level `workflow: rules:` and `variables:` of the pipeline in `repo`: its .gitlab-ci.yml's,
+ * or, when it has no `workflow`, those of the first local file it includes that has one (GitLab
+ * merges included files under the including one, whose keys win).
+ */
+function workflowOf(repo: string): { rules?: unknown[]; variables: Record<string, unknown> } {
+  const read = (path: string) =>
+    (parse(readFileSync(join(repo, path), 'utf8')) ?? {}) as Record<string, unknown>;
+  const main = read('.gitlab-ci.yml');
+  const includes = ([] as unknown[]).concat(main.include ?? []).flatMap((entry) => {
+    const local = typeof entry === 'string' ? entry : (entry as { local?: string }).local;
+    return local !== undefined && existsSync(join(repo, local)) ? [read(local)] : [];
+  });
+  const files = [main, ...includes];
+  const rules = files.find((file) => file.workflow !== undefined)?.workflow as
+    | { rules?: unknown[] }
+    | undefined;
+  const variables = Object.assign(
+    {},
+    ...files.reverse().map((file) => (file.variables ?? {}) as Record<string, unknown>),
+  );
+  return { rules: rules?.rules, variables };
+}
+
+/** The predefined variables one pipeline has: set ones, and ones GitLab leaves unset. */
+export interface PipelineVariables {
+  variables: Record<string, string>;
+  unset?: string[];
+}
+
+/**
+ * Whether GitLab would create each of the pipelines at all: gitlab-ci-local reads `workflow:
+ * rules:` only for the variables they set, and runs the jobs even when the rules say `never`. So
+ * the rules are evaluated by gitlab-ci-local's own rule evaluator, as the rules of probe jobs in a
+ * pipeline of their own, one job per pipeline with that pipeline's variables as job variables (which
+ * rules read as GitLab's do), all in one run. Pipelines whose file has no `workflow` are created.
+ */
+export async function workflowCreatesPipelines(
+  repo: string,
+  scratch: string,
+  pipelines: readonly PipelineVariables[],
+): Promise<boolean[]> {
+  const { rules, variables } = workflowOf(repo);
+  if (rules === undefined) return pipelines.map(() => true);
+  const node = await node22Path();
+  const probe = join(scratch, 'workflow-probe');
+  mkdirSync(probe, { recursive: true });
+  const jobs = Object.fromEntries(
+    pipelines.map((pipeline, index) => [
+      `probe-${index}`,
+      { variables: pipeline.variables, rules, script: ['true'] },
+    ]),
+  );
+  writeFileSync(join(probe, '.gitlab-ci.yml'), stringify({ variables, ...jobs }));
+  const run = (command: string, args: string[], env: NodeJS.ProcessEnv) =>
+    new Promise<string>((resolve, reject) =>
+      execFile(
+        command,
+        args,
+        { cwd: probe, encoding: 'utf8', timeout: 60_000, env },
+        (error, stdout, stderr) =>
+          error
+            ? reject(new Error(`workflow probe: ${command}: ${error.message}\n${stderr}`))
+            : resolve(stdout),
+      ),
+    );
+  const gitEnv = { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' };
+  const identity = ['-c', 'user.name=probe', '-c', 'user.email=probe@example.com'];
+  await run('git', [...identity, 'init', '-q', '-b', 'main'], gitEnv);
+  await run('git', [...identity, 'add', '-A'], gitEnv);
+  await run('git', [...identity, 'commit', '-q', '-m', 'probe'], gitEnv);
+  // Every variable any pipeline sets or leaves unset is left to the probe jobs' own variables.
+  const names = new Set(
+    pipelines.flatMap((pipeline) => [
+      ...Object.keys(pipeline.variables),
+      ...(pipeline.unset ?? []),
+    ]),
+  );
+  const listed = await run(node, [GITLAB_CI_LOCAL, '--list-json'], {
+    PATH: process.env.PATH,
+    HOME: scratch,
+    GCL_IGNORE_PREDEFINED_VARS: [...names].join(','),
+  });
+  const verdicts = new Map(
+    (JSON.parse(listed) as { name: string; when: string }[]).map((job) => [job.name, job.when]),
+  );
+  return pipelines.map((_, index) => {
+    const when = verdicts.get(`probe-${index}`);
+    if (when === undefined) throw new Error(`workflow probe: no probe-${index} in ${listed}`);
+    return when !== 'never';
+  });
 }
 
 /** The calls the stand-ins recorded under `logDir`, in order. */

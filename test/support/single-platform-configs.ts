@@ -325,7 +325,8 @@ export const SINGLE_PLATFORM_CONFIGS: { name: string; raw: Raw }[] = [
     name: 'untrusted-app',
     raw: base({ repository: 'acme/app', images: [{ name: 'app', repository: 'acme/app' }] }),
   },
-  // One platform that is not the runner's, and one named explicitly: still the one build job.
+  // One platform that is not the runner's (still the one build job, with QEMU since it could not
+  // run there), and one named explicitly.
   {
     name: 'one-arm64-platform',
     raw: base({ images: [{ name: 'api', repository: 'acme/api', platforms: ['linux/arm64'] }] }),
