@@ -9,7 +9,7 @@ import { basename } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError, isCachedDeployError } from '../errors.js';
-import { ciOf, GITLAB_TOKEN_ENV, gitlabProject } from '../gitlab-api/project.js';
+import { GITLAB_TOKEN_ENV, gitlabProject } from '../gitlab-api/project.js';
 import { gitlabReseedCommand } from '../gitlab-api/reseed.js';
 import {
   cacheScope,
@@ -322,7 +322,7 @@ function periodOf(schedule: string): number | undefined {
 }
 
 function checkCanReseed(config: ResolvedConfig, options: DoctorOptions): void {
-  if (ciOf(config) === 'gitlab') {
+  if (config.ci === 'gitlab') {
     // Read now: a configuration without a project fails before any registry read.
     gitlabProject(config, { instanceUrl: options.gitlabUrl });
     if (!options.gitlabToken) {
@@ -731,7 +731,7 @@ const ACTION_ORDER: Action[] = ['reseed', 'regenerate', 'enable-seed', 'build-ma
 
 /** How to run the seed job by hand, on the repository's CI. */
 function reseedHow(config: ResolvedConfig, workflow: string, ref: string): string {
-  const project = ciOf(config) === 'gitlab' ? gitlabProject(config) : undefined;
+  const project = config.ci === 'gitlab' ? gitlabProject(config) : undefined;
   if (project) {
     return `\`create-cached-deploy doctor --reseed\` (token in ${GITLAB_TOKEN_ENV}), or \`${gitlabReseedCommand(project)}\``;
   }

@@ -93,7 +93,10 @@ export const GITLAB_BUILDX_VERSION = 'v0.25.0';
 
 /** The job variable GitLab puts the ID token in (`id_tokens`). */
 export const ID_TOKEN_VARIABLE = 'AWS_ID_TOKEN';
-/** A pipeline variable that makes a pipeline of the main branch refresh the seed (web, api, trigger). */
+/**
+ * A pipeline variable that makes a pipeline of the main branch refresh the seed (web, api, trigger):
+ * what `doctor --reseed` sets (gitlab-api/reseed.ts).
+ */
 export const RESEED_VARIABLE = 'CACHED_DEPLOY_RESEED';
 /** Pipeline variables naming the project and its main branch, which the scripts compare with. */
 export const PROJECT_VARIABLE = 'CACHED_DEPLOY_PROJECT';
