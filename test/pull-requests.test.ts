@@ -21,7 +21,6 @@ import { parseFleetFile } from '../src/fleet/fleet-file.js';
 import { CodeHosts } from '../src/fleet/hosts/connect.js';
 import { GITHUB_BODY_LIMIT } from '../src/fleet/hosts/github.js';
 import { GITLAB_BODY_LIMIT } from '../src/fleet/hosts/gitlab.js';
-import { rateLimitWait, redact } from '../src/fleet/hosts/http.js';
 import { resolveHostTarget } from '../src/fleet/hosts/target.js';
 import { type FleetResult, runFleet } from '../src/fleet/run-fleet.js';
 import {
@@ -29,6 +28,7 @@ import {
   formatSummaryMarkdown,
   formatSummaryTable,
 } from '../src/fleet/summary.js';
+import { rateLimitWait, redact } from '../src/net/host-connection.js';
 import { GENERATOR_VERSION } from '../src/version.js';
 import {
   BareRepository,

@@ -82,7 +82,7 @@ export interface DoctorOptions {
   /** The GitLab instance, instead of gitlab.host of cached-deploy.yml. */
   gitlabUrl?: string;
   /** Overrides of the GitLab transport policy (tests). */
-  gitlabPolicy?: Partial<import('../fleet/hosts/http.js').HostPolicy>;
+  gitlabPolicy?: Partial<import('../net/host-connection.js').HostPolicy>;
   /** The transport under every HTTP read (registry, blobs, GitHub API). Default: fetch. */
   fetch?: typeof fetch;
   /**

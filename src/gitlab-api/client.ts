@@ -8,15 +8,20 @@ import {
   record,
   text,
   webUrl,
-} from '../fleet/hosts/answers.js';
-import { gitbeakerConfig, HttpStatusError } from '../fleet/hosts/gitbeaker.js';
-import { defaultPolicy, HostConnection, type HostPolicy, hostText } from '../fleet/hosts/http.js';
+} from '../net/answers.js';
+import { gitbeakerConfig, HttpStatusError } from '../net/gitbeaker.js';
+import {
+  defaultPolicy,
+  HostConnection,
+  type HostPolicy,
+  hostText,
+} from '../net/host-connection.js';
 
 /**
  * The GitLab REST API calls of `apply` (the seed's pipeline schedule) and `doctor --reseed` (a
- * pipeline on the main branch), through `@gitbeaker/rest` over the fleet's bounded transport
- * (src/fleet/hosts/http.ts: deadlines, bounded answers, the host's rate limits, the token kept
- * out of every message). Answers are read without trusting them (fleet/hosts/answers.ts).
+ * pipeline on the main branch), through `@gitbeaker/rest` over the code hosts' bounded transport
+ * (net/host-connection.ts: deadlines, bounded answers, the host's rate limits, the token kept
+ * out of every message). Answers are read without trusting them (net/answers.ts).
  * GitLab docs: https://docs.gitlab.com/api/pipeline_schedules/, https://docs.gitlab.com/api/pipelines/
  * (docs/gitlab-ci.md).
  */

@@ -1,5 +1,6 @@
 import { CachedDeployError, isCachedDeployError } from '../../errors.js';
-import { gitbeakerConfig, HttpStatusError } from './gitbeaker.js';
+import { gitbeakerConfig, HttpStatusError } from '../../net/gitbeaker.js';
+import { type HostConnection, hostText } from '../../net/host-connection.js';
 import {
   approvalStatus,
   type MergeRequest,
@@ -17,7 +18,6 @@ import {
   PullRequestExistsError,
   type PullRequestReview,
 } from './host.js';
-import { type HostConnection, hostText } from './http.js';
 
 /**
  * GitLab (gitlab.com and self-managed) through `@gitbeaker/rest`'s resources, with a requester of

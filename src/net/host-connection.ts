@@ -1,18 +1,19 @@
-import { CachedDeployError } from '../../errors.js';
+import { CachedDeployError } from '../errors.js';
+import { printable } from '../text.js';
 import {
   createHttpClient,
   type HttpClient,
   HttpError,
   type HttpRequest,
   type HttpResponse,
-} from '../../net/bounded-fetch.js';
-import { printable } from '../../text.js';
-import type { HostKind } from '../fleet-file.js';
+} from './bounded-fetch.js';
 
 /**
- * The transport under both clients (octokit's `request.fetch`, gitbeaker's `requesterFn`): every
- * call to a host goes through `HostConnection.fetch`, which sends it through net/bounded-fetch.ts
- * (size cap, deadline, redirects that never carry the token to another origin) and
+ * The transport to the code hosts' APIs (GitHub, GitLab) under both clients (octokit's
+ * `request.fetch`, gitbeaker's `requesterFn`), shared by the fleet's pull requests
+ * (fleet/hosts/), `apply`'s GitLab schedule and `doctor --reseed` on GitLab (gitlab-api/). Every
+ * call goes through `HostConnection.fetch`, which sends it through bounded-fetch.ts (size cap,
+ * deadline, redirects that never carry the token to another origin) and
  *
  * - waits while the host said it is rate limited, for everyone talking to that host (a secondary
  *   limit or an exhausted primary limit is per account, not per request);
@@ -29,6 +30,9 @@ import type { HostKind } from '../fleet-file.js';
  *
  * The facts and their sources are in docs/pull-requests.md.
  */
+
+/** The code hosts the tool talks to. */
+export type HostKind = 'github' | 'gitlab';
 
 export interface HostPolicy {
   /** Retries of one request after a rate limit or a transient failure. */

@@ -1,12 +1,13 @@
 import { record } from './answers.js';
-import type { HostConnection } from './http.js';
+import type { HostConnection } from './host-connection.js';
 
 /**
- * `@gitbeaker/rest` over a HostConnection (http.ts): a requester of our own (`requesterFn`, a
- * documented option), because gitbeaker's default retries a 429 ten times within a quarter of a
- * second and ignores Retry-After. Every call goes through the connection's fetch: bounded answers,
- * deadlines, the host's rate limits, secrets out of messages. Used by the fleet's merge requests
- * and by the GitLab calls of `apply` and `doctor` (src/gitlab-api/).
+ * `@gitbeaker/rest` over a HostConnection (host-connection.ts): a requester of our own
+ * (`requesterFn`, a documented option), because gitbeaker's default retries a 429 ten times within
+ * a quarter of a second and ignores Retry-After. Every call goes through the connection's fetch:
+ * bounded answers, deadlines, the host's rate limits, secrets out of messages. Used by the fleet's
+ * merge requests (fleet/hosts/gitlab.ts) and by the GitLab calls of `apply` and `doctor`
+ * (gitlab-api/).
  */
 
 /** A non-2xx answer, as our requester reports it. */
@@ -80,7 +81,7 @@ export async function gitbeakerConfig(options: {
       };
     },
   );
-  // Without gitbeaker's own client-side rate limiters (the host's answers decide; see http.ts).
+  // Without gitbeaker's own client-side rate limiters (the host's answers decide).
   return {
     host: options.apiUrl,
     token: options.token,
