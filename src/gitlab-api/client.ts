@@ -1,4 +1,4 @@
-import { CachedDeployError, isCachedDeployError } from '../errors.js';
+import { CachedDeployError } from '../errors.js';
 import {
   array,
   bool,
@@ -9,13 +9,8 @@ import {
   text,
   webUrl,
 } from '../net/answers.js';
-import { gitbeakerConfig, HttpStatusError } from '../net/gitbeaker.js';
-import {
-  defaultPolicy,
-  HostConnection,
-  type HostPolicy,
-  hostText,
-} from '../net/host-connection.js';
+import { gitbeakerConfig, gitlabCallError, type StatusHints } from '../net/gitbeaker.js';
+import { defaultPolicy, HostConnection, type HostPolicy } from '../net/host-connection.js';
 
 /**
  * The GitLab REST API calls of `apply` (the seed's pipeline schedule) and `doctor --reseed` (a
@@ -43,9 +38,6 @@ export interface CreatedPipeline {
   id: number;
   webUrl?: string;
 }
-
-/** Hints for the statuses a call can answer, in words a user can act on. */
-export type StatusHints = Partial<Record<number, string>>;
 
 export interface GitLabApi {
   /** The instance, for messages (`gitlab.com`). */
@@ -104,19 +96,7 @@ export async function connectGitLab(options: GitLabConnectOptions): Promise<GitL
     try {
       return await run();
     } catch (error) {
-      if (isCachedDeployError(error)) throw error;
-      if (error instanceof HttpStatusError) {
-        const hint = hints[error.status] ?? COMMON_HINTS[error.status];
-        throw new CachedDeployError(
-          'IO',
-          `${label}: ${action} failed: HTTP ${error.status} ${hostText(error.description, connection.secrets)}${hint ? ` (${hint})` : ''}`,
-        );
-      }
-      const message = error instanceof Error ? error.message : String(error);
-      throw new CachedDeployError(
-        'IO',
-        `${label}: ${action} failed: ${hostText(message, connection.secrets)}`,
-      );
+      throw gitlabCallError(connection, action, error, { ...COMMON_HINTS, ...hints });
     }
   }
 

@@ -1,5 +1,6 @@
+import { CachedDeployError, isCachedDeployError } from '../errors.js';
 import { record } from './answers.js';
-import type { HostConnection } from './host-connection.js';
+import { type HostConnection, hostText } from './host-connection.js';
 
 /**
  * `@gitbeaker/rest` over a HostConnection (host-connection.ts): a requester of our own
@@ -18,6 +19,32 @@ export class HttpStatusError extends Error {
   ) {
     super(description);
   }
+}
+
+/** What to tell the user about an HTTP status a call answered (401: the token is invalid...). */
+export type StatusHints = Partial<Record<number, string>>;
+
+/**
+ * A failed gitbeaker call as one line: the instance, what was being done, the status and the
+ * host's own words (secrets out, escaped, cut), and a hint for the status when there is one.
+ */
+export function gitlabCallError(
+  connection: Pick<HostConnection, 'label' | 'secrets'>,
+  action: string,
+  error: unknown,
+  hints: StatusHints = {},
+): CachedDeployError {
+  if (isCachedDeployError(error)) return error;
+  const where = `${connection.label}: ${action} failed`;
+  if (error instanceof HttpStatusError) {
+    const hint = hints[error.status];
+    return new CachedDeployError(
+      'IO',
+      `${where}: HTTP ${error.status} ${hostText(error.description, connection.secrets)}${hint ? ` (${hint})` : ''}`,
+    );
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new CachedDeployError('IO', `${where}: ${hostText(message, connection.secrets)}`);
 }
 
 /** The options every gitbeaker resource is constructed with. */
