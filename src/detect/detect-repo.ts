@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import { basename, join, relative } from 'node:path';
+import { basename } from 'node:path';
 import { GITLAB_PROJECT, HOST_NAME } from '../config/schema.js';
 import { carriesMarker } from '../render/marker.js';
 import { RepoFiles } from '../repo-files.js';
@@ -16,8 +15,6 @@ export interface RepoFacts {
   /** A `.gitlab-ci.yml` this tool did not write: the pipeline then goes in a file it includes. */
   foreignGitlabCi: boolean;
   defaultBranch: string | undefined;
-  /** Workflow files already under .github/workflows. */
-  existingWorkflows: string[];
   /** AWS_REGION / AWS_DEFAULT_REGION, when set. */
   region: string | undefined;
 }
@@ -25,7 +22,7 @@ export interface RepoFacts {
 const SKIP_DIRS = new Set(['node_modules', 'vendor', 'dist', 'build', 'lib', 'target', 'coverage']);
 const MAX_DEPTH = 4;
 
-export function isDockerfileName(name: string): boolean {
+function isDockerfileName(name: string): boolean {
   return (
     name === 'Dockerfile' ||
     name === 'Containerfile' ||
@@ -35,38 +32,43 @@ export function isDockerfileName(name: string): boolean {
   );
 }
 
-export function findDockerfiles(dir: string): string[] {
+/** Dockerfiles up to MAX_DEPTH folders down, not in hidden or build folders, nor behind symlinks. */
+function findDockerfiles(repo: RepoFiles): string[] {
   const found: string[] = [];
   const walk = (current: string, depth: number) => {
-    let entries: import('node:fs').Dirent[];
+    let entries: ReturnType<RepoFiles['list']>;
     try {
-      entries = readdirSync(current, { withFileTypes: true });
+      entries = repo.list(current);
     } catch {
-      return;
+      return; // unreadable: nothing to detect there
     }
-    for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      if (entry.isFile() && isDockerfileName(entry.name) && !entry.name.endsWith('.dockerignore')) {
-        found.push(relative(dir, join(current, entry.name)).split('\\').join('/'));
+    const inside = (name: string) => (current === '.' ? name : `${current}/${name}`);
+    for (const entry of entries ?? []) {
+      if (
+        entry.kind === 'file' &&
+        isDockerfileName(entry.name) &&
+        !entry.name.endsWith('.dockerignore')
+      ) {
+        found.push(inside(entry.name));
       } else if (
-        entry.isDirectory() &&
+        entry.kind === 'directory' &&
         depth < MAX_DEPTH &&
         !entry.name.startsWith('.') &&
         !SKIP_DIRS.has(entry.name)
       ) {
-        walk(join(current, entry.name), depth + 1);
+        walk(inside(entry.name), depth + 1);
       }
     }
   };
-  walk(dir, 0);
+  walk('.', 0);
   return found;
 }
 
 export function detectRepo(dir: string, env: NodeJS.ProcessEnv = process.env): RepoFacts {
   const repo = new RepoFiles(dir);
   const origin = git(dir, ['remote', 'get-url', 'origin']);
-  const workflowsDir = join(dir, '.github', 'workflows');
   return {
-    dockerfiles: findDockerfiles(dir).map((path) => ({
+    dockerfiles: findDockerfiles(repo).map((path) => ({
       path,
       stages: parseDockerfileStages(repo.readInput(path) ?? ''),
     })),
@@ -77,9 +79,6 @@ export function detectRepo(dir: string, env: NodeJS.ProcessEnv = process.env): R
       return text !== undefined && !carriesMarker(text);
     })(),
     defaultBranch: detectDefaultBranch(dir),
-    existingWorkflows: existsSync(workflowsDir)
-      ? readdirSync(workflowsDir).filter((name) => /\.ya?ml$/.test(name))
-      : [],
     region: env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
   };
 }
