@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { basename } from 'node:path';
-import { GITLAB_PROJECT, HOST_NAME } from '../config/schema.js';
+import { GITHUB_API_URL, knownCodeHost, parseGitUrl, projectFromPath } from '../code-hosts.js';
+import { GITHUB_REPOSITORY, GITLAB_PROJECT, HOST_NAME } from '../config/schema.js';
 import { carriesMarker } from '../render/marker.js';
 import { RepoFiles } from '../repo-files.js';
 import { type DockerfileStage, parseDockerfileStages } from './dockerfile.js';
@@ -102,11 +103,15 @@ function detectDefaultBranch(dir: string): string | undefined {
   return git(dir, ['branch', '--show-current']) ?? git(dir, ['config', 'init.defaultBranch']);
 }
 
-/** owner/name from the usual GitHub remote URL forms (https, ssh, scp-like). */
+/**
+ * owner/name of a remote on github.com (https, ssh or scp-like). Only github.com: the generated
+ * trust policies name its OIDC issuer, which a GitHub Enterprise Server does not use.
+ */
 export function parseGithubRemote(url: string | undefined): string | undefined {
-  if (!url) return undefined;
-  const match = /github\.com[:/]+([A-Za-z0-9-]+)\/([A-Za-z0-9._-]+?)(?:\.git)?\/?$/.exec(url);
-  return match ? `${match[1]}/${match[2]}` : undefined;
+  const remote = url === undefined ? undefined : parseGitUrl(url);
+  if (!remote || knownCodeHost(remote.hostname)?.apiUrl !== GITHUB_API_URL) return undefined;
+  const project = projectFromPath(remote.path);
+  return project !== undefined && GITHUB_REPOSITORY.test(project) ? project : undefined;
 }
 
 /**
@@ -116,17 +121,16 @@ export function parseGithubRemote(url: string | undefined): string | undefined {
 export function parseGitlabRemote(
   url: string | undefined,
 ): { host: string; project: string } | undefined {
-  if (!url) return undefined;
-  const match =
-    /^(?:[\w.-]+@([\w.-]+):(?!\/\/)|(?:https?|ssh|git\+ssh):\/\/(?:[^@/]*@)?([\w.-]+)(?::\d+)?\/)(.+?)(?:\.git)?\/?$/.exec(
-      url,
-    );
-  const host = (match?.[1] ?? match?.[2] ?? '').toLowerCase();
-  const project = match?.[3] ?? '';
-  if (!(host === 'gitlab.com' || /^gitlab[.-]/.test(host)) || !HOST_NAME.test(host)) {
+  const remote = url === undefined ? undefined : parseGitUrl(url);
+  const known = remote && knownCodeHost(remote.hostname);
+  if (!remote || known?.kind !== 'gitlab') return undefined;
+  // gitlab.com however the remote spells it; a self-managed instance by its own name.
+  const host = new URL(known.apiUrl).hostname;
+  const project = projectFromPath(remote.path);
+  if (!HOST_NAME.test(host) || project === undefined || !GITLAB_PROJECT.test(project)) {
     return undefined;
   }
-  return GITLAB_PROJECT.test(project) ? { host, project } : undefined;
+  return { host, project };
 }
 
 /** A bake target name for a Dockerfile: its directory, or its suffix (Dockerfile.worker). */

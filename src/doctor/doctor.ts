@@ -6,6 +6,7 @@
  * recommends, or triggers, what fixes it. The report is data; format.ts prints it.
  */
 import { basename } from 'node:path';
+import { GITHUB_API_URL } from '../code-hosts.js';
 import { loadConfig } from '../config/load.js';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError, isCachedDeployError } from '../errors.js';
@@ -36,7 +37,7 @@ import {
   type StepsAgainstSeed,
 } from './cacheconfig.js';
 import { formatAge } from './format.js';
-import { DEFAULT_GITHUB_API_URL, dispatchReseed } from './github.js';
+import { dispatchReseed } from './github.js';
 import { type CacheRegistry, ecrRegistry, ociRegistry } from './registry-client.js';
 import { CronError, schedulePeriodMs } from './schedule.js';
 import { type SeedImport, seedImportOf } from './seed-import.js';
@@ -376,7 +377,7 @@ async function reseed(
   }
   try {
     const { url } = await dispatchReseed({
-      apiUrl: options.githubApiUrl ?? DEFAULT_GITHUB_API_URL,
+      apiUrl: options.githubApiUrl ?? GITHUB_API_URL,
       repository: githubOf(config).repository,
       workflowFile: basename(config.workflow.file),
       ref: config.mainBranch,
