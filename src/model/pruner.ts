@@ -2,6 +2,9 @@ import type { ResolvedConfig } from '../config/resolve.js';
 import { cacheRepositoryVariable, cacheTag } from './cache-tags.js';
 import { type BuildTarget, buildTargets } from './platforms.js';
 
+/** The pruner's npm project beside the script: `<script stem>.package(-lock).json`. */
+export const PRUNER_PACKAGE_SUFFIXES = ['.package.json', '.package-lock.json'] as const;
+
 /**
  * The shipped prune script and the npm project that installs its one dependency from a lockfile
  * (`npm ci --ignore-scripts`): every package it runs with while AWS credentials are in the
@@ -16,11 +19,8 @@ export function prunerPaths(config: ResolvedConfig): {
 } {
   const script = config.paths.pruneScript;
   const stem = script.replace(/\.[cm]?js$/, '');
-  return {
-    script,
-    packageJson: `${stem}.package.json`,
-    lockfile: `${stem}.package-lock.json`,
-  };
+  const [packageJson, lockfile] = PRUNER_PACKAGE_SUFFIXES;
+  return { script, packageJson: `${stem}${packageJson}`, lockfile: `${stem}${lockfile}` };
 }
 
 /**
