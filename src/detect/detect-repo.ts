@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { basename } from 'node:path';
 import { GITHUB_API_URL, knownCodeHost, parseGitUrl, projectFromPath } from '../code-hosts.js';
+import { GITLAB_CI_FILE } from '../config/resolve.js';
 import { GITHUB_REPOSITORY, GITLAB_PROJECT, HOST_NAME } from '../config/schema.js';
 import { carriesMarker } from '../render/marker.js';
 import { RepoFiles } from '../repo-files.js';
@@ -76,7 +77,7 @@ export function detectRepo(dir: string, env: NodeJS.ProcessEnv = process.env): R
     githubRepository: parseGithubRemote(origin),
     gitlab: parseGitlabRemote(origin),
     foreignGitlabCi: (() => {
-      const text = repo.readInput('.gitlab-ci.yml');
+      const text = repo.readInput(GITLAB_CI_FILE);
       return text !== undefined && !carriesMarker(text);
     })(),
     defaultBranch: detectDefaultBranch(dir),
