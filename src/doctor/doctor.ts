@@ -19,7 +19,7 @@ import {
   MAIN_SCOPE,
   SEED_SCOPE,
 } from '../model/cache-tags.js';
-import { imageBuildTargets } from '../model/platforms.js';
+import { buildTargets } from '../model/platforms.js';
 import { githubOf } from '../model/roles.js';
 import { createHttpClient, type HttpClient } from '../net/bounded-fetch.js';
 import { RepoFiles } from '../repo-files.js';
@@ -260,7 +260,7 @@ export async function doctorWithConfig(
   try {
     // One report per bake target: an image, or each platform of an image built per platform,
     // whose caches are apart (docs/multi-platform.md).
-    for (const target of config.images.flatMap(imageBuildTargets)) {
+    for (const target of buildTargets(config)) {
       const { image } = target;
       // main.* and seed.* live in the cache repository; a branch's cache in the branch-cache one.
       const wanted: [CacheKind, string, string][] = [['main', MAIN_SCOPE, image.cacheRepository]];
