@@ -193,6 +193,13 @@ function scopeScript(config: ResolvedConfig): string[] {
 function assumeRoleScript(config: ResolvedConfig, roleArn: string): string[] {
   return [
     '# Credentials: from here on nothing is installed (docs/gitlab-ci.md).',
+    ...webIdentityLines(config, roleArn),
+  ];
+}
+
+/** The ID token in a file only the job's user can read, and the role and region pointing at it. */
+function webIdentityLines(config: ResolvedConfig, roleArn: string): string[] {
+  return [
     `(umask 077 && printf '%s' "$${ID_TOKEN_VARIABLE}" >"$CACHED_DEPLOY_TMP/id-token")`,
     'export AWS_WEB_IDENTITY_TOKEN_FILE="$CACHED_DEPLOY_TMP/id-token"',
     `export AWS_ROLE_ARN=${roleArn}`,
@@ -618,11 +625,7 @@ function deployJob(config: ResolvedConfig, legs: readonly BuildLeg[]): GitlabJob
         '  exit 1',
         'fi',
         'CACHED_DEPLOY_TMP=$(mktemp -d)',
-        `(umask 077 && printf '%s' "$${ID_TOKEN_VARIABLE}" >"$CACHED_DEPLOY_TMP/id-token")`,
-        'export AWS_WEB_IDENTITY_TOKEN_FILE="$CACHED_DEPLOY_TMP/id-token"',
-        `export AWS_ROLE_ARN=${role}`,
-        'export AWS_ROLE_SESSION_NAME="gitlab-ci-${CI_JOB_ID:-job}"',
-        `export AWS_REGION=${config.aws.region} AWS_DEFAULT_REGION=${config.aws.region}`,
+        ...webIdentityLines(config, role),
       ].join('\n'),
       deploy.command,
     ],
