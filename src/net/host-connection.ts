@@ -188,7 +188,10 @@ export class HostConnection {
     });
   }
 
-  readonly fetch = async (input: string | URL | Request, init: RequestInit = {}) => {
+  readonly fetch = async (
+    input: string | URL | Request,
+    init: RequestInit = {},
+  ): Promise<Response> => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     const method = (init.method ?? 'GET').toUpperCase() as Method;
     const what = `${this.label}: ${method} ${pathOf(url)}`;
