@@ -43,13 +43,25 @@ export function projectFromPath(path: string): string | undefined {
  * must be named by the user.
  */
 export function knownCodeHost(hostname: string): { kind: HostKind; apiUrl: string } | undefined {
-  if (hostname === 'github.com' || hostname === 'www.github.com') {
-    return { kind: 'github', apiUrl: GITHUB_API_URL };
-  }
-  if (hostname === 'gitlab.com' || hostname === 'www.gitlab.com') {
-    return { kind: 'gitlab', apiUrl: GITLAB_API_URL };
-  }
-  if (/^gitlab[.-]/.test(hostname)) return { kind: 'gitlab', apiUrl: `https://${hostname}` };
-  if (/^github[.-]/.test(hostname)) return { kind: 'github', apiUrl: `https://${hostname}/api/v3` };
-  return undefined;
+  const kind =
+    PUBLIC.github.includes(hostname) || /^github[.-]/.test(hostname)
+      ? 'github'
+      : PUBLIC.gitlab.includes(hostname) || /^gitlab[.-]/.test(hostname)
+        ? 'gitlab'
+        : undefined;
+  return kind === undefined ? undefined : { kind, apiUrl: apiUrlOf(kind, hostname) };
+}
+
+const PUBLIC: Record<HostKind, readonly string[]> = {
+  github: ['github.com', 'www.github.com'],
+  gitlab: ['gitlab.com', 'www.gitlab.com'],
+};
+
+/**
+ * The REST API of a `kind` host at `hostname`: the public one, or a self-managed instance's
+ * (GitHub Enterprise Server under `/api/v3`; GitLab at the instance URL, gitbeaker adds the rest).
+ */
+export function apiUrlOf(kind: HostKind, hostname: string): string {
+  if (PUBLIC[kind].includes(hostname)) return kind === 'github' ? GITHUB_API_URL : GITLAB_API_URL;
+  return kind === 'github' ? `https://${hostname}/api/v3` : `https://${hostname}`;
 }

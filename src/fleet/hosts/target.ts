@@ -1,4 +1,5 @@
 import {
+  apiUrlOf,
   GITHUB_API_URL,
   GITLAB_API_URL,
   knownCodeHost,
@@ -65,19 +66,11 @@ export function resolveHostTarget(
       `${quoteForMessage(project)} is not a GitHub repository (owner/name)`,
     );
   }
-  const sameKind = (candidate: { kind?: HostKind; type?: HostKind } | undefined) =>
-    (candidate?.kind ?? candidate?.type) === kind;
+  const sameKind = (candidate: HostEntry | undefined) => candidate?.type === kind;
   const apiUrl = (
     repo.apiUrl ??
     (sameKind(entry) ? entry?.apiUrl : undefined) ??
-    (sameKind(known) ? known?.apiUrl : undefined) ??
-    (parsed && parsed.hostname !== 'github.com' && parsed.hostname !== 'gitlab.com'
-      ? kind === 'github'
-        ? `https://${parsed.hostname}/api/v3`
-        : `https://${parsed.hostname}`
-      : kind === 'github'
-        ? GITHUB_API_URL
-        : GITLAB_API_URL)
+    (parsed ? apiUrlOf(kind, parsed.hostname) : kind === 'github' ? GITHUB_API_URL : GITLAB_API_URL)
   ).replace(/\/+$/, '');
   return {
     kind,
