@@ -358,15 +358,12 @@ async function reseed(
     try {
       const { connectGitLab } = await import('../gitlab-api/client.js');
       const { triggerGitLabReseed } = await import('../gitlab-api/reseed.js');
+      // Through the run's bounded client: its overall deadline covers the reseed too.
       const api = await connectGitLab({
         instanceUrl: project.instanceUrl,
         token: options.gitlabToken ?? '',
-        policy: {
-          ...(options.requestTimeoutMs === undefined
-            ? {}
-            : { requestTimeoutMs: options.requestTimeoutMs }),
-          ...options.gitlabPolicy,
-        },
+        policy: options.gitlabPolicy,
+        http,
       });
       const pipeline = await triggerGitLabReseed(api, project);
       return { status: 'triggered', ...(pipeline.url ? { url: pipeline.url } : {}) };

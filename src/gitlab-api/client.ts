@@ -9,6 +9,7 @@ import {
   text,
   webUrl,
 } from '../net/answers.js';
+import type { HttpClient } from '../net/bounded-fetch.js';
 import { gitbeakerConfig, gitlabCallError, type StatusHints } from '../net/gitbeaker.js';
 import { defaultPolicy, HostConnection, type HostPolicy } from '../net/host-connection.js';
 
@@ -63,6 +64,8 @@ export interface GitLabConnectOptions {
   token: string;
   /** Overrides of the transport policy (tests: a clock, a deadline). */
   policy?: Partial<HostPolicy>;
+  /** The bounded HTTP client of the command, when its deadline covers these calls too. */
+  http?: HttpClient;
 }
 
 /** Schedules a project can hold before a listing is taken for one that does not end. */
@@ -83,6 +86,7 @@ export async function connectGitLab(options: GitLabConnectOptions): Promise<GitL
     label,
     defaultPolicy('gitlab', { rerunHint: 'run it again', ...options.policy }),
     [options.token],
+    ...(options.http ? [options.http] : []),
   );
   const config = await gitbeakerConfig({
     apiUrl: options.instanceUrl,

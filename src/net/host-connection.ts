@@ -172,21 +172,22 @@ export class HostConnection {
   private pauseReason = '';
   private writeQueue: Promise<void> = Promise.resolve();
   private lastWrite = Number.NEGATIVE_INFINITY;
-  /** Each attempt its own deadline; no overall one (a fleet runs as long as its repositories). */
-  private readonly http: HttpClient;
-
   constructor(
     readonly kind: HostKind,
     readonly label: string,
     readonly policy: HostPolicy,
     /** The token and anything else no message may show. */
     readonly secrets: readonly string[],
-  ) {
-    this.http = createHttpClient({
+    /**
+     * The bounded client every attempt goes through. Default: each attempt its own deadline and no
+     * overall one (a fleet runs as long as its repositories take); a command with a deadline for
+     * the whole run (doctor) passes its own.
+     */
+    private readonly http: HttpClient = createHttpClient({
       requestMs: policy.requestTimeoutMs,
       totalMs: Number.POSITIVE_INFINITY,
-    });
-  }
+    }),
+  ) {}
 
   readonly fetch = async (
     input: string | URL | Request,
