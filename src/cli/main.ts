@@ -221,7 +221,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--now <iso-date>', 'measure ages against this time instead of the clock')
     .option(
       '--timeout <seconds>',
-      'give up on the registry and GitHub after this long (default 300)',
+      'give up on the registry and GitHub or GitLab after this long (default 300)',
     )
     .action(async (dir: string, options: import('../doctor/cli.js').DoctorCommandOptions) => {
       const { doctorCommand } = await import('../doctor/cli.js');
