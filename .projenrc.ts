@@ -171,10 +171,15 @@ project.testTask.exec('vitest run');
 // The published package carries npm-shrinkwrap.json, the runtime part of package-lock.json, so
 // `npx create-cached-deploy@<version>` installs the tree that was tested (docs/supply-chain.md).
 // It exists only while npm packs: package-lock.json stays the repository's one lockfile.
-project.addTask('prepack', {
-  description: 'Write npm-shrinkwrap.json (the runtime tree of package-lock.json) for npm pack',
-  exec: 'tsx scripts/shrinkwrap.ts',
+// `npm pack` ships lib/ as src/ builds it now: compiled first (a fresh clone has no lib/), and
+// without the outputs of modules moved or deleted since (tsc never deletes one).
+const prepack = project.addTask('prepack', {
+  description:
+    'Build lib/ without stale outputs, and write npm-shrinkwrap.json (the runtime tree of package-lock.json), for npm pack',
 });
+prepack.spawn(project.compileTask);
+prepack.exec('tsx scripts/clean-lib.ts');
+prepack.exec('tsx scripts/shrinkwrap.ts');
 project.addTask('postpack', {
   description: 'Remove npm-shrinkwrap.json again after npm pack',
   exec: 'rm -f npm-shrinkwrap.json',

@@ -15,7 +15,7 @@
  * fleet command runs RUNS times (median). Environment: BENCH_REPOS (1000), BENCH_DRIFTED (50),
  * BENCH_LOOP_SAMPLE (100), BENCH_RUNS (3), BENCH_KEEP=1 keeps the fleet.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import {
   cpSync,
   existsSync,
@@ -27,13 +27,12 @@ import {
 } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { bin, buildLib, initExample, root } from './support.js';
 
 const REPOS = Number(process.env.BENCH_REPOS ?? 1000);
 const DRIFTED = Number(process.env.BENCH_DRIFTED ?? 50);
 const LOOP_SAMPLE = Math.min(REPOS, Number(process.env.BENCH_LOOP_SAMPLE ?? 100));
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const root = new URL('..', import.meta.url).pathname;
-const bin = join(root, 'bin', 'create-cached-deploy.js');
 const GNU_TIME = '/usr/bin/time';
 const hasGnuTime = existsSync(GNU_TIME);
 
@@ -95,33 +94,12 @@ function median(cmd: string, args: string[], cwd: string, runs = RUNS): Measure 
 
 const work = mkdtempSync(join(tmpdir(), 'cached-deploy-fleet-bench-'));
 try {
-  // Build (incremental); a stale lib/ would measure old code.
-  try {
-    execFileSync('npx', ['tsc', '--build'], { cwd: root, stdio: 'ignore' });
-  } catch {
-    console.error('warning: `npx tsc --build` reported errors; measuring the lib/ it emitted');
-  }
+  buildLib();
 
   // One template repository, initialised by the CLI; every other repository is a copy of it
   // with its own names, so every repository renders different bytes.
   const template = join(work, 'template');
-  cpSync(join(root, 'examples', 'node-service'), template, { recursive: true });
-  execFileSync('git', ['init', '-q', '-b', 'main'], { cwd: template });
-  execFileSync(
-    process.execPath,
-    [
-      bin,
-      'init',
-      '--yes',
-      '--account-id',
-      '123456789012',
-      '--region',
-      'eu-west-1',
-      '--github-repository',
-      'acme/tmpl',
-    ],
-    { cwd: template, stdio: 'ignore' },
-  );
+  initExample(template, 'acme/tmpl');
   rmSync(join(template, '.git'), { recursive: true, force: true });
   const config = readFileSync(join(template, 'cached-deploy.yml'), 'utf8');
   const repos = join(work, 'repos');

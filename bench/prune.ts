@@ -15,8 +15,7 @@
  * `aws ecr batch-delete-image` 100 at a time (Debian's awscli v2, /usr/bin/aws): one Python
  * process per batch, so it runs at 10,000 images only (at 100,000 it would take ~15 minutes).
  */
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { renderPruneScript } from '../src/render/prune-script.js';
 import {
@@ -27,12 +26,12 @@ import {
   type Registry,
   startEcrServer,
 } from '../test/support/ecr-server.js';
+import { type Measured, measureUnderTime, root } from './support.js';
 
 const REPO = 'cache';
 const HOUR = 3_600_000;
 const GRACE_HOURS = 6;
 const AWS = '/usr/bin/aws';
-const root = new URL('..', import.meta.url).pathname;
 
 // --- the repository ---
 
@@ -119,40 +118,9 @@ function seed(state: Registry, n: number, base: number): Mix {
 
 // --- child processes ---
 
-interface Measured {
-  wallMs: number;
-  maxRssKb: number;
-  stdout: string;
-  stderr: string;
-  code: number | null;
-}
-
 /** Runs `command` under /usr/bin/time, reading its elapsed time and max RSS. */
 function measure(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<Measured> {
-  const timeFile = join(work, `time-${process.hrtime.bigint()}`);
-  const start = process.hrtime.bigint();
-  return new Promise((resolve, reject) => {
-    const child = spawn('/usr/bin/time', ['-f', '%M', '-o', timeFile, command, ...args], {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const wallMs = Number(process.hrtime.bigint() - start) / 1e6;
-      const lines = readFileSync(timeFile, 'utf8').trim().split('\n');
-      resolve({
-        wallMs,
-        maxRssKb: Number(lines.at(-1)),
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
-        code,
-      });
-    });
-  });
+  return measureUnderTime(command, args, env, work);
 }
 
 function awsEnv(server: EcrTestServer): NodeJS.ProcessEnv {

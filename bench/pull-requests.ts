@@ -21,19 +21,18 @@
  * take (writes x 1 s), printed too. Environment: BENCH_REPOS (1000), BENCH_LATENCY_MS (50),
  * BENCH_CONCURRENCY (8).
  */
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { FakeGitHubApi, MemoryRepository } from '../test/support/github-api/index.js';
 import { FakeGitLabApi } from '../test/support/gitlab-api/index.js';
+import { bin, buildLib, initExample } from './support.js';
 
 const REPOS = Number(process.env.BENCH_REPOS ?? 1000);
 const LATENCY = Number(process.env.BENCH_LATENCY_MS ?? 50);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 8);
-const root = new URL('..', import.meta.url).pathname;
-const bin = join(root, 'bin', 'create-cached-deploy.js');
 const BRANCH = 'cached-deploy/upgrade';
 const GITHUB_TOKEN = 'ghp_benchToken0123456789';
 const GITLAB_TOKEN = 'glpat-benchToken0123456789';
@@ -64,11 +63,7 @@ const work = mkdtempSync(join(tmpdir(), 'cached-deploy-pr-bench-'));
 const github = new FakeGitHubApi({ token: GITHUB_TOKEN, rateLimit: 1_000_000 });
 const gitlab = new FakeGitLabApi({ token: GITLAB_TOKEN });
 try {
-  try {
-    execFileSync('npx', ['tsc', '--build'], { cwd: root, stdio: 'ignore' });
-  } catch {
-    console.error('warning: `npx tsc --build` reported errors; measuring the lib/ it emitted');
-  }
+  buildLib();
   await Promise.all([github.start(), gitlab.start()]);
   github.http.latencyMs = LATENCY;
   gitlab.http.latencyMs = LATENCY;
@@ -78,23 +73,7 @@ try {
   // One repository initialised by the CLI; every other one a copy with its own names, a git
   // repository on main (the branch its pull request targets).
   const template = join(work, 'template');
-  cpSync(join(root, 'examples', 'node-service'), template, { recursive: true });
-  execFileSync('git', ['init', '-q', '-b', 'main'], { cwd: template });
-  execFileSync(
-    process.execPath,
-    [
-      bin,
-      'init',
-      '--yes',
-      '--account-id',
-      '123456789012',
-      '--region',
-      'eu-west-1',
-      '--github-repository',
-      'acme/tmpl',
-    ],
-    { cwd: template, stdio: 'ignore' },
-  );
+  initExample(template, 'acme/tmpl');
   const config = readFileSync(join(template, 'cached-deploy.yml'), 'utf8');
   const state = readFileSync(join(template, '.cached-deploy', 'state.json'), 'utf8');
   mkdirSync(join(work, 'repos'));

@@ -9,34 +9,17 @@
  * Each command runs RUNS times after WARMUP runs; it prints median and p90 wall time and the
  * median's ratio to `node -e 0`. The target: generate within 5x of bare node.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { bin, initExample } from './support.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 20);
 const WARMUP = 3;
-const root = new URL('..', import.meta.url).pathname;
-const bin = join(root, 'bin', 'create-cached-deploy.js');
 
 const work = mkdtempSync(join(tmpdir(), 'cached-deploy-bench-'));
-cpSync(join(root, 'examples', 'node-service'), work, { recursive: true });
-execFileSync('git', ['init', '-q', '-b', 'main'], { cwd: work });
-execFileSync(
-  'node',
-  [
-    bin,
-    'init',
-    '--yes',
-    '--account-id',
-    '123456789012',
-    '--region',
-    'eu-west-1',
-    '--github-repository',
-    'acme/orders-service',
-  ],
-  { cwd: work, stdio: 'ignore' },
-);
+initExample(work, 'acme/orders-service');
 
 function measure(args: string[]): { median: number; p90: number } {
   const times: number[] = [];

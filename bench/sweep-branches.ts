@@ -13,8 +13,7 @@
  * The baseline is the per-deletion job (`delete-branch`), one run per deleted branch: a process
  * start and one BatchDeleteImage each, measured on 100 branches and scaled.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cacheScope, cacheTag } from '../src/model/cache-tags.js';
 import { renderPruneScript } from '../src/render/prune-script.js';
@@ -23,55 +22,27 @@ import {
   type EcrTestServer,
   startEcrServer,
 } from '../test/support/ecr-server.js';
+import { type Measured, measureUnderTime, root } from './support.js';
 
 const REPO = 'app-buildcache-branches';
 const HOUR = 3_600_000;
-const root = new URL('..', import.meta.url).pathname;
 const work = mkdtempSync(join(root, 'node_modules', '.cache', 'sweep-bench-'));
 const script = join(work, 'prune-ecr-cache.mjs');
 writeFileSync(script, renderPruneScript('bench'));
 
-interface Measured {
-  wallMs: number;
-  maxRssKb: number;
-  stdout: string;
-  stderr: string;
-  code: number | null;
-}
-
 function measure(args: string[], server: EcrTestServer): Promise<Measured> {
-  const timeFile = join(work, `time-${process.hrtime.bigint()}`);
-  const start = process.hrtime.bigint();
-  return new Promise((resolve, reject) => {
-    const child = spawn('/usr/bin/time', ['-f', '%M', '-o', timeFile, process.execPath, ...args], {
-      env: {
-        PATH: process.env.PATH,
-        AWS_ACCESS_KEY_ID: 'test',
-        AWS_SECRET_ACCESS_KEY: 'test',
-        AWS_REGION: server.region,
-        AWS_CONFIG_FILE: '/dev/null',
-        AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-        AWS_EC2_METADATA_DISABLED: 'true',
-        AWS_ENDPOINT_URL_ECR: server.endpoint,
-        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => err.push(chunk));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      resolve({
-        wallMs: Number(process.hrtime.bigint() - start) / 1e6,
-        maxRssKb: Number(readFileSync(timeFile, 'utf8').trim().split('\n').at(-1)),
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
-        code,
-      });
-    });
-  });
+  const env = {
+    PATH: process.env.PATH,
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    AWS_REGION: server.region,
+    AWS_CONFIG_FILE: '/dev/null',
+    AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_ENDPOINT_URL_ECR: server.endpoint,
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  };
+  return measureUnderTime(process.execPath, args, env, work);
 }
 
 const PREFIXES = [

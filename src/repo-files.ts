@@ -1,10 +1,12 @@
 import {
   closeSync,
   constants,
+  type Dirent,
   fstatSync,
   lstatSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readSync,
   realpathSync,
   renameSync,
@@ -12,7 +14,7 @@ import {
   unlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { relative, resolve, sep } from 'node:path';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { CachedDeployError } from './errors.js';
 import { printable, quoteForMessage } from './text.js';
 
@@ -109,27 +111,70 @@ export class RepoFiles {
    * file of at most `maxBytes`. Its text never reaches any output (only its stage names do).
    */
   readInput(path: string, maxBytes = MAX_FILE_BYTES): string | undefined {
-    checkSyntax(path);
+    const input = this.resolveInput(path);
+    if (input === undefined) return undefined;
+    if (!input.stats.isFile()) throw unsafe(path, `is not a regular file (${kindOf(input.stats)})`);
+    return readRegularFile(input.real, path, input.stats, maxBytes, READ_FLAGS);
+  }
+
+  /**
+   * What is at an input the configuration names (a Dockerfile, a build context), followed through
+   * symbolic links under the same rule as `readInput`; undefined when nothing is there. `.` is the
+   * repository itself.
+   */
+  inputKind(path: string): 'file' | 'directory' | 'other' | undefined {
+    const stats = this.resolveInput(path)?.stats;
+    if (stats === undefined) return undefined;
+    return stats.isFile() ? 'file' : stats.isDirectory() ? 'directory' : 'other';
+  }
+
+  /** Where an input really is, when it exists: inside the repository and out of `.git`. */
+  private resolveInput(path: string): { real: string; stats: Stats } | undefined {
+    if (path !== '.') checkSyntax(path);
     let real: string;
     let root: string;
     try {
       root = realpathSync(this.root);
-      real = realpathSync(this.full(path));
+      real = realpathSync(path === '.' ? this.root : this.full(path));
     } catch (error) {
       if (isMissing(error)) return undefined;
       throw ioError(path, error);
     }
+    // '' is the repository itself; an absolute answer, another drive (Windows).
     const inside = relative(root, real);
-    if (inside === '' || inside.startsWith(`..${sep}`) || inside === '..' || inside === real) {
-      throw unsafe(path, 'leads outside the repository');
+    if (inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside)) {
+      throw new UnsafePathError(path, 'leads outside the repository', { outside: true });
     }
     if (inside.split(sep).some((part) => GIT_DIR_NAME.test(part))) {
       throw unsafe(path, 'leads into .git');
     }
     const stats = lstat(real, path);
-    if (stats === undefined) return undefined;
-    if (!stats.isFile()) throw unsafe(path, `is not a regular file (${kindOf(stats)})`);
-    return readRegularFile(real, path, stats, maxBytes, READ_FLAGS);
+    return stats === undefined ? undefined : { real, stats };
+  }
+
+  /**
+   * The entries of the real directory `path` (`.`: the repository), sorted by name; undefined
+   * when it does not exist. Symbolic links are listed as `other`, never followed.
+   */
+  list(path: string): { name: string; kind: 'file' | 'directory' | 'other' }[] | undefined {
+    this.checkDirectory(path);
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(path === '.' ? this.root : this.full(path), { withFileTypes: true });
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw ioError(path, error);
+    }
+    return entries
+      .map((entry) => ({
+        name: entry.name,
+        kind: entry.isFile()
+          ? ('file' as const)
+          : entry.isDirectory()
+            ? ('directory' as const)
+            : ('other' as const),
+      }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
   // --- writing: only src/write/write-files.ts calls these ---
@@ -309,9 +354,12 @@ function shown(path: string): string {
 /** A path the tool refuses to read, write or delete; `why` is the message without the path. */
 export class UnsafePathError extends CachedDeployError {
   readonly why: string;
-  constructor(path: string, why: string) {
+  /** Whether it leads outside the repository (through a symbolic link). */
+  readonly outside: boolean;
+  constructor(path: string, why: string, options: { outside?: boolean } = {}) {
     super('UNSAFE_PATH', `${shown(path)}: ${why}`);
     this.why = why;
+    this.outside = options.outside ?? false;
   }
 }
 

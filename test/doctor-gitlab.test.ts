@@ -149,6 +149,22 @@ describe('doctor --reseed on GitLab', () => {
     expect(formatDoctorReport(report)).toContain('Reseed failed: reseed: 127.0.0.1');
   });
 
+  it("a GitLab that does not answer fails the reseed within doctor's --timeout", async () => {
+    const fault = gitlab.http.fault({
+      method: 'POST',
+      path: '/pipeline',
+      delayMs: 3000,
+      respond: { status: 201, body: {} },
+    });
+    const started = Date.now();
+    const report = await doctor(dir, options({ timeoutMs: 500 }));
+    fault.remove();
+    expect(Date.now() - started).toBeLessThan(2500);
+    expect(report.reseed?.status).toBe('failed');
+    expect(report.reseed?.error).toMatch(/: out of time \(0\.5 s for the whole run\)$/);
+    expect(gitlab.pipelines(PROJECT)).toEqual([]);
+  });
+
   it('the token is never printed, even when GitLab echoes it', async () => {
     const fault = gitlab.http.fault({
       method: 'POST',

@@ -1036,7 +1036,7 @@ describe('doctor against a real OCI registry (docker-registry)', () => {
     const result = await runCli(['doctor', dir, '--registry-url', `http://127.0.0.1:${port}`]);
     expect(result.code).toBe(1);
     expect(result.stdout).toContain(
-      `cannot read main.web: cannot reach http://127.0.0.1:${port}: ECONNREFUSED`,
+      `cannot read main.web: http://127.0.0.1:${port}/v2/shop-buildcache/manifests/main.web: cannot reach http://127.0.0.1:${port}: ECONNREFUSED`,
     );
   });
 });

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { generate } from '../src/api/generate.js';
 import { init } from '../src/api/init.js';
-import { parseGitlabRemote } from '../src/detect/detect-repo.js';
+import { parseGithubRemote, parseGitlabRemote } from '../src/detect/detect-repo.js';
 import { diffRepository } from '../src/diff/report.js';
 import { createTempRepo, git } from './support/temp-repo.js';
 
@@ -40,6 +40,23 @@ describe('the GitLab remote', () => {
     ['git@gitlab.com:acme/$(id)/shop.git', undefined],
   ])('%s', (url, expected) => {
     expect(parseGitlabRemote(url)).toEqual(expected);
+  });
+});
+
+describe('the GitHub remote', () => {
+  it.each([
+    ['git@github.com:acme/shop.git', 'acme/shop'],
+    ['https://github.com/acme/shop', 'acme/shop'],
+    ['ssh://git@github.com/acme/shop.git', 'acme/shop'],
+    ['https://x-access-token:t@github.com/acme/shop.git/', 'acme/shop'],
+    // Another host whose name merely ends in github.com, and GitHub Enterprise Server (its OIDC
+    // issuer is not the one the generated trust policies name).
+    ['https://evilgithub.com/acme/shop', undefined],
+    ['git@github.acme.example:acme/shop.git', undefined],
+    ['git@github.com:acme/shop/extra.git', undefined],
+    ['git@gitlab.com:acme/shop.git', undefined],
+  ])('%s', (url, expected) => {
+    expect(parseGithubRemote(url)).toBe(expected);
   });
 });
 

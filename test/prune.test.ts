@@ -11,7 +11,10 @@ import { join } from 'node:path';
 import { ECRClient, PutImageCommand } from '@aws-sdk/client-ecr';
 import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../src/config/resolve.js';
+import { CACHE_CONFIG_MEDIA_TYPE } from '../src/media-types.js';
 import { PRUNE_SCRIPT_TEMPLATE, renderPruneScript } from '../src/render/prune-script.js';
+import { printable } from '../src/text.js';
 import {
   buildCacheManifest,
   buildImageManifest,
@@ -61,6 +64,7 @@ interface Target {
 interface Pruner {
   CACHE_CONFIG_MEDIA_TYPE: string;
   DEFAULT_GRACE_HOURS: number;
+  printable(text: string): string;
   sdkPort(options?: Record<string, unknown>): Promise<EcrPort>;
   recordDigests(ecr: EcrPort, targets: Target[]): Promise<Recorded>;
   prune(
@@ -1065,6 +1069,36 @@ describe('prune: a hostile ECR', () => {
     const text = out.join('');
     expect(text).not.toContain('\u001b');
     expect(text).toContain(`error ${REPO} ${digest}: KmsError: \\u{1b}[2J\\u{1b}]0;owned\\u{7}`);
+  });
+});
+
+// The pruner runs on its own in CI, so it keeps copies of a few of src/'s rules (the cache-tag
+// twins are compared in test/sweep-branches.test.ts).
+describe("the pruner's self-contained copies agree with src/", () => {
+  it('knows a cache artifact by the same media type', () => {
+    expect(pruner.CACHE_CONFIG_MEDIA_TYPE).toBe(CACHE_CONFIG_MEDIA_TYPE);
+  });
+
+  it('waits the same grace period when the workflow names none', () => {
+    expect(pruner.DEFAULT_GRACE_HOURS).toBe(DEFAULTS.prune.graceHours);
+  });
+
+  it('escapes what ECR answered as src/text.ts does, cut to 300 characters', () => {
+    const hostile = fc.string({
+      unit: fc.oneof(
+        fc.constantFrom('\u001b', '\r', '\n', '\u0085', '\u202e', '\u2066', '\u200f', '\u007f'),
+        fc.string({ minLength: 1, maxLength: 1 }),
+      ),
+      maxLength: 400,
+    });
+    fc.assert(
+      fc.property(hostile, (text) => {
+        const escaped = printable(text);
+        expect(pruner.printable(text)).toBe(
+          escaped.length > 300 ? `${escaped.slice(0, 300)}…` : escaped,
+        );
+      }),
+    );
   });
 });
 

@@ -7,6 +7,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { stringify } from 'yaml';
@@ -19,7 +21,6 @@ import { parseFleetFile } from '../src/fleet/fleet-file.js';
 import { CodeHosts } from '../src/fleet/hosts/connect.js';
 import { GITHUB_BODY_LIMIT } from '../src/fleet/hosts/github.js';
 import { GITLAB_BODY_LIMIT } from '../src/fleet/hosts/gitlab.js';
-import { rateLimitWait, redact } from '../src/fleet/hosts/http.js';
 import { resolveHostTarget } from '../src/fleet/hosts/target.js';
 import { type FleetResult, runFleet } from '../src/fleet/run-fleet.js';
 import {
@@ -27,6 +28,7 @@ import {
   formatSummaryMarkdown,
   formatSummaryTable,
 } from '../src/fleet/summary.js';
+import { rateLimitWait, redact } from '../src/net/host-connection.js';
 import { GENERATOR_VERSION } from '../src/version.js';
 import {
   BareRepository,
@@ -1013,7 +1015,7 @@ describe('--open-pr without --write, local repositories, races and hostile hosts
       respond: { status: 200, body: [{ number: 1, padding: 'x'.repeat(5000) }] },
     });
     await expect(gh.findPullRequest('acme/hostile', BRANCH, { state: 'open' })).rejects.toThrow(
-      /: GET \/repos\/acme\/hostile\/pulls: the answer is larger than 4096 bytes; not read$/,
+      /: GET \/repos\/acme\/hostile\/pulls: the answer is larger than 4 KiB$/,
     );
     github.http.fault({
       path: '/repos/acme/hostile/pulls',
@@ -1057,7 +1059,30 @@ describe('--open-pr without --write, local repositories, races and hostile hosts
     });
     await expect(
       slowHost.findPullRequest('acme/hostile', BRANCH, { state: 'open' }),
-    ).rejects.toThrow(/: GET \/repos\/acme\/hostile\/pulls: no answer within 300 ms$/);
+    ).rejects.toThrow(/: GET \/repos\/acme\/hostile\/pulls: no complete answer within 0\.3 s$/);
+
+    // A redirect to another origin is followed without the token (the transport is
+    // net/bounded-fetch.ts, like every other read from outside).
+    const authorizations: (string | undefined)[] = [];
+    const elsewhere = createServer((request, response) => {
+      authorizations.push(request.headers.authorization);
+      response.setHeader('content-type', 'application/json');
+      response.end('[]');
+    });
+    await new Promise<void>((resolve) => elsewhere.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = elsewhere.address() as AddressInfo;
+      github.http.fault({
+        path: '/repos/acme/hostile/pulls',
+        respond: { status: 302, headers: { location: `http://127.0.0.1:${port}/pulls` } },
+      });
+      await expect(
+        gh.findPullRequest('acme/hostile', BRANCH, { state: 'open' }),
+      ).resolves.toBeUndefined();
+      expect(authorizations).toEqual([undefined]);
+    } finally {
+      await new Promise((resolve) => elsewhere.close(resolve));
+    }
   });
 
   test('an exhausted primary limit with a reset beyond the longest wait fails at once and says when', async () => {

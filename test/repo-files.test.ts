@@ -104,6 +104,37 @@ describe('reading', () => {
     expect(refusal(() => files.readInput('Git.Dockerfile'))).toMatch(/leads into \.git/);
     expect(files.readInput('Missing.Dockerfile')).toBeUndefined();
   });
+
+  test('a listing shows a real directory, its links as links, and never follows one', () => {
+    const { repo, outside, files } = world();
+    symlinkSync(outside, join(repo, 'away'));
+    expect(files.list('.')).toEqual([
+      { name: '.git', kind: 'directory' },
+      { name: 'away', kind: 'other' },
+      { name: 'dir', kind: 'directory' },
+    ]);
+    expect(files.list('dir')).toEqual([{ name: 'file.txt', kind: 'file' }]);
+    expect(files.list('missing')).toBeUndefined();
+    expect(refusal(() => files.list('away'))).toMatch(/is a symbolic link/);
+    expect(refusal(() => files.list('.git'))).toMatch(/inside \.git/);
+  });
+
+  test('inputs (build contexts) are told apart by kind under the same rule', () => {
+    const { repo, outside, files } = world();
+    symlinkSync('dir', join(repo, 'alias'));
+    symlinkSync('.', join(repo, 'self'));
+    symlinkSync(outside, join(repo, 'away'));
+    symlinkSync('.git', join(repo, 'hidden'));
+    expect(files.inputKind('.')).toBe('directory');
+    expect(files.inputKind('alias')).toBe('directory');
+    expect(files.inputKind('self')).toBe('directory');
+    expect(files.inputKind('alias/file.txt')).toBe('file');
+    expect(files.inputKind('missing')).toBeUndefined();
+    expect(refusal(() => files.inputKind('away'))).toMatch(/leads outside/);
+    expect(() => files.inputKind('away')).toThrow(expect.objectContaining({ outside: true }));
+    expect(refusal(() => files.inputKind('hidden'))).toMatch(/leads into \.git/);
+    expect(refusal(() => files.inputKind('../outside'))).toMatch(/points outside/);
+  });
 });
 
 describe('writing and deleting', () => {

@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, test } from 'vitest';
+import { staleOutputs } from '../scripts/clean-lib.js';
 import { type Lockfile, resolveFrom, runtimeShrinkwrap } from '../scripts/shrinkwrap.js';
 import { createTempDir, PROJECT_ROOT } from './support/temp-repo.js';
 
@@ -122,12 +123,42 @@ describe('runtimeShrinkwrap', () => {
   });
 });
 
+describe('the packed lib/ holds only what src/ builds', () => {
+  test('the outputs of a module src/ no longer has are stale, nothing else', () => {
+    const root = createTempDir();
+    const files = {
+      'src/index.ts': '',
+      'src/net/host-connection.ts': '',
+      'lib/index.js': '',
+      'lib/index.d.ts': '',
+      'lib/net/host-connection.js': '',
+      'lib/fleet/hosts/http.js': '',
+      'lib/fleet/hosts/http.d.ts': '',
+      'lib/gone.js.map': '',
+    };
+    for (const [path, text] of Object.entries(files)) {
+      mkdirSync(join(root, path, '..'), { recursive: true });
+      writeFileSync(join(root, path), text);
+    }
+    expect(staleOutputs(join(root, 'lib'), join(root, 'src'))).toEqual([
+      'fleet/hosts/http.d.ts',
+      'fleet/hosts/http.js',
+      'gone.js.map',
+    ]);
+    expect(staleOutputs(join(root, 'missing'), join(root, 'src'))).toEqual([]);
+  });
+});
+
 describe('the published package carries npm-shrinkwrap.json', () => {
-  test('wired into npm pack: prepack writes it, postpack removes it, files names it, git ignores it', () => {
+  test('wired into npm pack: prepack builds lib/ and writes it, postpack removes it, files names it, git ignores it', () => {
     expect(PACKAGE.scripts.prepack).toBe('projen prepack');
     expect(PACKAGE.scripts.postpack).toBe('projen postpack');
     const { tasks } = JSON.parse(readFileSync(join(PROJECT_ROOT, '.projen/tasks.json'), 'utf8'));
-    expect(tasks.prepack.steps).toEqual([{ exec: 'tsx scripts/shrinkwrap.ts' }]);
+    expect(tasks.prepack.steps).toEqual([
+      { spawn: 'compile' },
+      { exec: 'tsx scripts/clean-lib.ts' },
+      { exec: 'tsx scripts/shrinkwrap.ts' },
+    ]);
     expect(tasks.postpack.steps).toEqual([{ exec: 'rm -f npm-shrinkwrap.json' }]);
     // npm 11 leaves npm-shrinkwrap.json out of the tarball unless `files` names it.
     expect(PACKAGE.files).toContain('npm-shrinkwrap.json');

@@ -30,7 +30,7 @@ export interface ApplyOptions extends ApplyEcrOptions {
   /** The GitLab instance, instead of gitlab.host of cached-deploy.yml. */
   gitlabUrl?: string;
   /** Overrides of the GitLab transport policy (tests). */
-  gitlabPolicy?: Partial<import('../fleet/hosts/http.js').HostPolicy>;
+  gitlabPolicy?: Partial<import('../net/host-connection.js').HostPolicy>;
   /** The ECR calls; default: @aws-sdk/client-ecr in the config's region. */
   port?: EcrApplyPort;
   /** The ECR endpoint of the default port (default: the SDK's, which reads AWS_ENDPOINT_URL_ECR). */

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { Document, parseDocument } from 'yaml';
 import type { Prompter } from '../cli/prompts.js';
 import { checkConfigAgainstRepo, parseConfig } from '../config/load.js';
-import { CONFIG_FILE } from '../config/resolve.js';
+import { CONFIG_FILE, DEFAULT_GITLAB_HOST, GITLAB_CI_FILE } from '../config/resolve.js';
 import {
   ACCOUNT_ID,
   BRANCH_NAME,
@@ -172,7 +172,7 @@ export async function init(dir: string, options: InitOptions = {}): Promise<Init
     const mainBranch =
       options.mainBranch ?? existing?.gitlab?.mainBranch ?? facts.defaultBranch ?? 'main';
     checkFlag('--main-branch', mainBranch, GITLAB_BRANCH_NAME);
-    source = { ci, project, host: host === 'gitlab.com' ? undefined : host, mainBranch };
+    source = { ci, project, host: host === DEFAULT_GITLAB_HOST ? undefined : host, mainBranch };
   } else {
     const repository = await answer(
       '--github-repository',
@@ -278,7 +278,7 @@ export async function init(dir: string, options: InitOptions = {}): Promise<Init
   });
   await throwOnConflicts(plan);
   writePlan(dir, plan);
-  const included = config.ci === 'gitlab' && config.workflow.file !== '.gitlab-ci.yml';
+  const included = config.ci === 'gitlab' && config.workflow.file !== GITLAB_CI_FILE;
   return {
     plan,
     configPath,

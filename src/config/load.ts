@@ -1,5 +1,4 @@
-import { existsSync, realpathSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve, sep } from 'node:path';
+import { join } from 'node:path';
 import { parseDockerfileStages } from '../detect/dockerfile.js';
 import { CachedDeployError } from '../errors.js';
 import { buildsPerPlatform, cacheRepositoryVariable, platformSlug } from '../model/cache-tags.js';
@@ -230,23 +229,24 @@ export function checkConfigAgainstRepo(
   output('paths.stateFile', config.paths.stateFile);
   output('paths.pruneScript', config.paths.pruneScript);
 
-  const root = realpathSync(dir);
-  const inside = (field: string, path: string) => {
-    const absolute = resolve(root, path);
-    const real = existsSync(absolute) ? realpathSync(absolute) : resolveExistingParent(absolute);
-    const rel = relative(root, real);
-    if (rel === '..' || rel.startsWith(`..${sep}`) || rel === real) {
-      throw pathOutsideRepo(source, field, path);
+  // Inputs may be symbolic links, as long as they stay inside the repository and out of .git.
+  const input = (field: string, path: string) => {
+    try {
+      return repo.inputKind(path);
+    } catch (error) {
+      if (!(error instanceof UnsafePathError)) throw error;
+      if (error.outside) throw pathOutsideRepo(source, field, path);
+      throw new CachedDeployError(
+        'UNSAFE_PATH',
+        `${source}: ${field}: ${quoteForMessage(path)} ${error.why}`,
+      );
     }
-    return absolute;
   };
   config.images.forEach((image, index) => {
-    const context = inside(`images[${index}].context`, image.context);
-    if (!existsSync(context) || !statSync(context).isDirectory()) {
+    if (input(`images[${index}].context`, image.context) !== 'directory') {
       fail(source, `images[${index}].context`, `directory "${image.context}" does not exist`);
     }
-    const dockerfile = inside(`images[${index}].dockerfile`, image.dockerfile);
-    if (!existsSync(dockerfile) || !statSync(dockerfile).isFile()) {
+    if (input(`images[${index}].dockerfile`, image.dockerfile) !== 'file') {
       throw new CachedDeployError(
         'DOCKERFILE_NOT_FOUND',
         `${source}: images[${index}].dockerfile: "${image.dockerfile}" does not exist`,
@@ -263,16 +263,4 @@ export function checkConfigAgainstRepo(
       }
     }
   });
-}
-
-function resolveExistingParent(path: string): string {
-  let current = path;
-  const rest: string[] = [];
-  while (!existsSync(current)) {
-    const parent = dirname(current);
-    if (parent === current) return path;
-    rest.unshift(current.slice(parent.length + 1));
-    current = parent;
-  }
-  return join(realpathSync(current), ...rest);
 }

@@ -6,6 +6,7 @@ import { jsonPattern, nullable } from './json-schema.js';
 import { CONFIG_FILE } from './resolve.js';
 import {
   boolean,
+  type Checker,
   checker,
   describe,
   fail,
@@ -132,7 +133,6 @@ function oneLineText(maxLength: number, what: string) {
 
 /** A runner label (`runs-on`): text that reaches the workflow's YAML. */
 const runnerLabel = oneLineText(200, 'a runner label');
-const runnerLabelSchema = () => runnerLabel.jsonSchema;
 
 export function pathOutsideRepo(source: string, path: string, text: string) {
   return new PathOutsideRepoError(
@@ -356,36 +356,47 @@ const imageSchema = object(
 );
 
 /**
+ * A mapping from platform (`linux/arm64`) to a value `each` checks; a platform mapped to null is
+ * left out (it keeps its default).
+ */
+function byPlatform<T>(
+  each: Checker<T>,
+  what: string,
+  description: string,
+): Checker<Record<string, T>> {
+  return checker(
+    (value, path, source): Record<string, T> => {
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+        fail(source, path, `expected a mapping from platform to ${what}, got ${describe(value)}`);
+      }
+      const mapped: Record<string, T> = {};
+      for (const [platform, entry] of Object.entries(value)) {
+        const where = join(path, platform);
+        if (!PLATFORM.test(platform) || platform.length > 32) {
+          fail(source, where, `${quoteForMessage(platform)} is not a platform such as linux/arm64`);
+        }
+        if (entry === null || entry === undefined) continue;
+        mapped[platform] = each(entry, where, source);
+      }
+      return mapped;
+    },
+    {
+      type: 'object',
+      propertyNames: { pattern: jsonPattern(PLATFORM), maxLength: 32 },
+      additionalProperties: nullable(each.jsonSchema),
+      description,
+    },
+  );
+}
+
+/**
  * `workflow.runners`: the runner label of each platform a native build runs on, for the platforms
  * whose GitHub-hosted default (DEFAULT_PLATFORM_RUNNERS) is not wanted, or that have none.
  */
-const platformRunners = checker(
-  (value, path, source): Record<string, string> => {
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      fail(
-        source,
-        path,
-        `expected a mapping from platform to runner label, got ${describe(value)}`,
-      );
-    }
-    const runners: Record<string, string> = {};
-    for (const [platform, label] of Object.entries(value)) {
-      const where = join(path, platform);
-      if (!PLATFORM.test(platform) || platform.length > 32) {
-        fail(source, where, `${quoteForMessage(platform)} is not a platform such as linux/arm64`);
-      }
-      if (label === null || label === undefined) continue;
-      runners[platform] = runnerLabel(label, where, source);
-    }
-    return runners;
-  },
-  {
-    type: 'object',
-    propertyNames: { pattern: jsonPattern(PLATFORM), maxLength: 32 },
-    additionalProperties: nullable(runnerLabelSchema()),
-    description:
-      'The runner label each platform of a native build runs on (default: linux/amd64 on ubuntu-24.04, linux/arm64 on ubuntu-24.04-arm).',
-  },
+const platformRunners = byPlatform(
+  runnerLabel,
+  'runner label',
+  'The runner label each platform of a native build runs on (default: linux/amd64 on ubuntu-24.04, linux/arm64 on ubuntu-24.04-arm).',
 );
 
 /** GitLab runner tags: every job's (`gitlab.tags`), or what a platform's jobs add to them. */
@@ -402,33 +413,10 @@ const runnerTags = list(
  * `gitlab.tags`, which is how GitLab picks a runner of that architecture (GitLab has no runner
  * labels: a job runs on a runner that has every tag it lists). An empty list: `gitlab.tags` alone.
  */
-const platformRunnerTags = checker(
-  (value, path, source): Record<string, string[]> => {
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      fail(
-        source,
-        path,
-        `expected a mapping from platform to a list of runner tags, got ${describe(value)}`,
-      );
-    }
-    const tags: Record<string, string[]> = {};
-    for (const [platform, list] of Object.entries(value)) {
-      const where = join(path, platform);
-      if (!PLATFORM.test(platform) || platform.length > 32) {
-        fail(source, where, `${quoteForMessage(platform)} is not a platform such as linux/arm64`);
-      }
-      if (list === null || list === undefined) continue;
-      tags[platform] = runnerTags(list, where, source);
-    }
-    return tags;
-  },
-  {
-    type: 'object',
-    propertyNames: { pattern: jsonPattern(PLATFORM), maxLength: 32 },
-    additionalProperties: nullable(runnerTags.jsonSchema),
-    description:
-      "The runner tags each platform's native build and seed jobs add to gitlab.tags (default on gitlab.com, when gitlab.tags is empty: GitLab's hosted runners, linux/amd64 on saas-linux-small-amd64 and linux/arm64 on saas-linux-small-arm64).",
-  },
+const platformRunnerTags = byPlatform(
+  runnerTags,
+  'a list of runner tags',
+  "The runner tags each platform's native build and seed jobs add to gitlab.tags (default on gitlab.com, when gitlab.tags is empty: GitLab's hosted runners, linux/amd64 on saas-linux-small-amd64 and linux/arm64 on saas-linux-small-arm64).",
 );
 
 export const CI_KINDS = ['github', 'gitlab'] as const;

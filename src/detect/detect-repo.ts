@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import { basename, join, relative } from 'node:path';
-import { GITLAB_PROJECT, HOST_NAME } from '../config/schema.js';
+import { basename } from 'node:path';
+import { GITHUB_API_URL, knownCodeHost, parseGitUrl, projectFromPath } from '../code-hosts.js';
+import { GITLAB_CI_FILE } from '../config/resolve.js';
+import { GITHUB_REPOSITORY, GITLAB_PROJECT, HOST_NAME } from '../config/schema.js';
 import { carriesMarker } from '../render/marker.js';
 import { RepoFiles } from '../repo-files.js';
 import { type DockerfileStage, parseDockerfileStages } from './dockerfile.js';
@@ -16,8 +17,6 @@ export interface RepoFacts {
   /** A `.gitlab-ci.yml` this tool did not write: the pipeline then goes in a file it includes. */
   foreignGitlabCi: boolean;
   defaultBranch: string | undefined;
-  /** Workflow files already under .github/workflows. */
-  existingWorkflows: string[];
   /** AWS_REGION / AWS_DEFAULT_REGION, when set. */
   region: string | undefined;
 }
@@ -25,7 +24,7 @@ export interface RepoFacts {
 const SKIP_DIRS = new Set(['node_modules', 'vendor', 'dist', 'build', 'lib', 'target', 'coverage']);
 const MAX_DEPTH = 4;
 
-export function isDockerfileName(name: string): boolean {
+function isDockerfileName(name: string): boolean {
   return (
     name === 'Dockerfile' ||
     name === 'Containerfile' ||
@@ -35,51 +34,53 @@ export function isDockerfileName(name: string): boolean {
   );
 }
 
-export function findDockerfiles(dir: string): string[] {
+/** Dockerfiles up to MAX_DEPTH folders down, not in hidden or build folders, nor behind symlinks. */
+function findDockerfiles(repo: RepoFiles): string[] {
   const found: string[] = [];
   const walk = (current: string, depth: number) => {
-    let entries: import('node:fs').Dirent[];
+    let entries: ReturnType<RepoFiles['list']>;
     try {
-      entries = readdirSync(current, { withFileTypes: true });
+      entries = repo.list(current);
     } catch {
-      return;
+      return; // unreadable: nothing to detect there
     }
-    for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      if (entry.isFile() && isDockerfileName(entry.name) && !entry.name.endsWith('.dockerignore')) {
-        found.push(relative(dir, join(current, entry.name)).split('\\').join('/'));
+    const inside = (name: string) => (current === '.' ? name : `${current}/${name}`);
+    for (const entry of entries ?? []) {
+      if (
+        entry.kind === 'file' &&
+        isDockerfileName(entry.name) &&
+        !entry.name.endsWith('.dockerignore')
+      ) {
+        found.push(inside(entry.name));
       } else if (
-        entry.isDirectory() &&
+        entry.kind === 'directory' &&
         depth < MAX_DEPTH &&
         !entry.name.startsWith('.') &&
         !SKIP_DIRS.has(entry.name)
       ) {
-        walk(join(current, entry.name), depth + 1);
+        walk(inside(entry.name), depth + 1);
       }
     }
   };
-  walk(dir, 0);
+  walk('.', 0);
   return found;
 }
 
 export function detectRepo(dir: string, env: NodeJS.ProcessEnv = process.env): RepoFacts {
   const repo = new RepoFiles(dir);
   const origin = git(dir, ['remote', 'get-url', 'origin']);
-  const workflowsDir = join(dir, '.github', 'workflows');
   return {
-    dockerfiles: findDockerfiles(dir).map((path) => ({
+    dockerfiles: findDockerfiles(repo).map((path) => ({
       path,
       stages: parseDockerfileStages(repo.readInput(path) ?? ''),
     })),
     githubRepository: parseGithubRemote(origin),
     gitlab: parseGitlabRemote(origin),
     foreignGitlabCi: (() => {
-      const text = repo.readInput('.gitlab-ci.yml');
+      const text = repo.readInput(GITLAB_CI_FILE);
       return text !== undefined && !carriesMarker(text);
     })(),
     defaultBranch: detectDefaultBranch(dir),
-    existingWorkflows: existsSync(workflowsDir)
-      ? readdirSync(workflowsDir).filter((name) => /\.ya?ml$/.test(name))
-      : [],
     region: env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
   };
 }
@@ -103,11 +104,15 @@ function detectDefaultBranch(dir: string): string | undefined {
   return git(dir, ['branch', '--show-current']) ?? git(dir, ['config', 'init.defaultBranch']);
 }
 
-/** owner/name from the usual GitHub remote URL forms (https, ssh, scp-like). */
+/**
+ * owner/name of a remote on github.com (https, ssh or scp-like). Only github.com: the generated
+ * trust policies name its OIDC issuer, which a GitHub Enterprise Server does not use.
+ */
 export function parseGithubRemote(url: string | undefined): string | undefined {
-  if (!url) return undefined;
-  const match = /github\.com[:/]+([A-Za-z0-9-]+)\/([A-Za-z0-9._-]+?)(?:\.git)?\/?$/.exec(url);
-  return match ? `${match[1]}/${match[2]}` : undefined;
+  const remote = url === undefined ? undefined : parseGitUrl(url);
+  if (!remote || knownCodeHost(remote.hostname)?.apiUrl !== GITHUB_API_URL) return undefined;
+  const project = projectFromPath(remote.path);
+  return project !== undefined && GITHUB_REPOSITORY.test(project) ? project : undefined;
 }
 
 /**
@@ -117,17 +122,16 @@ export function parseGithubRemote(url: string | undefined): string | undefined {
 export function parseGitlabRemote(
   url: string | undefined,
 ): { host: string; project: string } | undefined {
-  if (!url) return undefined;
-  const match =
-    /^(?:[\w.-]+@([\w.-]+):(?!\/\/)|(?:https?|ssh|git\+ssh):\/\/(?:[^@/]*@)?([\w.-]+)(?::\d+)?\/)(.+?)(?:\.git)?\/?$/.exec(
-      url,
-    );
-  const host = (match?.[1] ?? match?.[2] ?? '').toLowerCase();
-  const project = match?.[3] ?? '';
-  if (!(host === 'gitlab.com' || /^gitlab[.-]/.test(host)) || !HOST_NAME.test(host)) {
+  const remote = url === undefined ? undefined : parseGitUrl(url);
+  const known = remote && knownCodeHost(remote.hostname);
+  if (!remote || known?.kind !== 'gitlab') return undefined;
+  // gitlab.com however the remote spells it; a self-managed instance by its own name.
+  const host = new URL(known.apiUrl).hostname;
+  const project = projectFromPath(remote.path);
+  if (!HOST_NAME.test(host) || project === undefined || !GITLAB_PROJECT.test(project)) {
     return undefined;
   }
-  return GITLAB_PROJECT.test(project) ? { host, project } : undefined;
+  return { host, project };
 }
 
 /** A bake target name for a Dockerfile: its directory, or its suffix (Dockerfile.worker). */

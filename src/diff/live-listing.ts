@@ -1,7 +1,8 @@
 import { createEcrClient } from '../ecr/client.js';
 import { PaginationError, pages } from '../ecr/paginate.js';
 import { CachedDeployError } from '../errors.js';
-import { INDEX_MEDIA_TYPES, isIndexMediaType, type PreviewImage } from '../policy/preview.js';
+import { INDEX_MEDIA_TYPES, isIndexMediaType } from '../media-types.js';
+import type { PreviewImage } from '../policy/preview.js';
 import { printable, quoteForMessage } from '../text.js';
 
 /**

@@ -19,9 +19,8 @@
  * Fields follow moby/buildkit `cache/remotecache/v1/types/spec.go`.
  */
 
+import { CACHE_CONFIG_MEDIA_TYPE, isIndexMediaType } from '../media-types.js';
 import { quoteForMessage } from '../text.js';
-
-export const CACHE_CONFIG_MEDIA_TYPE = 'application/vnd.buildkit.cacheconfig.v0';
 
 /**
  * Main is *eroded* when builds can reuse fewer than this fraction of its steps, counting a step
@@ -106,11 +105,6 @@ export class CacheFormatError extends Error {
   }
 }
 
-const INDEX_MEDIA_TYPES: ReadonlySet<string> = new Set([
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-]);
-
 type Json = Record<string, unknown>;
 
 const isObject = (value: unknown): value is Json =>
@@ -144,7 +138,7 @@ export function parseCacheManifest(input: string | Uint8Array): CacheManifest {
   const doc = parseJson(input, 'the manifest');
   if (!isObject(doc)) throw new CacheFormatError('the manifest is not a JSON object');
   const mediaType = typeof doc.mediaType === 'string' ? doc.mediaType : undefined;
-  if ((mediaType && INDEX_MEDIA_TYPES.has(mediaType)) || Array.isArray(doc.manifests)) {
+  if (isIndexMediaType(mediaType) || Array.isArray(doc.manifests)) {
     if (!Array.isArray(doc.manifests)) throw new CacheFormatError('manifests: missing');
     const entries = doc.manifests.map((entry, i) => descriptor(entry, `manifests[${i}]`));
     const config = entries.find((entry) => entry.mediaType === CACHE_CONFIG_MEDIA_TYPE);

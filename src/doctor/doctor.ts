@@ -6,10 +6,11 @@
  * recommends, or triggers, what fixes it. The report is data; format.ts prints it.
  */
 import { basename } from 'node:path';
+import { GITHUB_API_URL } from '../code-hosts.js';
 import { loadConfig } from '../config/load.js';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { CachedDeployError, isCachedDeployError } from '../errors.js';
-import { ciOf, GITLAB_TOKEN_ENV, gitlabProject } from '../gitlab-api/project.js';
+import { GITLAB_TOKEN_ENV, gitlabProject } from '../gitlab-api/project.js';
 import { gitlabReseedCommand } from '../gitlab-api/reseed.js';
 import {
   cacheScope,
@@ -18,7 +19,7 @@ import {
   MAIN_SCOPE,
   SEED_SCOPE,
 } from '../model/cache-tags.js';
-import { imageBuildTargets } from '../model/platforms.js';
+import { buildTargets } from '../model/platforms.js';
 import { githubOf } from '../model/roles.js';
 import { createHttpClient, type HttpClient } from '../net/bounded-fetch.js';
 import { RepoFiles } from '../repo-files.js';
@@ -36,7 +37,7 @@ import {
   type StepsAgainstSeed,
 } from './cacheconfig.js';
 import { formatAge } from './format.js';
-import { DEFAULT_GITHUB_API_URL, dispatchReseed } from './github.js';
+import { dispatchReseed } from './github.js';
 import { type CacheRegistry, ecrRegistry, ociRegistry } from './registry-client.js';
 import { CronError, schedulePeriodMs } from './schedule.js';
 import { type SeedImport, seedImportOf } from './seed-import.js';
@@ -82,7 +83,7 @@ export interface DoctorOptions {
   /** The GitLab instance, instead of gitlab.host of cached-deploy.yml. */
   gitlabUrl?: string;
   /** Overrides of the GitLab transport policy (tests). */
-  gitlabPolicy?: Partial<import('../fleet/hosts/http.js').HostPolicy>;
+  gitlabPolicy?: Partial<import('../net/host-connection.js').HostPolicy>;
   /** The transport under every HTTP read (registry, blobs, GitHub API). Default: fetch. */
   fetch?: typeof fetch;
   /**
@@ -259,7 +260,7 @@ export async function doctorWithConfig(
   try {
     // One report per bake target: an image, or each platform of an image built per platform,
     // whose caches are apart (docs/multi-platform.md).
-    for (const target of config.images.flatMap(imageBuildTargets)) {
+    for (const target of buildTargets(config)) {
       const { image } = target;
       // main.* and seed.* live in the cache repository; a branch's cache in the branch-cache one.
       const wanted: [CacheKind, string, string][] = [['main', MAIN_SCOPE, image.cacheRepository]];
@@ -322,7 +323,7 @@ function periodOf(schedule: string): number | undefined {
 }
 
 function checkCanReseed(config: ResolvedConfig, options: DoctorOptions): void {
-  if (ciOf(config) === 'gitlab') {
+  if (config.ci === 'gitlab') {
     // Read now: a configuration without a project fails before any registry read.
     gitlabProject(config, { instanceUrl: options.gitlabUrl });
     if (!options.gitlabToken) {
@@ -357,15 +358,12 @@ async function reseed(
     try {
       const { connectGitLab } = await import('../gitlab-api/client.js');
       const { triggerGitLabReseed } = await import('../gitlab-api/reseed.js');
+      // Through the run's bounded client: its overall deadline covers the reseed too.
       const api = await connectGitLab({
         instanceUrl: project.instanceUrl,
         token: options.gitlabToken ?? '',
-        policy: {
-          ...(options.requestTimeoutMs === undefined
-            ? {}
-            : { requestTimeoutMs: options.requestTimeoutMs }),
-          ...options.gitlabPolicy,
-        },
+        policy: options.gitlabPolicy,
+        http,
       });
       const pipeline = await triggerGitLabReseed(api, project);
       return { status: 'triggered', ...(pipeline.url ? { url: pipeline.url } : {}) };
@@ -376,7 +374,7 @@ async function reseed(
   }
   try {
     const { url } = await dispatchReseed({
-      apiUrl: options.githubApiUrl ?? DEFAULT_GITHUB_API_URL,
+      apiUrl: options.githubApiUrl ?? GITHUB_API_URL,
       repository: githubOf(config).repository,
       workflowFile: basename(config.workflow.file),
       ref: config.mainBranch,
@@ -731,7 +729,7 @@ const ACTION_ORDER: Action[] = ['reseed', 'regenerate', 'enable-seed', 'build-ma
 
 /** How to run the seed job by hand, on the repository's CI. */
 function reseedHow(config: ResolvedConfig, workflow: string, ref: string): string {
-  const project = ciOf(config) === 'gitlab' ? gitlabProject(config) : undefined;
+  const project = config.ci === 'gitlab' ? gitlabProject(config) : undefined;
   if (project) {
     return `\`create-cached-deploy doctor --reseed\` (token in ${GITLAB_TOKEN_ENV}), or \`${gitlabReseedCommand(project)}\``;
   }

@@ -8,8 +8,6 @@ import { CachedDeployError } from '../errors.js';
 import { bodyJson, createHttpClient, type HttpClient, KiB } from '../net/bounded-fetch.js';
 import { printable, quoteForMessage } from '../text.js';
 
-export const DEFAULT_GITHUB_API_URL = 'https://api.github.com';
-
 export interface ReseedDispatch {
   /** `https://api.github.com`, or a GitHub Enterprise Server's `https://HOST/api/v3`. */
   apiUrl: string;

@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto';
 import { createEcrClient } from '../ecr/client.js';
 import { CachedDeployError } from '../errors.js';
+import { IMAGE_MANIFEST_MEDIA_TYPES, INDEX_MEDIA_TYPES } from '../media-types.js';
 import {
   bodyJson,
   bodyText,
@@ -43,12 +44,10 @@ export interface CacheRegistry {
 }
 
 /** What a cache tag may point to: BuildKit's image-manifest layout, or its older index layout. */
-export const ACCEPTED_MANIFEST_TYPES = [
-  'application/vnd.oci.image.manifest.v1+json',
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.docker.distribution.manifest.v2+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-] as const;
+export const ACCEPTED_MANIFEST_TYPES: readonly string[] = [
+  ...IMAGE_MANIFEST_MEDIA_TYPES,
+  ...INDEX_MEDIA_TYPES,
+];
 
 /** ECR's and the distribution registry's own limit for a manifest. */
 export const MAX_MANIFEST_BYTES = 4 * MiB;

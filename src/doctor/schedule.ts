@@ -35,8 +35,6 @@ const DAY_MS = 86_400_000;
 const SCAN_START_MS = Date.UTC(2001, 0, 1);
 const SCAN_DAYS = Math.round((Date.UTC(2029, 0, 1) - SCAN_START_MS) / DAY_MS);
 
-export const WEEK_MS = 7 * DAY_MS;
-
 /** Thrown for a schedule that is not five valid cron fields (the config schema checks first). */
 export class CronError extends Error {}
 

@@ -19,6 +19,7 @@ import {
   string,
 } from '../config/validate.js';
 import { CachedDeployError } from '../errors.js';
+import type { HostKind } from '../net/host-connection.js';
 import { BRANCH_PATTERN } from './git.js';
 
 /**
@@ -74,7 +75,7 @@ export interface FleetRepo {
   apiUrl?: string;
 }
 
-export type HostKind = 'github' | 'gitlab';
+export type { HostKind };
 
 /** A code host named by its hostname in `pullRequests.hosts`. */
 export interface HostEntry {

@@ -9,6 +9,7 @@ export {
   type PullRequestSettings,
   parseFleetFile,
 } from './fleet-file.js';
+export type { CodeHostsOptions } from './hosts/connect.js';
 export type { CheckStatus, PullRequestState, ReviewStatus } from './hosts/host.js';
 export type { PullRequestOutcome } from './local.js';
 export { createProgress, type Progress, type ProgressStream } from './progress.js';

@@ -15,6 +15,7 @@ import {
 } from './hosts/host.js';
 import { type HostTarget, resolveHostTarget } from './hosts/target.js';
 import { commitSubject, errorMessage, type PullRequestOutcome, type RepoResult } from './local.js';
+import { mapPool } from './map-pool.js';
 
 /**
  * `--open-pr`: after a repository's branch is pushed, make its one pull request (GitLab: merge
@@ -53,7 +54,7 @@ export class PullRequestRun {
    * and refuses to start when a token they need is missing: nothing is pushed for nothing.
    */
   async prepare(repos: readonly FleetRepo[], concurrency: number): Promise<void> {
-    await mapLimit(repos, concurrency, async (repo) => {
+    await mapPool(repos, concurrency, async (repo) => {
       try {
         const gitUrl =
           repo.kind === 'url'
@@ -275,19 +276,4 @@ function describe(outcome: PullRequestOutcome): string {
 
 function joinMessage(first: string, second: string): string {
   return [first, second].filter((part) => part !== '').join('; ');
-}
-
-/** `fn` over `items`, at most `limit` at once. */
-export async function mapLimit<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      await fn(items[next++] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
 }

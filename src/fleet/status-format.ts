@@ -1,6 +1,7 @@
 import { inline } from '../diff/markdown.js';
 import { printable } from '../text.js';
 import { type FleetStatusResult, type RepoPullRequestStatus, stateOf } from './status.js';
+import { alignedTable, failedSection } from './summary.js';
 
 /**
  * `fleet --status` printed: a table (text), a markdown table (`--report`), JSON (`--json`,
@@ -37,22 +38,10 @@ function generatorCell(status: RepoPullRequestStatus): string {
 const HEADER = ['REPOSITORY', 'STATE', 'REVIEW', 'CHECKS', 'DEFAULT BRANCH ON', 'PULL REQUEST'];
 
 export function formatStatusTable(result: FleetStatusResult): string {
-  const rows = result.repositories.map(cells);
-  const last = HEADER.length - 1;
-  const widths = HEADER.map((title, column) =>
-    Math.min(60, Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0))),
+  const failed = result.repositories.flatMap((status): [string, string][] =>
+    status.error === undefined ? [] : [[status.repository, status.error]],
   );
-  const line = (row: string[]) =>
-    row
-      .map((cell, column) => (column < last ? cell.padEnd(widths[column] ?? 0) : cell))
-      .join('  ')
-      .trimEnd();
-  const failed = result.repositories.filter((status) => status.error !== undefined);
-  const failures =
-    failed.length === 0
-      ? ''
-      : `Failed (${failed.length}):\n${failed.map((status) => `  ${printable(status.repository)}: ${printable(status.error ?? '')}`).join('\n')}\n`;
-  return `${[line(HEADER), ...rows.map(line)].join('\n')}\n${formatStatusTotals(result)}\n${failures}`;
+  return `${alignedTable(HEADER, result.repositories.map(cells))}${formatStatusTotals(result)}\n${failedSection(failed)}`;
 }
 
 export function formatStatusMarkdown(result: FleetStatusResult): string {

@@ -9,7 +9,8 @@ import type { GitOptions } from './git.js';
 import type { CodeHostsOptions } from './hosts/connect.js';
 import type { CheckStatus, CodeHost, PullRequestState, ReviewStatus } from './hosts/host.js';
 import { errorMessage } from './local.js';
-import { mapLimit, PullRequestRun } from './pull-requests.js';
+import { mapPool } from './map-pool.js';
+import { PullRequestRun } from './pull-requests.js';
 import { resultsFileName, selectRepositories } from './run-fleet.js';
 
 /**
@@ -85,21 +86,15 @@ export async function runFleetStatus(
   const git: GitOptions = { env: options.gitEnv };
   const run = new PullRequestRun(file, { branch, git, ...options.hosts });
   await run.prepare(selected, concurrency);
-  const repositories = new Array<RepoPullRequestStatus>(selected.length);
-  let next = 0;
-  await mapLimit(
-    selected.map((repo) => ({ repo, index: next++ })),
-    concurrency,
-    async ({ repo, index }) => {
-      const status = await repositoryStatus(repo, run, branch, file);
-      repositories[index] = status;
-      options.onDone?.(
-        repo.repository,
-        stateOf(status),
-        status.error ?? status.pullRequest?.url ?? '',
-      );
-    },
-  );
+  const repositories = await mapPool(selected, concurrency, async (repo) => {
+    const status = await repositoryStatus(repo, run, branch, file);
+    options.onDone?.(
+      repo.repository,
+      stateOf(status),
+      status.error ?? status.pullRequest?.url ?? '',
+    );
+    return status;
+  });
   const counts: Record<StatusState, number> = { open: 0, merged: 0, closed: 0, none: 0, error: 0 };
   for (const status of repositories) counts[stateOf(status)]++;
   return {

@@ -16,25 +16,34 @@ export function formatSummaryTable(result: FleetResult): string {
   const rows = result.results.map((r) =>
     [r.repository, r.status, wasOn(r), r.message].map((cell) => printable(cell)),
   );
-  const header = ['REPOSITORY', 'STATUS', 'WAS ON', 'MESSAGE'];
-  const widths = [0, 1, 2].map((column) =>
-    Math.min(
-      60,
-      Math.max(header[column]?.length ?? 0, ...rows.map((row) => row[column]?.length ?? 0)),
-    ),
+  const failed = result.results.filter((r) => r.status === 'error');
+  return `${alignedTable(['REPOSITORY', 'STATUS', 'WAS ON', 'MESSAGE'], rows)}${formatTotals(result)}\n${failedSection(failed.map((r) => [r.repository, r.message]))}`;
+}
+
+/**
+ * Rows under a header, each column but the last as wide as its widest cell (at most 60
+ * characters: one long name must not push every row off the screen). Cells are printable already.
+ */
+export function alignedTable(header: string[], rows: string[][]): string {
+  const last = header.length - 1;
+  const widths = header.map((title, column) =>
+    Math.min(60, Math.max(title.length, ...rows.map((row) => row[column]?.length ?? 0))),
   );
-  const line = (cells: string[]) =>
-    cells
-      .map((cell, column) => (column < 3 ? cell.padEnd(widths[column] ?? 0) : cell))
+  const line = (row: string[]) =>
+    row
+      .map((cell, column) => (column < last ? cell.padEnd(widths[column] ?? 0) : cell))
       .join('  ')
       .trimEnd();
-  // The failures again, together at the end: the table of a large fleet scrolls them away.
-  const failed = result.results.filter((r) => r.status === 'error');
-  const failures =
-    failed.length === 0
-      ? ''
-      : `Failed (${failed.length}):\n${failed.map((r) => `  ${printable(r.repository)}: ${printable(r.message)}`).join('\n')}\n`;
-  return `${[line(header), ...rows.map(line)].join('\n')}\n${formatTotals(result)}\n${failures}`;
+  return `${[line(header), ...rows.map(line)].join('\n')}\n`;
+}
+
+/** The failures again, together at the end: the table of a large fleet scrolls them away. */
+export function failedSection(failed: [repository: string, message: string][]): string {
+  if (failed.length === 0) return '';
+  const lines = failed.map(
+    ([repository, message]) => `  ${printable(repository)}: ${printable(message)}`,
+  );
+  return `Failed (${failed.length}):\n${lines.join('\n')}\n`;
 }
 
 /** The same as a markdown report (for `--report` with `--check` or `--write`). */

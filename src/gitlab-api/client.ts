@@ -1,4 +1,4 @@
-import { CachedDeployError, isCachedDeployError } from '../errors.js';
+import { CachedDeployError } from '../errors.js';
 import {
   array,
   bool,
@@ -8,15 +8,16 @@ import {
   record,
   text,
   webUrl,
-} from '../fleet/hosts/answers.js';
-import { gitbeakerConfig, HttpStatusError } from '../fleet/hosts/gitbeaker.js';
-import { defaultPolicy, HostConnection, type HostPolicy, hostText } from '../fleet/hosts/http.js';
+} from '../net/answers.js';
+import type { HttpClient } from '../net/bounded-fetch.js';
+import { gitbeakerConfig, gitlabCallError, type StatusHints } from '../net/gitbeaker.js';
+import { defaultPolicy, HostConnection, type HostPolicy } from '../net/host-connection.js';
 
 /**
  * The GitLab REST API calls of `apply` (the seed's pipeline schedule) and `doctor --reseed` (a
- * pipeline on the main branch), through `@gitbeaker/rest` over the fleet's bounded transport
- * (src/fleet/hosts/http.ts: deadlines, bounded answers, the host's rate limits, the token kept
- * out of every message). Answers are read without trusting them (fleet/hosts/answers.ts).
+ * pipeline on the main branch), through `@gitbeaker/rest` over the code hosts' bounded transport
+ * (net/host-connection.ts: deadlines, bounded answers, the host's rate limits, the token kept
+ * out of every message). Answers are read without trusting them (net/answers.ts).
  * GitLab docs: https://docs.gitlab.com/api/pipeline_schedules/, https://docs.gitlab.com/api/pipelines/
  * (docs/gitlab-ci.md).
  */
@@ -38,9 +39,6 @@ export interface CreatedPipeline {
   id: number;
   webUrl?: string;
 }
-
-/** Hints for the statuses a call can answer, in words a user can act on. */
-export type StatusHints = Partial<Record<number, string>>;
 
 export interface GitLabApi {
   /** The instance, for messages (`gitlab.com`). */
@@ -66,6 +64,8 @@ export interface GitLabConnectOptions {
   token: string;
   /** Overrides of the transport policy (tests: a clock, a deadline). */
   policy?: Partial<HostPolicy>;
+  /** The bounded HTTP client of the command, when its deadline covers these calls too. */
+  http?: HttpClient;
 }
 
 /** Schedules a project can hold before a listing is taken for one that does not end. */
@@ -86,6 +86,7 @@ export async function connectGitLab(options: GitLabConnectOptions): Promise<GitL
     label,
     defaultPolicy('gitlab', { rerunHint: 'run it again', ...options.policy }),
     [options.token],
+    ...(options.http ? [options.http] : []),
   );
   const config = await gitbeakerConfig({
     apiUrl: options.instanceUrl,
@@ -99,19 +100,7 @@ export async function connectGitLab(options: GitLabConnectOptions): Promise<GitL
     try {
       return await run();
     } catch (error) {
-      if (isCachedDeployError(error)) throw error;
-      if (error instanceof HttpStatusError) {
-        const hint = hints[error.status] ?? COMMON_HINTS[error.status];
-        throw new CachedDeployError(
-          'IO',
-          `${label}: ${action} failed: HTTP ${error.status} ${hostText(error.description, connection.secrets)}${hint ? ` (${hint})` : ''}`,
-        );
-      }
-      const message = error instanceof Error ? error.message : String(error);
-      throw new CachedDeployError(
-        'IO',
-        `${label}: ${action} failed: ${hostText(message, connection.secrets)}`,
-      );
+      throw gitlabCallError(connection, action, error, { ...COMMON_HINTS, ...hints });
     }
   }
 

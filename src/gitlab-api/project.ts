@@ -8,7 +8,6 @@ import { quoteForMessage } from '../text.js';
  * here, so a change in where cached-deploy.yml keeps these is a change to this file only.
  */
 
-export const DEFAULT_GITLAB_HOST = 'gitlab.com';
 /** Where `apply` and `doctor` read a GitLab token when no flag gives one. */
 export const GITLAB_TOKEN_ENV = 'GITLAB_TOKEN';
 
@@ -21,16 +20,12 @@ export interface GitLabProject {
   mainBranch: string;
 }
 
-export function ciOf(config: ResolvedConfig): 'github' | 'gitlab' {
-  return config.ci;
-}
-
 /** The GitLab project of a `ci: gitlab` configuration; undefined on any other CI. */
 export function gitlabProject(
   config: ResolvedConfig,
   overrides: { instanceUrl?: string } = {},
 ): GitLabProject | undefined {
-  if (ciOf(config) !== 'gitlab') return undefined;
+  if (config.ci !== 'gitlab') return undefined;
   // The schema requires the gitlab section with ci: gitlab; this guards callers that build a
   // configuration by hand.
   const gitlab = config.gitlab;
@@ -41,7 +36,7 @@ export function gitlabProject(
     );
   }
   return {
-    instanceUrl: gitlabInstanceUrl(overrides.instanceUrl ?? gitlab.host ?? DEFAULT_GITLAB_HOST),
+    instanceUrl: gitlabInstanceUrl(overrides.instanceUrl ?? gitlab.host),
     path: gitlab.project,
     mainBranch: config.mainBranch,
   };

@@ -1,3 +1,4 @@
+import { RESEED_VARIABLE } from '../model/gitlab-ci.js';
 import type { GitLabApi } from './client.js';
 import type { GitLabProject } from './project.js';
 
@@ -6,7 +7,6 @@ import type { GitLabProject } from './project.js';
  * generated .gitlab-ci.yml runs as the seed job (a cold build exporting seed.<image>).
  * GitLab API "Create a new pipeline", POST /projects/:id/pipeline (docs/gitlab-ci.md).
  */
-export const RESEED_VARIABLE = 'CACHED_DEPLOY_RESEED';
 
 export async function triggerGitLabReseed(
   api: GitLabApi,

@@ -28,10 +28,6 @@ export function roleArn(accountId: string, region: string, roleName: string): st
   return `arn:${partitionOf(region)}:iam::${accountId}:role/${roleName}`;
 }
 
-export function githubOidcProviderArn(accountId: string, region: string): string {
-  return oidcProviderArn(accountId, region, 'token.actions.githubusercontent.com');
-}
-
 /** The IAM OIDC identity provider of an issuer host (one per account and host). */
 export function oidcProviderArn(accountId: string, region: string, host: string): string {
   return `arn:${partitionOf(region)}:iam::${accountId}:oidc-provider/${host}`;

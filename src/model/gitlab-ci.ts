@@ -15,11 +15,10 @@ import {
   type BuildLeg,
   type BuildTarget,
   buildLegs,
-  buildTargets,
   gitlabRunnerTags,
   hasPlatformLegs,
 } from './platforms.js';
-import { prunerPaths } from './pruner.js';
+import { pruneFlags, prunerCommand, prunerPaths } from './pruner.js';
 import { ciRole, gitlabOf, type RoleKind, roleForWork, type Work } from './roles.js';
 import {
   imageTagCheckLines,
@@ -97,7 +96,10 @@ export const GITLAB_BUILDX_VERSION = 'v0.25.0';
 
 /** The job variable GitLab puts the ID token in (`id_tokens`). */
 export const ID_TOKEN_VARIABLE = 'AWS_ID_TOKEN';
-/** A pipeline variable that makes a pipeline of the main branch refresh the seed (web, api, trigger). */
+/**
+ * A pipeline variable that makes a pipeline of the main branch refresh the seed (web, api, trigger):
+ * what `doctor --reseed` sets (gitlab-api/reseed.ts).
+ */
 export const RESEED_VARIABLE = 'CACHED_DEPLOY_RESEED';
 /** Pipeline variables naming the project and its main branch, which the scripts compare with. */
 export const PROJECT_VARIABLE = 'CACHED_DEPLOY_PROJECT';
@@ -194,6 +196,13 @@ function scopeScript(config: ResolvedConfig): string[] {
 function assumeRoleScript(config: ResolvedConfig, roleArn: string): string[] {
   return [
     '# Credentials: from here on nothing is installed (docs/gitlab-ci.md).',
+    ...webIdentityLines(config, roleArn),
+  ];
+}
+
+/** The ID token in a file only the job's user can read, and the role and region pointing at it. */
+function webIdentityLines(config: ResolvedConfig, roleArn: string): string[] {
+  return [
     `(umask 077 && printf '%s' "$${ID_TOKEN_VARIABLE}" >"$CACHED_DEPLOY_TMP/id-token")`,
     'export AWS_WEB_IDENTITY_TOKEN_FILE="$CACHED_DEPLOY_TMP/id-token"',
     `export AWS_ROLE_ARN=${roleArn}`,
@@ -234,37 +243,6 @@ function installPrunerScript(config: ResolvedConfig): string[] {
 }
 
 const PRUNER = 'node "$CACHED_DEPLOY_TMP/prune-ecr-cache.mjs"';
-
-/**
- * One pruner invocation over the own-scope repository of each image of `targets` (by default every
- * bake target), with `--tag "$CACHE_SCOPE".<suffix>` per target there (one per platform of an
- * image built per platform) except for `prune`: see workflow.ts.
- */
-function prunerCommand(
-  config: ResolvedConfig,
-  command: string,
-  flags: string[],
-  program = PRUNER,
-  targets: readonly BuildTarget[] = buildTargets(config),
-): string {
-  const images = config.images.filter((image) => targets.some((target) => target.image === image));
-  const repositories = images.map((image) =>
-    [
-      `--repository "$${cacheRepositoryVariable(image.name)}"`,
-      ...(command === 'prune'
-        ? []
-        : targets
-            .filter((target) => target.image === image)
-            .map((target) => `--tag ${cacheTag('"$CACHE_SCOPE"', target.tagSuffix)}`)),
-    ].join(' '),
-  );
-  return [`${program} ${command}`, ...repositories, ...flags].join(' \\\n  ');
-}
-
-const pruneFlags = (config: ResolvedConfig) => [
-  `--grace-hours ${config.prune.graceHours}`,
-  ...(config.prune.failOnError ? ['--fail-on-error'] : []),
-];
 
 /** The Docker-in-Docker daemon the docker jobs talk to, over TLS (docs/gitlab-ci.md). */
 const DIND_VARIABLES = {
@@ -712,11 +690,7 @@ function deployJob(config: ResolvedConfig, legs: readonly BuildLeg[]): GitlabJob
         '  exit 1',
         'fi',
         'CACHED_DEPLOY_TMP=$(mktemp -d)',
-        `(umask 077 && printf '%s' "$${ID_TOKEN_VARIABLE}" >"$CACHED_DEPLOY_TMP/id-token")`,
-        'export AWS_WEB_IDENTITY_TOKEN_FILE="$CACHED_DEPLOY_TMP/id-token"',
-        `export AWS_ROLE_ARN=${role}`,
-        'export AWS_ROLE_SESSION_NAME="gitlab-ci-${CI_JOB_ID:-job}"',
-        `export AWS_REGION=${config.aws.region} AWS_DEFAULT_REGION=${config.aws.region}`,
+        ...webIdentityLines(config, role),
       ].join('\n'),
       deploy.command,
     ],
@@ -744,7 +718,7 @@ function pruneJob(config: ResolvedConfig, legs: readonly BuildLeg[]): GitlabJob 
         ...installPrunerScript(config),
         ...roleByMainScript(),
         ...assumeRoleScript(config, '"$role"'),
-        prunerCommand(config, 'prune', ['--sweep', ...pruneFlags(config)]),
+        prunerCommand(config, PRUNER, 'prune', ['--sweep', ...pruneFlags(config)]),
       ]),
     ],
   };
@@ -791,7 +765,7 @@ function seedJob(config: ResolvedConfig, leg: BuildLeg): GitlabJob {
         ...buildxScript(config, leg),
         ...assumeRoleScript(config, roleArnOf(config, roleForWork(config, 'seed', true))),
         `aws ecr get-login-password | docker login --username AWS --password-stdin ${registry}`,
-        prunerCommand(config, 'record', [`--state ${digests}`], PRUNER, leg.targets),
+        prunerCommand(config, PRUNER, 'record', [`--state ${digests}`], leg.targets),
         `export ${BAKE_VARIABLES.imageTag}="$CI_COMMIT_SHA"`,
         '# Cold build, exporting the seed cache (a failed export fails the job).',
         `if docker buildx bake --file ${config.paths.bakeFile}${targets} \\`,
@@ -803,9 +777,9 @@ function seedJob(config: ResolvedConfig, leg: BuildLeg): GitlabJob {
         'fi',
         prunerCommand(
           config,
+          PRUNER,
           'prune',
           [`--state ${digests}`, ...(config.prune.sweep ? ['--sweep'] : []), ...pruneFlags(config)],
-          PRUNER,
           leg.targets,
         ),
         `for cache in ${leg.targets.map((target) => `${target.image.cacheRepository}:${cacheTag(SEED_SCOPE, target.tagSuffix)}`).join(' ')}; do`,
@@ -945,9 +919,9 @@ function stopJob(config: ResolvedConfig, version: string): GitlabJob {
         ...assumeRoleScript(config, '"$CACHED_DEPLOY_BRANCH_ROLE"'),
         prunerCommand(
           config,
+          '"$CACHED_DEPLOY_TMP/node_modules/.bin/create-cached-deploy" prune',
           'delete-branch',
           [],
-          '"$CACHED_DEPLOY_TMP/node_modules/.bin/create-cached-deploy" prune',
         ),
       ]),
     ],

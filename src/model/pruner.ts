@@ -1,4 +1,9 @@
 import type { ResolvedConfig } from '../config/resolve.js';
+import { cacheRepositoryVariable, cacheTag } from './cache-tags.js';
+import { type BuildTarget, buildTargets } from './platforms.js';
+
+/** The pruner's npm project beside the script: `<script stem>.package(-lock).json`. */
+export const PRUNER_PACKAGE_SUFFIXES = ['.package.json', '.package-lock.json'] as const;
 
 /**
  * The shipped prune script and the npm project that installs its one dependency from a lockfile
@@ -14,9 +19,42 @@ export function prunerPaths(config: ResolvedConfig): {
 } {
   const script = config.paths.pruneScript;
   const stem = script.replace(/\.[cm]?js$/, '');
-  return {
-    script,
-    packageJson: `${stem}.package.json`,
-    lockfile: `${stem}.package-lock.json`,
-  };
+  const [packageJson, lockfile] = PRUNER_PACKAGE_SUFFIXES;
+  return { script, packageJson: `${stem}${packageJson}`, lockfile: `${stem}${lockfile}` };
+}
+
+/**
+ * One pruner invocation, the same on every CI: `<program> <command>`, then per image of `targets`
+ * (by default every bake target) `--repository "$CACHE_REPOSITORY_<IMAGE>"` followed, except for
+ * `prune`, by `--tag "$CACHE_SCOPE".<suffix>` for each of its targets there (one per platform of an
+ * image built per platform), then `flags`. The repository and scope come from the job's
+ * environment; image names and platforms are validated names, safe in a shell word.
+ */
+export function prunerCommand(
+  config: ResolvedConfig,
+  program: string,
+  command: string,
+  flags: readonly string[],
+  targets: readonly BuildTarget[] = buildTargets(config),
+): string {
+  const images = config.images.filter((image) => targets.some((target) => target.image === image));
+  const repositories = images.map((image) =>
+    [
+      `--repository "$${cacheRepositoryVariable(image.name)}"`,
+      ...(command === 'prune'
+        ? []
+        : targets
+            .filter((target) => target.image === image)
+            .map((target) => `--tag ${cacheTag('"$CACHE_SCOPE"', target.tagSuffix)}`)),
+    ].join(' '),
+  );
+  return [`${program} ${command}`, ...repositories, ...flags].join(' \\\n  ');
+}
+
+/** `--grace-hours` and, when the config asks for it, `--fail-on-error`. */
+export function pruneFlags(config: ResolvedConfig): string[] {
+  return [
+    `--grace-hours ${config.prune.graceHours}`,
+    ...(config.prune.failOnError ? ['--fail-on-error'] : []),
+  ];
 }

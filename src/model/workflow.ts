@@ -18,7 +18,7 @@ import {
   githubRunner,
   hasPlatformLegs,
 } from './platforms.js';
-import { prunerPaths } from './pruner.js';
+import { pruneFlags, prunerCommand, prunerPaths } from './pruner.js';
 import { ciRole, type RoleKind, roleForWork, type Work } from './roles.js';
 
 /**
@@ -729,11 +729,7 @@ function pruneJob(config: ResolvedConfig, legs: readonly BuildLeg[]): Job {
       {
         name: 'Sweep untagged cache artifacts older than the grace period',
         env: cacheRepositoryEnv(config),
-        run: prunerCommand(config, 'prune', [
-          '--sweep',
-          `--grace-hours ${config.prune.graceHours}`,
-          ...(config.prune.failOnError ? ['--fail-on-error'] : []),
-        ]),
+        run: prunerCommand(config, PRUNER, 'prune', ['--sweep', ...pruneFlags(config)]),
       },
     ],
   };
@@ -759,7 +755,7 @@ function deleteBranchCacheJob(config: ResolvedConfig): Job {
       {
         name: "Delete the branch's cache tags",
         env: cacheEnv(config),
-        run: prunerCommand(config, 'delete-branch', [], buildTargets(config)),
+        run: prunerCommand(config, PRUNER, 'delete-branch', []),
       },
     ],
   };
@@ -862,7 +858,7 @@ function seedJob(config: ResolvedConfig, leg: BuildLeg): Job {
       {
         name: 'Record the seed digests this build will supersede',
         env: scope,
-        run: prunerCommand(config, 'record', [`--state "${DIGESTS_FILE}"`], leg.targets),
+        run: prunerCommand(config, PRUNER, 'record', [`--state "${DIGESTS_FILE}"`], leg.targets),
       },
       setupBuildx(config),
       {
@@ -886,12 +882,12 @@ function seedJob(config: ResolvedConfig, leg: BuildLeg): Job {
         env: scope,
         run: prunerCommand(
           config,
+          PRUNER,
           'prune',
           [
             `--state "${DIGESTS_FILE}"`,
             ...(config.prune.sweep ? ['--sweep'] : []),
-            `--grace-hours ${config.prune.graceHours}`,
-            ...(config.prune.failOnError ? ['--fail-on-error'] : []),
+            ...pruneFlags(config),
           ],
           leg.targets,
         ),
@@ -963,6 +959,7 @@ export const SEED_SUMMARY_SCRIPT = [
 
 /** Where the pruner runs on the runner: outside the checkout, so nothing is added to the repo. */
 export const PRUNER_DIR = '$RUNNER_TEMP/cached-deploy';
+const PRUNER = `node "${PRUNER_DIR}/prune-ecr-cache.mjs"`;
 const DIGESTS_FILE = `${PRUNER_DIR}/cache-digests.json`;
 
 /**
@@ -984,34 +981,6 @@ export function installPrunerStep(config: ResolvedConfig, condition?: string): S
       `npm ci --prefix "${PRUNER_DIR}" --ignore-scripts --no-audit --no-fund --loglevel=error`,
     ].join('\n'),
   };
-}
-
-/**
- * One pruner invocation: `--repository "$CACHE_REPOSITORY_<IMAGE>"` per image of `targets` (by
- * default every bake target), with `--tag "$CACHE_SCOPE".<suffix>` for
- * each of its targets there (one per platform of an image built per platform), read from the
- * step's env; image names and platforms are validated names.
- */
-function prunerCommand(
-  config: ResolvedConfig,
-  command: string,
-  flags: string[],
-  targets: readonly BuildTarget[] = buildTargets(config),
-): string {
-  const images = config.images.filter((image) => targets.some((target) => target.image === image));
-  const repositories = images.map((image) =>
-    [
-      `--repository "$${cacheRepositoryVariable(image.name)}"`,
-      ...(command === 'prune'
-        ? []
-        : targets
-            .filter((target) => target.image === image)
-            .map((target) => `--tag ${cacheTag('"$CACHE_SCOPE"', target.tagSuffix)}`)),
-    ].join(' '),
-  );
-  return [`node "${PRUNER_DIR}/prune-ecr-cache.mjs" ${command}`, ...repositories, ...flags].join(
-    ' \\\n  ',
-  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1083,11 +1052,10 @@ function sweepBranchesCommand(config: ResolvedConfig): string {
     [`--repository ${repository}`, ...names.map((name) => `--image ${name}`)].join(' '),
   );
   return [
-    `node "${PRUNER_DIR}/prune-ecr-cache.mjs" sweep-branches`,
+    `${PRUNER} sweep-branches`,
     ...targets,
     `--branches-file "${BRANCHES_FILE}"`,
     '--main-branch "$MAIN_BRANCH"',
-    `--grace-hours ${config.prune.graceHours}`,
-    ...(config.prune.failOnError ? ['--fail-on-error'] : []),
+    ...pruneFlags(config),
   ].join(' \\\n  ');
 }

@@ -1,6 +1,7 @@
 /**
  * The one place the CLI reads HTTP from outside: a registry, its token service, a presigned blob
- * URL, the GitHub API. Everything it answers is written by someone else, so every read here has
+ * URL, the GitHub and GitLab APIs (net/host-connection.ts adds the code hosts' rate limits and
+ * retries on top). Everything it answers is written by someone else, so every read here has
  *
  * - a size cap: the body is read chunk by chunk and the read stops, with an error, past the cap
  *   (a `Content-Length` above it fails before reading anything). Callers get bytes, never a
@@ -12,8 +13,8 @@
  *   error. A redirect to another origin drops the `authorization` header, for good, so no
  *   credential is ever sent to a host the caller did not address.
  *
- * Failures are one-line CachedDeployErrors ('IO'); text from the server (a reason phrase, a
- * location) reaches a message only through `printable` and `quoteForMessage`.
+ * Failures are one-line `HttpError`s (code 'IO') naming what was read; text from the server (a
+ * reason phrase, a location) reaches a message only through `printable` and `quoteForMessage`.
  */
 import { CachedDeployError } from '../errors.js';
 import { printable, quoteForMessage } from '../text.js';
@@ -29,7 +30,10 @@ export const DEFAULT_MAX_REDIRECTS = 5;
 export const ERROR_BODY_BYTES = 64 * KiB;
 
 export interface HttpDeadlines {
-  /** The whole run, from the client's creation: after it, every request fails at once. */
+  /**
+   * The whole run, from the client's creation: after it, every request fails at once
+   * (`Infinity`: no overall deadline, for a run as long as its work, like a fleet's).
+   */
   totalMs?: number;
   /** One request, from sending it to its body's last byte, redirects included. */
   requestMs?: number;
@@ -41,7 +45,7 @@ export interface HttpClientOptions extends HttpDeadlines {
 }
 
 export interface HttpRequest {
-  method?: 'GET' | 'POST';
+  method?: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** Header names in lower case. `authorization` is dropped on a redirect to another origin. */
   headers?: Record<string, string>;
   body?: string;
@@ -51,10 +55,14 @@ export interface HttpRequest {
   maxRedirects?: number;
   /** What messages call the request, e.g. `manifest shop:main.web`. Default: the URL. */
   what?: string;
+  /** The caller's cancellation, besides the deadlines. */
+  signal?: AbortSignal;
 }
 
 export interface HttpResponse {
   status: number;
+  /** The reason phrase, as the server sent it (print it only through `printable`). */
+  statusText: string;
   ok: boolean;
   headers: Headers;
   /** The URL that answered, after redirects. */
@@ -76,7 +84,21 @@ export interface HttpClient {
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
-const ioError = (message: string) => new CachedDeployError('IO', message);
+/**
+ * A read that failed. `transient` when the same request may well succeed if sent again: the host
+ * was unreachable, gave no complete answer in time, or cut the connection. A refusal (too large,
+ * a bad redirect) or the run's own deadline is not.
+ */
+export class HttpError extends CachedDeployError {
+  constructor(
+    message: string,
+    readonly transient = false,
+  ) {
+    super('IO', message);
+  }
+}
+
+const ioError = (message: string, transient = false) => new HttpError(message, transient);
 
 /** Bytes for people: `4 MiB`, `64 KiB`, `100 B`. */
 export function formatLimit(bytes: number): string {
@@ -96,25 +118,37 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   const transport = options.fetch ?? fetch;
   const expiresAt = Date.now() + totalMs;
 
-  /** A signal that aborts at the request deadline or the overall one, and why it did. */
-  function deadline(what: string) {
+  /**
+   * A signal that aborts at the request deadline, the overall one or the caller's cancellation,
+   * and why it did.
+   */
+  function deadline(what: string, cancel?: AbortSignal) {
     const left = expiresAt - Date.now();
     if (left <= 0) throw ioError(`${what}: out of time (${seconds(totalMs)} for the whole run)`);
+    if (cancel?.aborted) throw ioError(`${what}: cancelled`);
     const controller = new AbortController();
     const overall = left <= requestMs;
     const timer = setTimeout(() => controller.abort(), overall ? left : requestMs);
+    const onCancel = () => controller.abort();
+    cancel?.addEventListener('abort', onCancel, { once: true });
     const reason = () =>
-      overall
-        ? ioError(`${what}: out of time (${seconds(totalMs)} for the whole run)`)
-        : ioError(`${what}: no complete answer within ${seconds(requestMs)}`);
-    return { signal: controller.signal, reason, done: () => clearTimeout(timer) };
+      cancel?.aborted
+        ? ioError(`${what}: cancelled`)
+        : overall
+          ? ioError(`${what}: out of time (${seconds(totalMs)} for the whole run)`)
+          : ioError(`${what}: no complete answer within ${seconds(requestMs)}`, true);
+    const done = () => {
+      clearTimeout(timer);
+      cancel?.removeEventListener('abort', onCancel);
+    };
+    return { signal: controller.signal, reason, done };
   }
 
   async function request(url: string, init: HttpRequest): Promise<HttpResponse> {
     const what = init.what ?? url;
     const method = init.method ?? 'GET';
     const maxRedirects = method === 'GET' ? (init.maxRedirects ?? DEFAULT_MAX_REDIRECTS) : 0;
-    const limit = deadline(what);
+    const limit = deadline(what, init.signal);
     try {
       let target = new URL(url);
       const origin = target.origin;
@@ -132,13 +166,14 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
           });
         } catch (error) {
           if (limit.signal.aborted) throw limit.reason();
-          throw ioError(`cannot reach ${target.origin}: ${networkReason(error)}`);
+          throw ioError(`${what}: cannot reach ${target.origin}: ${networkReason(error)}`, true);
         }
         const location = response.headers.get('location');
         if (!REDIRECTS.has(response.status) || location === null || maxRedirects === 0) {
           const body = await readBody(response, init.maxBytes, what, limit);
           return {
             status: response.status,
+            statusText: response.statusText,
             ok: response.ok,
             headers: response.headers,
             url: target.href,
@@ -191,7 +226,7 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
 
 function positive(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;
-  if (!(Number.isFinite(value) && value > 0)) {
+  if (!(value > 0)) {
     throw new CachedDeployError('USAGE', `${name}: ${value} is not a positive duration`);
   }
   return value;
@@ -241,7 +276,7 @@ async function readBody(
   } catch (error) {
     if (error instanceof CachedDeployError) throw error;
     if (limit.signal.aborted) throw limit.reason();
-    throw ioError(`${what}: the connection broke: ${networkReason(error)}`);
+    throw ioError(`${what}: the connection broke: ${networkReason(error)}`, true);
   }
   const body = new Uint8Array(total);
   let offset = 0;

@@ -1,3 +1,4 @@
+import { isIndexMediaType } from '../media-types.js';
 import type { LifecyclePolicy, LifecycleRule } from '../model/lifecycle.js';
 import { formatBytes } from '../text.js';
 import {
@@ -61,16 +62,6 @@ export interface PolicyPreview {
    */
   unresolvedIndexes: number;
   uncertain: { count: number; bytes: number };
-}
-
-/** The manifest media types of an index (a multi-platform image): OCI's and Docker's. */
-export const INDEX_MEDIA_TYPES: readonly string[] = [
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-];
-
-export function isIndexMediaType(mediaType: string | undefined): boolean {
-  return mediaType !== undefined && INDEX_MEDIA_TYPES.includes(mediaType);
 }
 
 export function previewPolicy(

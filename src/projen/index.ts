@@ -13,6 +13,7 @@ export {
   type CachedDeployDeployOptions,
   type CachedDeployEcrOptions,
   type CachedDeployGithubOptions,
+  type CachedDeployGitlabOptions,
   type CachedDeployImageOptions,
   type CachedDeployOptions,
   type CachedDeployPathsOptions,

@@ -5,7 +5,6 @@
  * single `<project>.synth()` line. Anything else and it prints exactly what to add instead.
  * This module does not import projen: the CLI runs without it.
  */
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDocument } from 'yaml';
 import { CONFIG_FILE } from '../config/resolve.js';
@@ -32,8 +31,9 @@ export interface ProjenrcEdit {
 
 /** The projenrc of the repository at `dir`; throws when it is not managed by projen. */
 export function findProjenrc(dir: string): string {
+  const repo = new RepoFiles(dir);
   for (const name of [PROJENRC_TS, ...OTHER_PROJENRCS]) {
-    if (existsSync(join(dir, name))) return name;
+    if (repo.check(name) !== undefined) return name;
   }
   throw new CachedDeployError(
     'USAGE',
@@ -167,8 +167,9 @@ function nextSteps(dir: string, paths: string[]): string[] {
     '`npx projen`. It writes, and from then on owns:',
     ...paths.map((path) => `  ${path}`),
   ];
-  const leftovers = [CONFIG_FILE, '.cached-deploy/state.json'].filter((path) =>
-    existsSync(join(dir, path)),
+  const repo = new RepoFiles(dir);
+  const leftovers = [CONFIG_FILE, '.cached-deploy/state.json'].filter(
+    (path) => repo.check(path) !== undefined,
   );
   if (leftovers.length > 0) {
     steps.push(`${leftovers.join(' and ')} are not used with projen: delete them once it ran.`);

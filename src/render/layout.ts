@@ -1,3 +1,5 @@
+import { PRUNER_PACKAGE_SUFFIXES } from '../model/pruner.js';
+
 /**
  * Which paths a layout of cached-deploy.yml generates, as far as the plan needs to know without
  * rendering anything (no templates, no I/O: plan.ts stays pure).
@@ -44,9 +46,6 @@ const ECR_FILES = {
   ],
   optional: ['deploy-role-policy.json', 'deploy-role-trust-policy.json'],
 } as const;
-
-/** The pruner's npm project, beside the prune script: `<script stem>.package(-lock).json`. */
-export const PRUNER_PACKAGE_SUFFIXES = ['.package.json', '.package-lock.json'] as const;
 
 export const JSON_FILE_SETS: readonly JsonFileSet[] = [ECR_FILES_0_1, ECR_FILES];
 

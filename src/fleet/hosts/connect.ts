@@ -1,7 +1,7 @@
 import { CachedDeployError } from '../../errors.js';
+import { defaultPolicy, HostConnection, type HostPolicy } from '../../net/host-connection.js';
 import type { HostKind } from '../fleet-file.js';
 import type { CodeHost } from './host.js';
-import { defaultPolicy, HostConnection, type HostPolicy } from './http.js';
 import type { HostTarget } from './target.js';
 
 /**

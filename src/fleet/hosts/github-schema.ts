@@ -10,11 +10,11 @@ import {
   record,
   text,
   webUrl,
-} from './answers.js';
+} from '../../net/answers.js';
 import type { CheckStatus, PullRequest, ReviewStatus } from './host.js';
 
 /**
- * The parts of GitHub's REST answers the fleet uses, read defensively (see answers.ts): a pull
+ * The parts of GitHub's REST answers the fleet uses, read defensively (see net/answers.ts): a pull
  * request, its reviews, the combined commit status, check runs and a file's contents.
  */
 

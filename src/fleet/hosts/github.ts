@@ -1,7 +1,8 @@
 import type { Octokit } from '@octokit/rest';
 import { CachedDeployError, isCachedDeployError } from '../../errors.js';
+import { array, record } from '../../net/answers.js';
+import { type HostConnection, hostText } from '../../net/host-connection.js';
 import { GENERATOR_VERSION } from '../../version.js';
-import { array, record } from './answers.js';
 import {
   checkRunsStatus,
   combineChecks,
@@ -19,7 +20,6 @@ import {
   PullRequestExistsError,
   type PullRequestReview,
 } from './host.js';
-import { type HostConnection, hostText } from './http.js';
 
 /**
  * GitHub (github.com and GitHub Enterprise Server) through `@octokit/rest`, over the connection's

@@ -10,11 +10,11 @@ import {
   record,
   text,
   webUrl,
-} from './answers.js';
+} from '../../net/answers.js';
 import type { CheckStatus, PullRequest, ReviewStatus } from './host.js';
 
 /**
- * The parts of GitLab's REST answers the fleet uses, read defensively (see answers.ts): a merge
+ * The parts of GitLab's REST answers the fleet uses, read defensively (see net/answers.ts): a merge
  * request (with its assignees' ids, which updates need), its approvals, its head pipeline, users.
  */
 

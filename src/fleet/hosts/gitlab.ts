@@ -1,5 +1,6 @@
 import { CachedDeployError, isCachedDeployError } from '../../errors.js';
-import { gitbeakerConfig, HttpStatusError } from './gitbeaker.js';
+import { gitbeakerConfig, gitlabCallError, HttpStatusError } from '../../net/gitbeaker.js';
+import { type HostConnection, hostText } from '../../net/host-connection.js';
 import {
   approvalStatus,
   type MergeRequest,
@@ -17,7 +18,6 @@ import {
   PullRequestExistsError,
   type PullRequestReview,
 } from './host.js';
-import { type HostConnection, hostText } from './http.js';
 
 /**
  * GitLab (gitlab.com and self-managed) through `@gitbeaker/rest`'s resources, with a requester of
@@ -215,22 +215,11 @@ class GitLabHost implements CodeHost {
       if (error.status === 409 && /already exists/i.test(error.description)) {
         return new PullRequestExistsError(hostText(error.description, secrets));
       }
-      const hint =
-        error.status === 401
-          ? ' (the token is invalid or expired)'
-          : error.status === 403
-            ? ' (the token lacks the api scope, or the Developer role in the project)'
-            : '';
-      return new CachedDeployError(
-        'IO',
-        `${this.label}: ${action} failed: HTTP ${error.status} ${hostText(error.description, secrets)}${hint}`,
-      );
     }
-    const message = error instanceof Error ? error.message : String(error);
-    return new CachedDeployError(
-      'IO',
-      `${this.label}: ${action} failed: ${hostText(message, secrets)}`,
-    );
+    return gitlabCallError(this.connection, action, error, {
+      401: 'the token is invalid or expired',
+      403: 'the token lacks the api scope, or the Developer role in the project',
+    });
   }
 }
 

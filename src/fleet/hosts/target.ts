@@ -1,3 +1,11 @@
+import {
+  apiUrlOf,
+  GITHUB_API_URL,
+  GITLAB_API_URL,
+  knownCodeHost,
+  parseGitUrl,
+  projectFromPath,
+} from '../../code-hosts.js';
 import { CachedDeployError } from '../../errors.js';
 import { quoteForMessage } from '../../text.js';
 import type { FleetRepo, HostEntry, HostKind } from '../fleet-file.js';
@@ -19,52 +27,10 @@ export interface HostTarget {
   tokenEnv: string;
 }
 
-export const GITHUB_API_URL = 'https://api.github.com';
-export const GITLAB_API_URL = 'https://gitlab.com';
 export const DEFAULT_TOKEN_ENV: Record<HostKind, string> = {
   github: 'GITHUB_TOKEN',
   gitlab: 'GITLAB_TOKEN',
 };
-
-/** Hostname and path of a git URL: https://, ssh://, git:// or scp-like user@host:path. */
-export function parseGitUrl(url: string): { hostname: string; path: string } | undefined {
-  const scp = /^[\w.-]+@([\w.-]+):(?!\/\/)(.+)$/.exec(url);
-  if (scp) return { hostname: (scp[1] as string).toLowerCase(), path: scp[2] as string };
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return undefined;
-  }
-  if (!['https:', 'http:', 'ssh:', 'git:', 'git+ssh:'].includes(parsed.protocol)) return undefined;
-  if (parsed.hostname === '') return undefined;
-  return { hostname: parsed.hostname.toLowerCase(), path: decodeURIComponent(parsed.pathname) };
-}
-
-const PROJECT_PATH = /^(?:[A-Za-z0-9_][A-Za-z0-9_.-]*\/)+[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
-
-function projectFromPath(path: string): string | undefined {
-  const project = path
-    .replace(/^\/+/, '')
-    .replace(/\/+$/, '')
-    .replace(/\.git$/, '')
-    // GitLab web URLs: https://gitlab.com/group/name/-/tree/main
-    .replace(/\/-(?:\/.*)?$/, '');
-  return PROJECT_PATH.test(project) && !project.split('/').includes('..') ? project : undefined;
-}
-
-function knownHost(hostname: string): { kind: HostKind; apiUrl: string } | undefined {
-  if (hostname === 'github.com' || hostname === 'www.github.com') {
-    return { kind: 'github', apiUrl: GITHUB_API_URL };
-  }
-  if (hostname === 'gitlab.com' || hostname === 'www.gitlab.com') {
-    return { kind: 'gitlab', apiUrl: GITLAB_API_URL };
-  }
-  // The usual names of self-hosted instances; anything else must be named in the fleet file.
-  if (/^gitlab[.-]/.test(hostname)) return { kind: 'gitlab', apiUrl: `https://${hostname}` };
-  if (/^github[.-]/.test(hostname)) return { kind: 'github', apiUrl: `https://${hostname}/api/v3` };
-  return undefined;
-}
 
 /**
  * The target of `repo`, whose git URL is `gitUrl` (undefined for a local repository without an
@@ -77,7 +43,7 @@ export function resolveHostTarget(
 ): HostTarget {
   const parsed = gitUrl === undefined ? undefined : parseGitUrl(gitUrl);
   const entry = parsed ? hosts[parsed.hostname] : undefined;
-  const known = parsed ? knownHost(parsed.hostname) : undefined;
+  const known = parsed ? knownCodeHost(parsed.hostname) : undefined;
   const kind = repo.host ?? entry?.type ?? known?.kind;
   const where =
     gitUrl === undefined ? 'it has no origin remote' : `its url ${quoteForMessage(gitUrl)}`;
@@ -100,19 +66,11 @@ export function resolveHostTarget(
       `${quoteForMessage(project)} is not a GitHub repository (owner/name)`,
     );
   }
-  const sameKind = (candidate: { kind?: HostKind; type?: HostKind } | undefined) =>
-    (candidate?.kind ?? candidate?.type) === kind;
+  const sameKind = (candidate: HostEntry | undefined) => candidate?.type === kind;
   const apiUrl = (
     repo.apiUrl ??
     (sameKind(entry) ? entry?.apiUrl : undefined) ??
-    (sameKind(known) ? known?.apiUrl : undefined) ??
-    (parsed && parsed.hostname !== 'github.com' && parsed.hostname !== 'gitlab.com'
-      ? kind === 'github'
-        ? `https://${parsed.hostname}/api/v3`
-        : `https://${parsed.hostname}`
-      : kind === 'github'
-        ? GITHUB_API_URL
-        : GITLAB_API_URL)
+    (parsed ? apiUrlOf(kind, parsed.hostname) : kind === 'github' ? GITHUB_API_URL : GITLAB_API_URL)
   ).replace(/\/+$/, '');
   return {
     kind,

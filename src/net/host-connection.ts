@@ -1,10 +1,19 @@
-import { CachedDeployError, isCachedDeployError } from '../../errors.js';
-import { printable } from '../../text.js';
-import type { HostKind } from '../fleet-file.js';
+import { CachedDeployError } from '../errors.js';
+import { printable } from '../text.js';
+import {
+  createHttpClient,
+  type HttpClient,
+  HttpError,
+  type HttpRequest,
+  type HttpResponse,
+} from './bounded-fetch.js';
 
 /**
- * The transport under both clients (octokit's `request.fetch`, gitbeaker's `requesterFn`): every
- * call to a host goes through `HostConnection.fetch`, which
+ * The transport to the code hosts' APIs (GitHub, GitLab) under both clients (octokit's
+ * `request.fetch`, gitbeaker's `requesterFn`), shared by the fleet's pull requests
+ * (fleet/hosts/), `apply`'s GitLab schedule and `doctor --reseed` on GitLab (gitlab-api/). Every
+ * call goes through `HostConnection.fetch`, which sends it through bounded-fetch.ts (size cap,
+ * deadline, redirects that never carry the token to another origin) and
  *
  * - waits while the host said it is rate limited, for everyone talking to that host (a secondary
  *   limit or an exhausted primary limit is per account, not per request);
@@ -16,11 +25,14 @@ import type { HostKind } from '../fleet-file.js';
  *   times and never longer than `maxWaitMs` at once: a longer wait fails the repository at once,
  *   naming when to rerun (`--only-failed`);
  * - retries a GET that failed in transit or with 502/503/504 (1 s, then doubling);
- * - gives each attempt `requestTimeoutMs` (a host that never answers fails the repository);
- * - reads at most `maxResponseBytes` of an answer.
+ * - gives each attempt `requestTimeoutMs` (a host that never answers fails the repository) and
+ *   reads at most `maxResponseBytes` of an answer.
  *
  * The facts and their sources are in docs/pull-requests.md.
  */
+
+/** The code hosts the tool talks to. */
+export type HostKind = 'github' | 'gitlab';
 
 export interface HostPolicy {
   /** Retries of one request after a rate limit or a transient failure. */
@@ -160,75 +172,77 @@ export class HostConnection {
   private pauseReason = '';
   private writeQueue: Promise<void> = Promise.resolve();
   private lastWrite = Number.NEGATIVE_INFINITY;
-
   constructor(
     readonly kind: HostKind,
     readonly label: string,
     readonly policy: HostPolicy,
     /** The token and anything else no message may show. */
     readonly secrets: readonly string[],
+    /**
+     * The bounded client every attempt goes through. Default: each attempt its own deadline and no
+     * overall one (a fleet runs as long as its repositories take); a command with a deadline for
+     * the whole run (doctor) passes its own.
+     */
+    private readonly http: HttpClient = createHttpClient({
+      requestMs: policy.requestTimeoutMs,
+      totalMs: Number.POSITIVE_INFINITY,
+    }),
   ) {}
 
-  readonly fetch = async (input: string | URL | Request, init: RequestInit = {}) => {
+  readonly fetch = async (
+    input: string | URL | Request,
+    init: RequestInit = {},
+  ): Promise<Response> => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-    const method = (init.method ?? 'GET').toUpperCase();
-    const what = `${method} ${pathOf(url)}`;
+    const method = (init.method ?? 'GET').toUpperCase() as Method;
+    const what = `${this.label}: ${method} ${pathOf(url)}`;
+    const read = method === 'GET' || method === 'HEAD';
     for (let attempt = 0; ; attempt++) {
       await this.waitForPause(what);
       if (WRITE_METHODS.has(method)) await this.writeSlot();
-      let response: Response;
-      let body: Uint8Array | undefined;
-      // Each attempt its own deadline; the caller's signal still cancels.
-      const timeout = AbortSignal.timeout(this.policy.requestTimeoutMs);
-      const signal =
-        init.signal && typeof AbortSignal.any === 'function'
-          ? AbortSignal.any([init.signal, timeout])
-          : timeout;
+      let response: HttpResponse;
       try {
-        response = await fetch(url, { ...init, signal });
-        body = await this.readBounded(response, what);
+        response = await this.http.request(url, {
+          method,
+          headers: headerRecord(init.headers),
+          ...(init.body === undefined || init.body === null ? {} : { body: bodyText(init.body) }),
+          maxBytes: this.policy.maxResponseBytes,
+          what,
+          ...(init.signal ? { signal: init.signal } : {}),
+        });
       } catch (error) {
-        if (isCachedDeployError(error)) throw error;
-        if ((method === 'GET' || method === 'HEAD') && attempt < this.policy.maxRetries) {
+        if (
+          error instanceof HttpError &&
+          error.transient &&
+          read &&
+          attempt < this.policy.maxRetries
+        ) {
           await this.policy.sleep(1000 * 2 ** attempt);
           continue;
         }
-        if (timeout.aborted) {
-          throw new CachedDeployError(
-            'IO',
-            `${this.label}: ${what}: no answer within ${duration(this.policy.requestTimeoutMs)}`,
-          );
-        }
-        const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-        throw new CachedDeployError(
-          'IO',
-          `${this.label}: ${what}: cannot reach ${new URL(url).origin}: ${hostText(cause?.code ?? cause?.message ?? (error as Error).message, this.secrets)}`,
-        );
+        throw error;
       }
       const now = this.policy.now();
-      const text = body ? new TextDecoder().decode(body.subarray(0, 4096)) : '';
+      const body = response.body;
+      const text = new TextDecoder().decode(body.subarray(0, 4096));
       const wait = rateLimitWait(this.kind, response.status, response.headers, text, attempt, now);
       if (wait) {
         this.pause(now + wait.ms, wait.reason);
         if (wait.ms > this.policy.maxWaitMs) {
           throw new CachedDeployError(
             'IO',
-            `${this.label}: ${what}: ${wait.reason}, the host asks to wait ${Math.ceil(wait.ms / 1000)} s (until ${new Date(now + wait.ms).toISOString()}), more than the ${Math.round(this.policy.maxWaitMs / 1000)} s a run waits: ${this.policy.rerunHint} after then`,
+            `${what}: ${wait.reason}, the host asks to wait ${Math.ceil(wait.ms / 1000)} s (until ${new Date(now + wait.ms).toISOString()}), more than the ${Math.round(this.policy.maxWaitMs / 1000)} s a run waits: ${this.policy.rerunHint} after then`,
           );
         }
         if (attempt >= this.policy.maxRetries) {
           throw new CachedDeployError(
             'IO',
-            `${this.label}: ${what}: still rate limited (${wait.reason}) after ${attempt + 1} attempts: ${this.policy.rerunHint} later`,
+            `${what}: still rate limited (${wait.reason}) after ${attempt + 1} attempts: ${this.policy.rerunHint} later`,
           );
         }
         continue;
       }
-      if (
-        TRANSIENT.has(response.status) &&
-        (method === 'GET' || method === 'HEAD') &&
-        attempt < this.policy.maxRetries
-      ) {
+      if (TRANSIENT.has(response.status) && read && attempt < this.policy.maxRetries) {
         await this.policy.sleep(1000 * 2 ** attempt);
         continue;
       }
@@ -236,11 +250,14 @@ export class HostConnection {
       if (exhausted !== undefined) this.pause(exhausted, 'primary rate limit');
       // A fresh Response over the bytes read: 204/205/304 carry no body.
       const empty = response.status === 204 || response.status === 205 || response.status === 304;
-      return new Response(empty || !body ? null : (body as unknown as ArrayBuffer), {
-        status: response.status,
-        statusText: response.statusText,
-        headers: response.headers,
-      });
+      return new Response(
+        empty || body.byteLength === 0 ? null : (body as unknown as ArrayBuffer),
+        {
+          status: response.status,
+          statusText: response.statusText,
+          headers: response.headers,
+        },
+      );
     }
   };
 
@@ -257,7 +274,7 @@ export class HostConnection {
     if (wait > this.policy.maxWaitMs) {
       throw new CachedDeployError(
         'IO',
-        `${this.label}: ${what}: not sent: ${this.pauseReason} until ${new Date(this.pausedUntil).toISOString()}, more than the ${Math.round(this.policy.maxWaitMs / 1000)} s a run waits: ${this.policy.rerunHint} after then`,
+        `${what}: not sent: ${this.pauseReason} until ${new Date(this.pausedUntil).toISOString()}, more than the ${Math.round(this.policy.maxWaitMs / 1000)} s a run waits: ${this.policy.rerunHint} after then`,
       );
     }
     await this.policy.sleep(wait);
@@ -275,39 +292,24 @@ export class HostConnection {
     this.writeQueue = slot.catch(() => {});
     return slot;
   }
-
-  private async readBounded(response: Response, what: string): Promise<Uint8Array | undefined> {
-    if (!response.body) return undefined;
-    const limit = this.policy.maxResponseBytes;
-    const declared = Number(response.headers.get('content-length'));
-    const tooLarge = () =>
-      new CachedDeployError(
-        'IO',
-        `${this.label}: ${what}: the answer is larger than ${limit} bytes; not read`,
-      );
-    if (Number.isFinite(declared) && declared > limit) {
-      await response.body.cancel();
-      throw tooLarge();
-    }
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    const reader = response.body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > limit) {
-        await reader.cancel();
-        throw tooLarge();
-      }
-      chunks.push(value);
-    }
-    return Buffer.concat(chunks);
-  }
 }
 
-function duration(ms: number): string {
-  return ms < 1000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`;
+type Method = NonNullable<HttpRequest['method']>;
+
+/** A request's headers as bounded-fetch takes them: a record with lower-case names. */
+function headerRecord(headers: RequestInit['headers']): Record<string, string> {
+  const record: Record<string, string> = {};
+  new Headers(headers ?? {}).forEach((value, name) => {
+    record[name] = value;
+  });
+  return record;
+}
+
+/** Both clients send JSON or form text; anything else is not a request of ours. */
+function bodyText(body: NonNullable<RequestInit['body']>): string {
+  if (typeof body === 'string') return body;
+  if (body instanceof URLSearchParams) return body.toString();
+  throw new CachedDeployError('IO', 'a request to a code host with a body that is not text');
 }
 
 /** The path of a request URL, for messages (the query may hold a branch name; kept short). */

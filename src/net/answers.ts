@@ -1,5 +1,5 @@
-import { CachedDeployError } from '../../errors.js';
-import { printable } from '../../text.js';
+import { CachedDeployError } from '../errors.js';
+import { printable } from '../text.js';
 
 /**
  * Reading an API's JSON answer without trusting it: each reader takes the value and where it was

@@ -1,12 +1,14 @@
+import { CachedDeployError, isCachedDeployError } from '../errors.js';
 import { record } from './answers.js';
-import type { HostConnection } from './http.js';
+import { type HostConnection, hostText } from './host-connection.js';
 
 /**
- * `@gitbeaker/rest` over a HostConnection (http.ts): a requester of our own (`requesterFn`, a
- * documented option), because gitbeaker's default retries a 429 ten times within a quarter of a
- * second and ignores Retry-After. Every call goes through the connection's fetch: bounded answers,
- * deadlines, the host's rate limits, secrets out of messages. Used by the fleet's merge requests
- * and by the GitLab calls of `apply` and `doctor` (src/gitlab-api/).
+ * `@gitbeaker/rest` over a HostConnection (host-connection.ts): a requester of our own
+ * (`requesterFn`, a documented option), because gitbeaker's default retries a 429 ten times within
+ * a quarter of a second and ignores Retry-After. Every call goes through the connection's fetch:
+ * bounded answers, deadlines, the host's rate limits, secrets out of messages. Used by the fleet's
+ * merge requests (fleet/hosts/gitlab.ts) and by the GitLab calls of `apply` and `doctor`
+ * (gitlab-api/).
  */
 
 /** A non-2xx answer, as our requester reports it. */
@@ -17,6 +19,32 @@ export class HttpStatusError extends Error {
   ) {
     super(description);
   }
+}
+
+/** What to tell the user about an HTTP status a call answered (401: the token is invalid...). */
+export type StatusHints = Partial<Record<number, string>>;
+
+/**
+ * A failed gitbeaker call as one line: the instance, what was being done, the status and the
+ * host's own words (secrets out, escaped, cut), and a hint for the status when there is one.
+ */
+export function gitlabCallError(
+  connection: Pick<HostConnection, 'label' | 'secrets'>,
+  action: string,
+  error: unknown,
+  hints: StatusHints = {},
+): CachedDeployError {
+  if (isCachedDeployError(error)) return error;
+  const where = `${connection.label}: ${action} failed`;
+  if (error instanceof HttpStatusError) {
+    const hint = hints[error.status];
+    return new CachedDeployError(
+      'IO',
+      `${where}: HTTP ${error.status} ${hostText(error.description, connection.secrets)}${hint ? ` (${hint})` : ''}`,
+    );
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new CachedDeployError('IO', `${where}: ${hostText(message, connection.secrets)}`);
 }
 
 /** The options every gitbeaker resource is constructed with. */
@@ -80,7 +108,7 @@ export async function gitbeakerConfig(options: {
       };
     },
   );
-  // Without gitbeaker's own client-side rate limiters (the host's answers decide; see http.ts).
+  // Without gitbeaker's own client-side rate limiters (the host's answers decide).
   return {
     host: options.apiUrl,
     token: options.token,
