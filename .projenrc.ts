@@ -160,6 +160,9 @@ project.package.addField('typesVersions', { '*': { projen: ['lib/projen/index.d.
 // Only the projen component needs projen, and its users have it: CLI users never install it.
 project.addPeerDeps('projen@>=0.103.25 <1');
 project.package.addField('peerDependenciesMeta', { projen: { optional: true } });
+// @octokit/request 10.0.15+ takes content-type 3, which declares Node >= 22 (EBADENGINE on every
+// install on Node 20); 10.0.14 used content-type 2 (Node >= 18) with the same parse() API.
+project.package.addField('overrides', { 'content-type': '^2.1.0' });
 
 // `npm test` runs everything CI runs: lint + format check, typecheck + build, then every test.
 project.testTask.reset();
