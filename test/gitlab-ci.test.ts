@@ -781,28 +781,30 @@ describe.each(fixtures.map((fixture) => [fixture.label, fixture] as const))(
           image.name,
         ]);
       }
-      expect(calls).toHaveLength(byRepository.size);
-      calls.forEach((call, index) => {
-        const [repository, images] = [...byRepository][index] as [string, string[]];
-        expect(call.args).toEqual([
-          expect.stringMatching(/\/prune-ecr-cache\.mjs$/),
-          'sweep-branches',
+      // One pruner run for every branch-cache repository, each followed by its images.
+      expect(calls).toHaveLength(1);
+      const [call] = calls;
+      expect(call?.args).toEqual([
+        expect.stringMatching(/\/prune-ecr-cache\.mjs$/),
+        'sweep-branches',
+        ...[...byRepository].flatMap(([repository, images]) => [
           '--repository',
           repository,
           ...images.flatMap((image) => ['--image', image]),
-          '--branches-file',
-          expect.any(String),
-          // The pruner refuses a listing without the main branch: nothing is swept then.
-          '--main-branch',
-          config.mainBranch,
-          '--grace-hours',
-          String(config.prune.graceHours),
-        ]);
-        // One raw branch name a line, read from the real remote with git ls-remote.
-        expect((call.env.STANDIN_BRANCHES_FILE ?? '').split('\n').filter(Boolean).sort()).toEqual(
-          [...BRANCHES_ON_REMOTE].sort(),
-        );
-      });
+        ]),
+        '--branches-file',
+        expect.any(String),
+        // The pruner refuses a listing without the main branch: nothing is swept then.
+        '--main-branch',
+        config.mainBranch,
+        '--grace-hours',
+        String(config.prune.graceHours),
+        ...(config.prune.failOnError ? ['--fail-on-error'] : []),
+      ]);
+      // One raw branch name a line, read from the real remote with git ls-remote.
+      expect((call?.env.STANDIN_BRANCHES_FILE ?? '').split('\n').filter(Boolean).sort()).toEqual(
+        [...BRANCHES_ON_REMOTE].sort(),
+      );
     });
 
     // Defined for the fixtures with images built per platform only (no skipped tests).

@@ -18,7 +18,7 @@ import {
   gitlabRunnerTags,
   hasPlatformLegs,
 } from './platforms.js';
-import { pruneFlags, prunerCommand, prunerPaths } from './pruner.js';
+import { pruneFlags, prunerCommand, prunerPaths, sweepBranchesCommand } from './pruner.js';
 import { ciRole, gitlabOf, type RoleKind, roleForWork, type Work } from './roles.js';
 import {
   imageTagCheckLines,
@@ -844,13 +844,6 @@ const installCliScript = (version: string) =>
  * line, then the pruner's `sweep-branches` per branch-cache repository, with the branch role.
  */
 function sweepJob(config: ResolvedConfig): GitlabJob {
-  const byRepository = new Map<string, string[]>();
-  for (const image of config.images) {
-    byRepository.set(image.branchCacheRepository, [
-      ...(byRepository.get(image.branchCacheRepository) ?? []),
-      image.name,
-    ]);
-  }
   const branches = '"$CACHED_DEPLOY_TMP/branches"';
   return {
     stage: STAGES.cleanup,
@@ -874,16 +867,7 @@ function sweepJob(config: ResolvedConfig): GitlabJob {
         `grep -qxF "$${MAIN_BRANCH_VARIABLE}" ${branches} || { echo "ERROR: the branch list has no $${MAIN_BRANCH_VARIABLE}" >&2; exit 1; }`,
         ...installPrunerScript(config),
         ...assumeRoleScript(config, '"$CACHED_DEPLOY_BRANCH_ROLE"'),
-        ...[...byRepository].map(([repository, images]) =>
-          [
-            `${PRUNER} sweep-branches`,
-            `--repository ${repository}`,
-            ...images.map((name) => `--image ${name}`),
-            `--branches-file ${branches}`,
-            `--main-branch "$${MAIN_BRANCH_VARIABLE}"`,
-            `--grace-hours ${config.prune.graceHours}`,
-          ].join(' \\\n  '),
-        ),
+        sweepBranchesCommand(config, PRUNER, branches, `"$${MAIN_BRANCH_VARIABLE}"`),
       ]),
     ],
   };

@@ -58,3 +58,34 @@ export function pruneFlags(config: ResolvedConfig): string[] {
     ...(config.prune.failOnError ? ['--fail-on-error'] : []),
   ];
 }
+
+/**
+ * `sweep-branches` over every branch-cache repository, each with the images whose branch caches
+ * it holds, the same on every CI: the branches file and the main branch come as shell words from
+ * the job (`--main-branch` makes the pruner refuse a listing without it). Repository and image
+ * names are validated names ([a-z0-9._/-]), safe in a shell word.
+ */
+export function sweepBranchesCommand(
+  config: ResolvedConfig,
+  program: string,
+  branchesFile: string,
+  mainBranch: string,
+): string {
+  const imagesOf = new Map<string, string[]>();
+  for (const image of config.images) {
+    imagesOf.set(image.branchCacheRepository, [
+      ...(imagesOf.get(image.branchCacheRepository) ?? []),
+      image.name,
+    ]);
+  }
+  const targets = [...imagesOf].map(([repository, names]) =>
+    [`--repository ${repository}`, ...names.map((name) => `--image ${name}`)].join(' '),
+  );
+  return [
+    `${program} sweep-branches`,
+    ...targets,
+    `--branches-file ${branchesFile}`,
+    `--main-branch ${mainBranch}`,
+    ...pruneFlags(config),
+  ].join(' \\\n  ');
+}

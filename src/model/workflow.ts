@@ -18,7 +18,7 @@ import {
   githubRunner,
   hasPlatformLegs,
 } from './platforms.js';
-import { pruneFlags, prunerCommand, prunerPaths } from './pruner.js';
+import { pruneFlags, prunerCommand, prunerPaths, sweepBranchesCommand } from './pruner.js';
 import { ciRole, type RoleKind, roleForWork, type Work } from './roles.js';
 
 /**
@@ -1014,7 +1014,7 @@ function sweepBranchCachesJob(config: ResolvedConfig): Job {
       {
         name: 'Delete the cache tags of branches that no longer exist',
         env: { MAIN_BRANCH: config.mainBranch },
-        run: sweepBranchesCommand(config),
+        run: sweepBranchesCommand(config, PRUNER, `"${BRANCHES_FILE}"`, '"$MAIN_BRANCH"'),
       },
     ],
   };
@@ -1034,28 +1034,3 @@ export const LIST_BRANCHES_SCRIPT = [
   `gh api --paginate "repos/$GITHUB_REPOSITORY/branches?per_page=100" --jq '.[].name' >"${BRANCHES_FILE}"`,
   `echo "$(wc -l <"${BRANCHES_FILE}") branches exist"`,
 ].join('\n');
-
-/**
- * `sweep-branches` over every branch-cache repository, each with the images whose branch caches
- * it holds. Repository and image names are validated names ([a-z0-9._/-]); the main branch comes
- * through env.
- */
-function sweepBranchesCommand(config: ResolvedConfig): string {
-  const imagesOf = new Map<string, string[]>();
-  for (const image of config.images) {
-    imagesOf.set(image.branchCacheRepository, [
-      ...(imagesOf.get(image.branchCacheRepository) ?? []),
-      image.name,
-    ]);
-  }
-  const targets = [...imagesOf].map(([repository, names]) =>
-    [`--repository ${repository}`, ...names.map((name) => `--image ${name}`)].join(' '),
-  );
-  return [
-    `${PRUNER} sweep-branches`,
-    ...targets,
-    `--branches-file "${BRANCHES_FILE}"`,
-    '--main-branch "$MAIN_BRANCH"',
-    ...pruneFlags(config),
-  ].join(' \\\n  ');
-}
